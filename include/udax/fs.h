@@ -1,0 +1,170 @@
+// udax/fs.h — the public filesystem API of libudax.
+//
+// Thread safety: a Filesystem may be used from many threads at once; metadata
+// operations are serialised internally by one reader/writer lock (readers:
+// lookups, reads; writer: every transaction). A File handle may be shared
+// between threads for Pread/Pwrite; Read/Write (which move the file position)
+// need external synchronisation per handle.
+//
+// Durability contract (see docs/ARCHITECTURE.md):
+//  * every namespace/metadata operation is durable when it returns (its
+//    journal transaction has committed);
+//  * Pwrite/Write data is durable when the call returns (data reaches the
+//    device through non-temporal stores + fence before the call returns; a
+//    size change or block allocation commits in the same call);
+//  * atime/mtime/ctime updates caused by plain overwrites are "lazy": they are
+//    persisted with the next transaction touching the inode, by Fsync, or at
+//    unmount. Fsync/Fdatasync therefore cost nothing when there is no lazy state.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "udax/status.h"
+
+namespace udax {
+
+class Filesystem;
+class FsImpl;
+class Inode;
+
+inline constexpr uint32_t kBlockSize = 4096;
+inline constexpr uint64_t kMaxFileSize = 1ULL << 46;  // 64 TiB
+inline constexpr size_t kMaxNameLen = 255;
+inline constexpr size_t kMaxPathLen = 4096;
+
+struct Timespec {
+  int64_t sec = 0;
+  uint32_t nsec = 0;
+  bool operator==(const Timespec&) const = default;
+};
+
+struct Stat {
+  uint64_t ino = 0;
+  uint32_t mode = 0;  // S_IFMT | permission bits
+  uint32_t nlink = 0;
+  uint32_t uid = 0, gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units, as st_blocks
+  uint32_t blksize = kBlockSize;
+  Timespec atime, mtime, ctime, btime;
+};
+
+struct StatFs {
+  uint64_t block_size = kBlockSize;
+  uint64_t total_blocks = 0;
+  uint64_t free_blocks = 0;
+  uint64_t total_inodes = 0;  // an upper bound (inode numbers are 64-bit)
+  uint64_t used_inodes = 0;
+  uint64_t max_name_len = kMaxNameLen;
+};
+
+struct DirEntry {
+  std::string name;
+  uint64_t ino = 0;
+  uint32_t type = 0;  // S_IFMT bits of the target
+};
+
+// One mapped extent of a file, in bytes.
+struct FileExtent {
+  uint64_t file_offset = 0;
+  uint64_t device_offset = 0;
+  uint64_t length = 0;
+  uint32_t flags = 0;  // kExtentShared, ...
+};
+inline constexpr uint32_t kExtentShared = 1;
+
+struct MkfsOptions {
+  uint64_t size = 0;        // bytes; 0 = keep the size of an existing file
+  bool force = false;       // overwrite an existing udax filesystem
+  uint32_t log_blocks = 0;  // 0 = chosen from the size
+};
+
+struct MountOptions {
+  bool read_only = false;
+};
+
+// Open flags: the POSIX O_* values (O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL,
+// O_TRUNC, O_APPEND, O_NOFOLLOW, O_DIRECTORY).
+class File {
+ public:
+  File() = default;
+  File(File&&) noexcept;
+  File& operator=(File&&) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+
+  bool is_open() const { return inode_ != nullptr; }
+  uint64_t ino() const;
+
+  Result<size_t> Pread(void* buf, size_t len, uint64_t off);
+  Result<size_t> Pwrite(const void* buf, size_t len, uint64_t off);
+  Result<size_t> Read(void* buf, size_t len);
+  Result<size_t> Write(const void* buf, size_t len);
+  Result<uint64_t> Seek(uint64_t pos);
+
+  Status Truncate(uint64_t len);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
+  // FALLOC_FL_ZERO_RANGE (optionally | FALLOC_FL_KEEP_SIZE).
+  Status Fallocate(int mode, uint64_t off, uint64_t len);
+  Status Fsync();
+  Status Fdatasync();
+  Result<Stat> GetStat();
+  Result<std::vector<FileExtent>> Fiemap();
+  Status Close();
+
+ private:
+  friend class FsImpl;
+  File(FsImpl* fs, std::shared_ptr<Inode> inode, int flags);
+  FsImpl* fs_ = nullptr;
+  std::shared_ptr<Inode> inode_;
+  int flags_ = 0;
+  uint64_t pos_ = 0;
+};
+
+class Filesystem {
+ public:
+  // Creates a filesystem on DEVICE (a regular file is created/sized).
+  static Status Mkfs(const std::string& device, const MkfsOptions& opts);
+  // Opens the device exclusively, replays the journal, reclaims orphans.
+  static Result<std::unique_ptr<Filesystem>> Mount(const std::string& device,
+                                                   const MountOptions& opts = {});
+  ~Filesystem();  // unmounts if still mounted
+
+  // Clean unmount: writes lazy state, releases the device.
+  Status Unmount();
+  // Test hook: a power cut — drops the device without writing anything more.
+  void CrashForTesting();
+
+  Result<File> Open(const std::string& path, int flags, uint32_t mode = 0644);
+  Status Mkdir(const std::string& path, uint32_t mode = 0755);
+  Status Rmdir(const std::string& path);
+  Status Unlink(const std::string& path);
+  Status Rename(const std::string& from, const std::string& to);
+  Status Link(const std::string& existing, const std::string& new_path);
+  Status Symlink(const std::string& target, const std::string& path);
+  Result<std::string> Readlink(const std::string& path);
+  Result<Stat> GetStat(const std::string& path);   // follows a final symlink
+  Result<Stat> GetLstat(const std::string& path);  // does not
+  Status Chmod(const std::string& path, uint32_t mode);
+  Status Chown(const std::string& path, uint32_t uid, uint32_t gid);
+  Status Utimens(const std::string& path, Timespec atime, Timespec mtime);
+  Status Truncate(const std::string& path, uint64_t len);
+  Result<std::vector<DirEntry>> ReadDir(const std::string& path);
+  Result<StatFs> GetStatFs();
+  Status Sync();
+
+  FsImpl* impl() { return impl_.get(); }
+
+ private:
+  explicit Filesystem(std::unique_ptr<FsImpl> impl);
+  std::unique_ptr<FsImpl> impl_;
+};
+
+}  // namespace udax

@@ -1,0 +1,149 @@
+// device/pmem_device.h — PmemDevice: the only code that touches device memory
+// directly and the only code that knows libpmem2.
+//
+// Owns: the mapping of the whole device (a regular file emulating pmem, a
+// memfd, or a devdax character device, all through libpmem2), persistence
+// (flush / drain / non-temporal copies), bounds-checked access, the exclusive
+// lock (flock) that keeps a second process away, the lifecycle
+// Live -> Dying -> Dead with cheap references, and the single holder that is
+// told about failures.
+//
+// Invariants:
+//  * every access is bounds-checked: callers name (offset, length) and get a
+//    span only when it lies inside the device;
+//  * after Kill() no new reference can be taken (ENODEV);
+//  * a PersistObserver, when installed, sees every flush and every drain in
+//    program order (the crash-recording test device uses it).
+// Thread safety: all methods may be called concurrently; data races on device
+// bytes are the callers' business (the filesystem's locks).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "udax/status.h"
+
+struct pmem2_map;
+
+namespace udax {
+
+// Sees every flush and fence, in order (crash testing).
+class PersistObserver {
+ public:
+  virtual ~PersistObserver() = default;
+  virtual void OnFlush(uint64_t off, uint64_t len) = 0;
+  virtual void OnDrain() = 0;
+};
+
+// The one holder of a device (the filesystem), told about failures.
+enum class FailureFlags : uint32_t { kPreRemove = 1, kMemoryFailure = 2 };
+class DeviceHolder {
+ public:
+  virtual ~DeviceHolder() = default;
+  virtual void NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) = 0;
+};
+
+enum class DeviceState { kLive, kDying, kDead };
+
+struct DeviceOptions {
+  bool create = false;     // create the file if missing
+  uint64_t size = 0;       // when non-zero: size (or resize) a regular file
+  bool exclusive = true;   // take the flock; fail with EBUSY when held
+};
+
+class PmemDevice;
+
+// A held reference: the device cannot finish dying while one exists.
+class DeviceRef {
+ public:
+  DeviceRef() = default;
+  explicit DeviceRef(PmemDevice* dev) : dev_(dev) {}
+  DeviceRef(DeviceRef&& o) noexcept : dev_(o.dev_) { o.dev_ = nullptr; }
+  DeviceRef& operator=(DeviceRef&& o) noexcept;
+  DeviceRef(const DeviceRef&) = delete;
+  DeviceRef& operator=(const DeviceRef&) = delete;
+  ~DeviceRef() { Release(); }
+  void Release();
+  explicit operator bool() const { return dev_ != nullptr; }
+
+ private:
+  PmemDevice* dev_ = nullptr;
+};
+
+class PmemDevice {
+ public:
+  static Result<std::unique_ptr<PmemDevice>> Open(const std::string& path,
+                                                  const DeviceOptions& opts);
+  ~PmemDevice();
+  PmemDevice(const PmemDevice&) = delete;
+  PmemDevice& operator=(const PmemDevice&) = delete;
+
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+  // Checked access: the span [off, off+len) of device memory, or EIO/EFAULT
+  // style error when it is outside the device or the device is dead.
+  Result<std::span<uint8_t>> Range(uint64_t off, uint64_t len);
+  bool Contains(uint64_t off, uint64_t len) const {
+    return off <= size_ && len <= size_ - off;
+  }
+  // Fast checked block access for metadata readers (nullptr when out of range).
+  uint8_t* BlockPtr(uint64_t bno, uint32_t block_size) {
+    uint64_t off = bno * block_size;
+    return (bno < size_ / block_size) ? base_ + off : nullptr;
+  }
+
+  // Persistence. *NoDrain variants leave the data pending until Drain().
+  Status CopyIn(uint64_t off, const void* src, uint64_t len, bool drain);
+  Status CopyOut(void* dst, uint64_t off, uint64_t len);
+  Status Fill(uint64_t off, int byte, uint64_t len, bool drain);
+  Status Flush(uint64_t off, uint64_t len);
+  void Drain();
+  Status Persist(uint64_t off, uint64_t len) {
+    RETURN_IF_ERROR(Flush(off, len));
+    Drain();
+    return Status::Ok();
+  }
+  uint64_t fence_count() const { return fences_.load(std::memory_order_relaxed); }
+
+  void SetPersistObserver(PersistObserver* obs) { observer_ = obs; }
+
+  // Lifecycle.
+  DeviceState state() const { return state_.load(std::memory_order_acquire); }
+  // Takes a reference, or ENODEV once the device is dying.
+  Result<DeviceRef> TryRef();
+  // Live -> Dying: new references fail from this instant.
+  void Kill();
+
+  // Holder.
+  Status SetHolder(DeviceHolder* holder);
+  void ClearHolder(DeviceHolder* holder);
+  DeviceHolder* holder() const { return holder_; }
+
+ private:
+  friend class DeviceRef;
+  PmemDevice() = default;
+  void PutRef() { refs_.fetch_sub(1, std::memory_order_acq_rel); }
+
+  std::string path_;
+  int fd_ = -1;
+  pmem2_map* map_ = nullptr;
+  uint8_t* base_ = nullptr;
+  uint64_t size_ = 0;
+  void (*flush_)(const void*, size_t) = nullptr;
+  void (*drain_)(void) = nullptr;
+  void* (*memcpy_)(void*, const void*, size_t, unsigned) = nullptr;
+  void* (*memset_)(void*, int, size_t, unsigned) = nullptr;
+  std::atomic<uint64_t> fences_{0};
+  PersistObserver* observer_ = nullptr;
+  std::atomic<DeviceState> state_{DeviceState::kLive};
+  std::atomic<int64_t> refs_{0};
+  std::mutex holder_mu_;
+  DeviceHolder* holder_ = nullptr;
+};
+
+}  // namespace udax
