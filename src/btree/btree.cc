@@ -1,0 +1,550 @@
+// btree/btree.cc — the B+tree engine (see btree.h): descent with a recorded
+// path, lookups and scans that step between leaves through that path (there
+// are no sibling pointers), insert with split-on-the-way-up, delete with
+// freeing of empty nodes and root collapse, and the fsck node visitor.
+//
+// Layout of a node block: media::BtreeNodeHeader, then nrecs packed items of
+// `stride` bytes starting at sizeof(BtreeNodeHeader): records (leaf) or
+// {key (key_words u64), child u64} entries (interior). All item access goes
+// through memcpy so that no unaligned u64 is ever dereferenced.
+#include "btree/btree.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+namespace udax {
+namespace {
+
+using media::BtreeNodeHeader;
+using media::kBlockSize;
+
+constexpr uint32_t kMaxDepth = 16;    // levels of the deepest tree we accept
+constexpr uint32_t kMaxKeyWords = 4;  // largest key any shape may have
+constexpr size_t kHdr = sizeof(BtreeNodeHeader);
+
+using Key = std::array<uint64_t, kMaxKeyWords>;
+
+// One step of a root-to-leaf path: the node and the item chosen in it (the
+// child index at interior nodes, the record position at the leaf).
+struct PathEnt {
+  uint64_t bno;
+  int32_t idx;
+};
+
+struct Path {
+  uint32_t depth = 0;  // == root levels; the leaf is ent[depth - 1]
+  PathEnt ent[kMaxDepth];
+};
+
+const BtreeNodeHeader& Header(const uint8_t* node) {
+  return *reinterpret_cast<const BtreeNodeHeader*>(node);
+}
+BtreeNodeHeader& Header(uint8_t* node) { return *reinterpret_cast<BtreeNodeHeader*>(node); }
+
+Status Corrupt(uint64_t bno, const std::string& what) {
+  return Errno(EUCLEAN, "metadata corruption in block " + std::to_string(bno) + ": " + what);
+}
+
+}  // namespace
+
+namespace {
+
+// The engine proper, built over a Btree's members for one call (keeps the
+// public header free of implementation detail).
+class Engine {
+ public:
+  Engine(Transaction* tx, const media::TreeShape& shape, media::BtreeRoot* root, uint64_t owner,
+         NodeAllocator* alloc, bool* root_changed)
+      : tx_(tx),
+        root_(root),
+        owner_(owner),
+        alloc_(alloc),
+        root_changed_(root_changed),
+        shape_(shape),
+        kw_(shape_.key_words),
+        estride_(kw_ * 8 + 8),
+        leaf_cap_(media::LeafCapacity(shape_)),
+        node_cap_(media::NodeCapacity(shape_)) {}
+
+  Status CheckShape() const {
+    if (kw_ == 0 || kw_ > kMaxKeyWords || shape_.rec_size < kw_ * 8)
+      return Errno(EINVAL, std::string("btree shape ") + shape_.name + " is not supported");
+    return Status::Ok();
+  }
+
+  Status CheckRoot() const {
+    const media::BtreeRoot& r = *root_;
+    if ((r.block == 0) != (r.levels == 0) || r.levels > kMaxDepth)
+      return Errno(EUCLEAN, std::string("metadata corruption: bad ") + shape_.name +
+                                " btree root (block " + std::to_string(r.block) + ", levels " +
+                                std::to_string(r.levels) + ")");
+    return Status::Ok();
+  }
+
+  uint32_t Stride(uint32_t level) const { return level == 0 ? shape_.rec_size : estride_; }
+  uint32_t Cap(uint32_t level) const { return level == 0 ? leaf_cap_ : node_cap_; }
+
+  static const uint8_t* Item(const uint8_t* node, uint32_t stride, uint32_t i) {
+    return node + kHdr + size_t(i) * stride;
+  }
+  static uint8_t* Item(uint8_t* node, uint32_t stride, uint32_t i) {
+    return node + kHdr + size_t(i) * stride;
+  }
+  uint64_t Child(const uint8_t* node, uint32_t i) const {
+    uint64_t c;
+    std::memcpy(&c, Item(node, estride_, i) + kw_ * 8, 8);
+    return c;
+  }
+  Key LoadKey(const void* p) const {
+    Key k{};
+    std::memcpy(k.data(), p, kw_ * 8);
+    return k;
+  }
+  // Compares the key stored at `p` (possibly unaligned) with `key`.
+  int CompareAt(const uint8_t* p, const uint64_t* key) const {
+    for (uint32_t w = 0; w < kw_; w++) {
+      uint64_t v;
+      std::memcpy(&v, p + w * 8, 8);
+      if (v != key[w]) return v < key[w] ? -1 : 1;
+    }
+    return 0;
+  }
+  // First item whose key is >= key (strict: > key).
+  uint32_t LowerBound(const uint8_t* node, uint32_t stride, const uint64_t* key,
+                      bool strict) const {
+    uint32_t lo = 0, hi = Header(node).nrecs;
+    while (lo < hi) {
+      uint32_t mid = (lo + hi) / 2;
+      int c = CompareAt(Item(node, stride, mid), key);
+      if (c < 0 || (strict && c == 0)) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  // Reads a node and checks that it sits where the tree expects it.
+  Result<const uint8_t*> ReadNode(uint64_t bno, uint32_t level) {
+    ASSIGN_OR_RETURN(const uint8_t* node, tx_->Read(bno, shape_.magic));
+    const BtreeNodeHeader& h = Header(node);
+    if (h.level != level)
+      return Corrupt(bno, std::string(shape_.name) + " btree level mismatch (found " +
+                              std::to_string(h.level) + ", expected " + std::to_string(level) + ")");
+    if (h.nrecs > Cap(level))
+      return Corrupt(bno, std::string(shape_.name) + " node has too many records");
+    if (level > 0 && h.nrecs == 0)
+      return Corrupt(bno, std::string(shape_.name) + " empty interior node");
+    return node;
+  }
+  Result<uint8_t*> WriteNode(uint64_t bno) { return tx_->Write(bno, shape_.magic); }
+
+  uint32_t LevelAt(const Path& p, uint32_t d) const { return p.depth - 1 - d; }
+
+  // Descends from the root towards `key` (the leftmost leaf when null),
+  // recording the path. At the leaf, idx is the first record >= key.
+  Status Descend(const uint64_t* key, Path* p) {
+    RETURN_IF_ERROR(CheckRoot());
+    p->depth = root_->levels;
+    uint64_t bno = root_->block;
+    for (uint32_t d = 0; d < p->depth; d++) {
+      uint32_t level = LevelAt(*p, d);
+      ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(bno, level));
+      p->ent[d] = {bno, 0};
+      if (level == 0) {
+        if (key) p->ent[d].idx = int32_t(LowerBound(node, shape_.rec_size, key, false));
+      } else {
+        // Largest key <= search key, or child 0.
+        if (key) p->ent[d].idx = std::max(int32_t(LowerBound(node, estride_, key, true)) - 1, 0);
+        bno = Child(node, uint32_t(p->ent[d].idx));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Moves the path to the first record of the next leaf; false at the end.
+  Result<bool> NextLeaf(Path* p) {
+    for (int d = int(p->depth) - 2; d >= 0; d--) {
+      ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(p->ent[d].bno, LevelAt(*p, d)));
+      if (p->ent[d].idx + 1 >= Header(node).nrecs) continue;
+      p->ent[d].idx++;
+      return DescendEdge(p, uint32_t(d), /*rightmost=*/false);
+    }
+    return false;
+  }
+
+  // Moves the path past the last record of the previous leaf (idx == nrecs).
+  Result<bool> PrevLeaf(Path* p) {
+    for (int d = int(p->depth) - 2; d >= 0; d--) {
+      if (p->ent[d].idx == 0) continue;
+      p->ent[d].idx--;
+      return DescendEdge(p, uint32_t(d), /*rightmost=*/true);
+    }
+    return false;
+  }
+
+  // From the child chosen at depth d, follows the leftmost (or rightmost)
+  // edge down to a leaf.
+  Result<bool> DescendEdge(Path* p, uint32_t d, bool rightmost) {
+    for (; d + 1 < p->depth; d++) {
+      ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(p->ent[d].bno, LevelAt(*p, d)));
+      uint64_t child = Child(node, uint32_t(p->ent[d].idx));
+      ASSIGN_OR_RETURN(const uint8_t* cn, ReadNode(child, LevelAt(*p, d + 1)));
+      int32_t last = int32_t(Header(cn).nrecs);  // past the end at a leaf
+      if (LevelAt(*p, d + 1) > 0) last--;         // the last child at an interior node
+      p->ent[d + 1] = {child, rightmost ? last : 0};
+    }
+    return true;
+  }
+
+  // The leaf at the end of the path.
+  Result<const uint8_t*> Leaf(const Path& p) { return ReadNode(p.ent[p.depth - 1].bno, 0); }
+
+  void CopyOut(const uint8_t* rec, void* out) const {
+    if (out) std::memcpy(out, rec, shape_.rec_size);
+  }
+
+  // Smallest record with key >= key (> key when strict).
+  Result<bool> Seek(const uint64_t* key, bool strict, void* out) {
+    RETURN_IF_ERROR(CheckShape());
+    if (root_->levels == 0 && root_->block == 0) return false;
+    Path p;
+    RETURN_IF_ERROR(Descend(key, &p));
+    ASSIGN_OR_RETURN(const uint8_t* leaf, Leaf(p));
+    uint32_t idx = LowerBound(leaf, shape_.rec_size, key, strict);
+    while (idx >= Header(leaf).nrecs) {
+      ASSIGN_OR_RETURN(bool more, NextLeaf(&p));
+      if (!more) return false;
+      ASSIGN_OR_RETURN(leaf, Leaf(p));
+      idx = 0;
+    }
+    CopyOut(Item(leaf, shape_.rec_size, idx), out);
+    return true;
+  }
+
+  Result<bool> LookupLE(const uint64_t* key, void* out) {
+    RETURN_IF_ERROR(CheckShape());
+    if (root_->levels == 0 && root_->block == 0) return false;
+    Path p;
+    RETURN_IF_ERROR(Descend(key, &p));
+    ASSIGN_OR_RETURN(const uint8_t* leaf, Leaf(p));
+    uint32_t idx = LowerBound(leaf, shape_.rec_size, key, /*strict=*/true);  // first > key
+    while (idx == 0) {
+      ASSIGN_OR_RETURN(bool more, PrevLeaf(&p));
+      if (!more) return false;
+      ASSIGN_OR_RETURN(leaf, Leaf(p));
+      idx = Header(leaf).nrecs;
+    }
+    CopyOut(Item(leaf, shape_.rec_size, idx - 1), out);
+    return true;
+  }
+
+  Result<bool> Lookup(const uint64_t* key, void* out) {
+    RETURN_IF_ERROR(CheckShape());
+    if (root_->levels == 0 && root_->block == 0) return false;
+    Path p;
+    RETURN_IF_ERROR(Descend(key, &p));
+    ASSIGN_OR_RETURN(const uint8_t* leaf, Leaf(p));
+    uint32_t idx = uint32_t(p.ent[p.depth - 1].idx);
+    if (idx >= Header(leaf).nrecs || CompareAt(Item(leaf, shape_.rec_size, idx), key) != 0)
+      return false;
+    CopyOut(Item(leaf, shape_.rec_size, idx), out);
+    return true;
+  }
+
+  Status Scan(const uint64_t* start, const std::function<bool(const void*)>& fn) {
+    RETURN_IF_ERROR(CheckShape());
+    if (root_->levels == 0 && root_->block == 0) return Status::Ok();
+    Path p;
+    RETURN_IF_ERROR(Descend(start, &p));
+    uint32_t idx = uint32_t(p.ent[p.depth - 1].idx);
+    for (;;) {
+      ASSIGN_OR_RETURN(const uint8_t* leaf, Leaf(p));
+      for (uint32_t i = idx; i < Header(leaf).nrecs; i++)
+        if (!fn(Item(leaf, shape_.rec_size, i))) return Status::Ok();
+      ASSIGN_OR_RETURN(bool more, NextLeaf(&p));
+      if (!more) return Status::Ok();
+      idx = 0;
+    }
+  }
+
+  Status CheckWritable() {
+    RETURN_IF_ERROR(CheckShape());
+    if (!alloc_) return Errno(EROFS, std::string(shape_.name) + " btree opened read-only");
+    return Status::Ok();
+  }
+
+  // Formats a fresh node image at bno.
+  Result<uint8_t*> NewNode(uint64_t bno, uint32_t level) {
+    ASSIGN_OR_RETURN(uint8_t* node, tx_->New(bno));
+    BtreeNodeHeader& h = Header(node);
+    h.hdr.magic = shape_.magic;
+    h.hdr.blkno = bno;
+    h.owner = owner_;
+    h.level = uint16_t(level);
+    h.nrecs = 0;
+    return node;
+  }
+
+  void SetRoot(uint64_t block, uint32_t levels) {
+    root_->block = block;
+    root_->levels = levels;
+    *root_changed_ = true;
+  }
+
+  // Frees the blocks of `bnos` (used to undo a partial allocation).
+  void FreeAll(const uint64_t* bnos, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) alloc_->FreeNode(*tx_, bnos[i]).IgnoreError();
+  }
+
+  Status Insert(const void* rec) {
+    RETURN_IF_ERROR(CheckWritable());
+    RETURN_IF_ERROR(CheckRoot());
+    Key key = LoadKey(rec);
+    if (root_->levels == 0) {
+      ASSIGN_OR_RETURN(uint64_t bno, alloc_->AllocNode(*tx_));
+      ASSIGN_OR_RETURN(uint8_t* node, NewNode(bno, 0));
+      std::memcpy(Item(node, shape_.rec_size, 0), rec, shape_.rec_size);
+      Header(node).nrecs = 1;
+      SetRoot(bno, 1);
+      return Status::Ok();
+    }
+    Path p;
+    RETURN_IF_ERROR(Descend(key.data(), &p));
+    // Gather what the change needs before touching anything: the nodes whose
+    // lower-bound key must drop, and how many nodes split.
+    uint16_t nrecs[kMaxDepth];
+    bool lower[kMaxDepth];
+    for (uint32_t d = 0; d < p.depth; d++) {
+      ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(p.ent[d].bno, LevelAt(p, d)));
+      nrecs[d] = Header(node).nrecs;
+      lower[d] = false;
+      if (d + 1 < p.depth) {
+        lower[d] = p.ent[d].idx == 0 && CompareAt(Item(node, estride_, 0), key.data()) > 0;
+      } else {
+        uint32_t idx = uint32_t(p.ent[d].idx);
+        if (idx < nrecs[d] && CompareAt(Item(node, shape_.rec_size, idx), key.data()) == 0)
+          return Errno(EEXIST, std::string(shape_.name) + " btree: key already present");
+      }
+    }
+    uint32_t splits = 0;
+    for (int d = int(p.depth) - 1; d >= 0 && nrecs[d] >= Cap(LevelAt(p, uint32_t(d))); d--)
+      splits++;
+    uint32_t need = splits + (splits == p.depth ? 1 : 0);  // + a new root
+    if (splits == p.depth && p.depth >= kMaxDepth)
+      return Errno(EFBIG, std::string(shape_.name) + " btree too deep");
+    uint64_t fresh[kMaxDepth + 1];
+    for (uint32_t i = 0; i < need; i++) {
+      Result<uint64_t> b = alloc_->AllocNode(*tx_);
+      if (!b) {
+        FreeAll(fresh, i);
+        return b.error();
+      }
+      fresh[i] = *b;
+    }
+    for (uint32_t d = 0; d + 1 < p.depth; d++) {
+      if (!lower[d]) continue;
+      ASSIGN_OR_RETURN(uint8_t* node, WriteNode(p.ent[d].bno));
+      std::memcpy(Item(node, estride_, 0), key.data(), kw_ * 8);
+    }
+    // Insert the record in the leaf, then each separator one level up while
+    // nodes split.
+    uint8_t item[kBlockSize];
+    std::memcpy(item, rec, shape_.rec_size);
+    uint32_t pos = uint32_t(p.ent[p.depth - 1].idx);
+    bool rightmost = true;  // the leaf is the last one of the tree
+    for (uint32_t d = 0; d + 1 < p.depth; d++)
+      rightmost = rightmost && uint32_t(p.ent[d].idx) + 1 == nrecs[d];
+    uint32_t used = 0;
+    for (int d = int(p.depth) - 1;; d--) {
+      uint32_t level = LevelAt(p, uint32_t(d));
+      uint32_t stride = Stride(level);
+      uint64_t bno = p.ent[d].bno;
+      ASSIGN_OR_RETURN(uint8_t* node, WriteNode(bno));
+      uint32_t n = Header(node).nrecs;
+      if (n < Cap(level)) {
+        uint8_t* at = Item(node, stride, pos);
+        std::memmove(at + stride, at, size_t(n - pos) * stride);
+        std::memcpy(at, item, stride);
+        Header(node).nrecs = uint16_t(n + 1);
+        return Status::Ok();
+      }
+      // Split: the n + 1 items are dealt out to this node and a new right
+      // node. Appending at the very end of the tree (sequential inserts) keeps
+      // this node full; otherwise the items are halved.
+      uint8_t all[2 * kBlockSize];
+      uint8_t* items = Item(node, stride, 0);
+      std::memcpy(all, items, size_t(pos) * stride);
+      std::memcpy(all + size_t(pos) * stride, item, stride);
+      std::memcpy(all + size_t(pos + 1) * stride, items + size_t(pos) * stride,
+                  size_t(n - pos) * stride);
+      uint32_t left = (rightmost && pos == n) ? n : (n + 1) / 2;
+      uint64_t rbno = fresh[used++];
+      ASSIGN_OR_RETURN(uint8_t* right, NewNode(rbno, level));
+      std::memcpy(Item(right, stride, 0), all + size_t(left) * stride,
+                  size_t(n + 1 - left) * stride);
+      Header(right).nrecs = uint16_t(n + 1 - left);
+      ASSIGN_OR_RETURN(node, WriteNode(bno));  // re-fetch after New
+      std::memcpy(Item(node, stride, 0), all, size_t(left) * stride);
+      std::memset(Item(node, stride, left), 0, kBlockSize - kHdr - size_t(left) * stride);
+      Header(node).nrecs = uint16_t(left);
+      // The separator entry for the parent: right's first key, right's block.
+      std::memcpy(item, Item(right, stride, 0), kw_ * 8);
+      std::memcpy(item + kw_ * 8, &rbno, 8);
+      if (d == 0) {
+        uint64_t nbno = fresh[used++];
+        ASSIGN_OR_RETURN(uint8_t* root, NewNode(nbno, level + 1));
+        ASSIGN_OR_RETURN(const uint8_t* lnode, ReadNode(bno, level));
+        std::memcpy(Item(root, estride_, 0), Item(lnode, stride, 0), kw_ * 8);
+        std::memcpy(Item(root, estride_, 0) + kw_ * 8, &bno, 8);
+        std::memcpy(Item(root, estride_, 1), item, estride_);
+        Header(root).nrecs = 2;
+        SetRoot(nbno, p.depth + 1);
+        return Status::Ok();
+      }
+      pos = uint32_t(p.ent[d - 1].idx) + 1;
+    }
+  }
+
+  Status Update(const void* rec) {
+    RETURN_IF_ERROR(CheckWritable());
+    Key key = LoadKey(rec);
+    Status absent = Errno(ENOENT, std::string(shape_.name) + " btree: no record to update");
+    if (root_->levels == 0 && root_->block == 0) return absent;
+    Path p;
+    RETURN_IF_ERROR(Descend(key.data(), &p));
+    ASSIGN_OR_RETURN(const uint8_t* leaf, Leaf(p));
+    uint32_t idx = uint32_t(p.ent[p.depth - 1].idx);
+    if (idx >= Header(leaf).nrecs || CompareAt(Item(leaf, shape_.rec_size, idx), key.data()) != 0)
+      return absent;
+    ASSIGN_OR_RETURN(uint8_t* w, WriteNode(p.ent[p.depth - 1].bno));
+    std::memcpy(Item(w, shape_.rec_size, idx), rec, shape_.rec_size);
+    return Status::Ok();
+  }
+
+  Status Delete(const uint64_t* key) {
+    RETURN_IF_ERROR(CheckWritable());
+    if (root_->levels == 0 && root_->block == 0)
+      return Errno(ENOENT, std::string(shape_.name) + " btree: no such key");
+    Path p;
+    RETURN_IF_ERROR(Descend(key, &p));
+    uint16_t nrecs[kMaxDepth];
+    for (uint32_t d = 0; d < p.depth; d++) {
+      ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(p.ent[d].bno, LevelAt(p, d)));
+      nrecs[d] = Header(node).nrecs;
+      if (d + 1 == p.depth) {
+        uint32_t idx = uint32_t(p.ent[d].idx);
+        if (idx >= nrecs[d] || CompareAt(Item(node, shape_.rec_size, idx), key) != 0)
+          return Errno(ENOENT, std::string(shape_.name) + " btree: no such key");
+      }
+    }
+    // Nodes left empty by the removal are freed bottom-up; the first node
+    // that keeps an item loses the record (leaf) or the freed child's entry.
+    int d = int(p.depth) - 1;
+    while (d >= 0 && nrecs[d] == 1) {
+      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, p.ent[d].bno));
+      d--;
+    }
+    if (d < 0) {
+      SetRoot(0, 0);
+      return Status::Ok();
+    }
+    uint32_t stride = Stride(LevelAt(p, uint32_t(d)));
+    ASSIGN_OR_RETURN(uint8_t* node, WriteNode(p.ent[d].bno));
+    uint32_t n = Header(node).nrecs, idx = uint32_t(p.ent[d].idx);
+    uint8_t* at = Item(node, stride, idx);
+    std::memmove(at, at + stride, size_t(n - idx - 1) * stride);
+    std::memset(Item(node, stride, n - 1), 0, stride);
+    Header(node).nrecs = uint16_t(n - 1);
+    // Collapse interior roots with a single child.
+    while (root_->levels > 1) {
+      ASSIGN_OR_RETURN(const uint8_t* root, ReadNode(root_->block, root_->levels - 1));
+      if (Header(root).nrecs != 1) break;
+      uint64_t child = Child(root, 0), old = root_->block;
+      SetRoot(child, root_->levels - 1);
+      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, old));
+    }
+    return Status::Ok();
+  }
+
+  using VisitFn = std::function<Status(uint64_t, const uint8_t*, const uint64_t*, const uint64_t*)>;
+
+  Status Visit(uint64_t bno, uint32_t level, const uint64_t* lo, const uint64_t* hi,
+               const VisitFn& fn) {
+    ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(bno, level));
+    RETURN_IF_ERROR(fn(bno, node, lo, hi));
+    if (level == 0) return Status::Ok();
+    uint32_t n = Header(node).nrecs;
+    for (uint32_t i = 0; i < n; i++) {
+      Key clo = LoadKey(Item(node, estride_, i)), chi{};
+      bool has_hi = i + 1 < n;
+      if (has_hi) chi = LoadKey(Item(node, estride_, i + 1));
+      uint64_t child = Child(node, i);
+      RETURN_IF_ERROR(Visit(child, level - 1, clo.data(), has_hi ? chi.data() : hi, fn));
+    }
+    return Status::Ok();
+  }
+
+  Status VisitNodes(const VisitFn& fn) {
+    RETURN_IF_ERROR(CheckShape());
+    RETURN_IF_ERROR(CheckRoot());
+    if (root_->levels == 0) return Status::Ok();
+    return Visit(root_->block, root_->levels - 1, nullptr, nullptr, fn);
+  }
+
+ private:
+  Transaction* tx_;
+  media::BtreeRoot* root_;
+  uint64_t owner_;
+  NodeAllocator* alloc_;
+  bool* root_changed_;
+  const media::TreeShape& shape_;
+  const uint32_t kw_;
+  const uint32_t estride_;
+  const uint32_t leaf_cap_;
+  const uint32_t node_cap_;
+};
+
+}  // namespace
+
+#define UDAX_ENGINE Engine(tx_, shape_, root_, owner_, alloc_, &root_changed_)
+
+Result<bool> Btree::Lookup(const uint64_t* key, void* rec_out) {
+  return UDAX_ENGINE.Lookup(key, rec_out);
+}
+Result<bool> Btree::LookupLE(const uint64_t* key, void* rec_out) {
+  return UDAX_ENGINE.LookupLE(key, rec_out);
+}
+Result<bool> Btree::LookupGE(const uint64_t* key, void* rec_out) {
+  return UDAX_ENGINE.Seek(key, /*strict=*/false, rec_out);
+}
+Result<bool> Btree::LookupGT(const uint64_t* key, void* rec_out) {
+  return UDAX_ENGINE.Seek(key, /*strict=*/true, rec_out);
+}
+Status Btree::Insert(const void* rec) { return UDAX_ENGINE.Insert(rec); }
+Status Btree::Update(const void* rec) { return UDAX_ENGINE.Update(rec); }
+Status Btree::Delete(const uint64_t* key) { return UDAX_ENGINE.Delete(key); }
+Status Btree::Scan(const uint64_t* start, const std::function<bool(const void* rec)>& fn) {
+  return UDAX_ENGINE.Scan(start, fn);
+}
+Status Btree::VisitNodes(const std::function<Status(uint64_t bno, const uint8_t* node,
+                                                    const uint64_t* lo, const uint64_t* hi)>& fn) {
+  return UDAX_ENGINE.VisitNodes(fn);
+}
+
+#undef UDAX_ENGINE
+
+uint64_t Btree::CountRecords() {
+  uint64_t n = 0;
+  Status st = VisitNodes([&](uint64_t, const uint8_t* node, const uint64_t*, const uint64_t*) {
+    const auto& h = *reinterpret_cast<const media::BtreeNodeHeader*>(node);
+    if (h.level == 0) n += h.nrecs;
+    return Status::Ok();
+  });
+  return st.ok() ? n : 0;
+}
+
+}  // namespace udax
