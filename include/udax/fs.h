@@ -121,8 +121,8 @@ class File {
 
  private:
   friend class FsImpl;
-  File(FsImpl* fs, std::shared_ptr<Inode> inode, int flags);
-  FsImpl* fs_ = nullptr;
+  File(std::shared_ptr<FsImpl> fs, std::shared_ptr<Inode> inode, int flags);
+  std::shared_ptr<FsImpl> fs_;  // keeps the (possibly unmounted) fs alive while open
   std::shared_ptr<Inode> inode_;
   int flags_ = 0;
   uint64_t pos_ = 0;
@@ -163,8 +163,8 @@ class Filesystem {
   FsImpl* impl() { return impl_.get(); }
 
  private:
-  explicit Filesystem(std::unique_ptr<FsImpl> impl);
-  std::unique_ptr<FsImpl> impl_;
+  explicit Filesystem(std::shared_ptr<FsImpl> impl);
+  std::shared_ptr<FsImpl> impl_;
 };
 
 }  // namespace udax

@@ -74,7 +74,7 @@ struct Superblock {
   int64_t mkfs_time;
   char label[32];
 };
-static_assert(sizeof(Superblock) == 144);
+static_assert(sizeof(Superblock) == 136);
 
 // Root of one B+tree: block 0 = empty tree.
 struct BtreeRoot {

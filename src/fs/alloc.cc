@@ -1,0 +1,188 @@
+// fs/alloc.cc — free-space trees and the node free list (see alloc.h).
+#include "fs/alloc.h"
+
+#include <limits>
+
+#include "fs/fs_impl.h"
+
+namespace udax {
+
+using media::FreeBnoRec;
+using media::FreeCntRec;
+
+namespace {
+
+const media::TreeShape& BnoShape() { return *media::ShapeForMagic(media::kFreeBnoMagic); }
+const media::TreeShape& CntShape() { return *media::ShapeForMagic(media::kFreeCntMagic); }
+
+Result<media::RootBlock*> RootOf(Transaction& tx) {
+  ASSIGN_OR_RETURN(uint8_t * p, tx.Write(media::kRootBlockNo, media::kRootMagic));
+  return reinterpret_cast<media::RootBlock*>(p);
+}
+
+}  // namespace
+
+Result<uint64_t> Allocator::AllocNode(Transaction& tx) {
+  ASSIGN_OR_RETURN(media::RootBlock * root, RootOf(tx));
+  if (root->freelist_count == 0)
+    return Errno(ENOSPC, "no space left for metadata (free list exhausted)");
+  return root->freelist[--root->freelist_count];
+}
+
+Status Allocator::FreeNode(Transaction& tx, uint64_t bno) {
+  tx.Forget(bno);
+  freed_in_txn_ = true;
+  ASSIGN_OR_RETURN(media::RootBlock * root, RootOf(tx));
+  if (root->freelist_count < media::kFreeListMax) {
+    root->freelist[root->freelist_count++] = bno;
+  } else {
+    overflow_.push_back(bno);
+  }
+  return Status::Ok();
+}
+
+Status Allocator::RemoveFree(FsTxn& t, const FreeBnoRec& ext) {
+  Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
+  Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
+  RETURN_IF_ERROR(bno.Delete(&ext.start));
+  uint64_t ckey[2] = {ext.length, ext.start};
+  RETURN_IF_ERROR(cnt.Delete(ckey));
+  t.root->free_blocks -= ext.length;
+  return Status::Ok();
+}
+
+Status Allocator::InsertFree(FsTxn& t, uint64_t start, uint64_t length) {
+  Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
+  Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
+  FreeBnoRec b{start, length};
+  RETURN_IF_ERROR(bno.Insert(&b));
+  FreeCntRec c{length, start};
+  RETURN_IF_ERROR(cnt.Insert(&c));
+  t.root->free_blocks += length;
+  return Status::Ok();
+}
+
+Result<BlockExtent> Allocator::TakeExtent(FsTxn& t, uint64_t want, uint64_t hint, bool for_data) {
+  Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
+  Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
+  FreeBnoRec found{};
+  bool have = false;
+  uint64_t take_at = 0;
+  // 1. An extent containing the hint (contiguous file growth).
+  if (hint != 0) {
+    ASSIGN_OR_RETURN(bool hit, bno.LookupLE(&hint, &found));
+    if (hit && found.start + found.length > hint) {
+      have = true;
+      take_at = hint;
+    }
+  }
+  // 2. Best fit by size, else the largest extent.
+  if (!have) {
+    FreeCntRec c{};
+    uint64_t key[2] = {want, 0};
+    ASSIGN_OR_RETURN(bool hit, cnt.LookupGE(key, &c));
+    if (!hit) {
+      uint64_t max[2] = {std::numeric_limits<uint64_t>::max(), std::numeric_limits<uint64_t>::max()};
+      ASSIGN_OR_RETURN(hit, cnt.LookupLE(max, &c));
+    }
+    if (!hit) return Errno(ENOSPC, "no space left on device");
+    found = {c.start, c.length};
+    take_at = c.start;
+    have = true;
+  }
+  uint64_t avail = found.start + found.length - take_at;
+  uint64_t len = std::min(want, avail);
+  if (for_data && len > t.root->free_blocks - std::min(t.root->free_blocks, kReserveBlocks))
+    len = t.root->free_blocks - std::min(t.root->free_blocks, kReserveBlocks);
+  if (len == 0) return Errno(ENOSPC, "no space left on device");
+  RETURN_IF_ERROR(RemoveFree(t, found));
+  if (take_at > found.start) RETURN_IF_ERROR(InsertFree(t, found.start, take_at - found.start));
+  uint64_t end = take_at + len, fend = found.start + found.length;
+  if (end < fend) RETURN_IF_ERROR(InsertFree(t, end, fend - end));
+  return BlockExtent{take_at, len};
+}
+
+Result<BlockExtent> Allocator::AllocData(FsTxn& t, uint64_t want, uint64_t hint) {
+  if (freed_in_txn_)
+    return Errno(EINVAL, "internal error: data allocation after a free in one transaction");
+  RETURN_IF_ERROR(FixFreeList(t));
+  if (t.root->free_blocks <= kReserveBlocks) return Errno(ENOSPC, "no space left on device");
+  ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, std::min<uint64_t>(want, media::kMaxExtentBlocks), hint, true));
+  RETURN_IF_ERROR(FixFreeList(t));
+  return e;
+}
+
+Status Allocator::Free(FsTxn& t, uint64_t start, uint64_t length) {
+  if (length == 0) return Status::Ok();
+  if (start < fs_->data_start() || start + length > fs_->data_end() || start + length < start)
+    return Errno(EUCLEAN, "freeing blocks [" + std::to_string(start) + ", +" +
+                              std::to_string(length) + ") outside the data area");
+  freed_in_txn_ = true;
+  RETURN_IF_ERROR(FixFreeList(t));
+  RETURN_IF_ERROR(InsertMerged(t, start, length));
+  return FixFreeList(t);
+}
+
+Status Allocator::InsertMerged(FsTxn& t, uint64_t start, uint64_t length) {
+  Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
+  FreeBnoRec left{}, right{};
+  ASSIGN_OR_RETURN(bool has_left, bno.LookupLE(&start, &left));
+  ASSIGN_OR_RETURN(bool has_right, bno.LookupGT(&start, &right));
+  if (has_left && left.start + left.length > start)
+    return Errno(EUCLEAN, "double free of block " + std::to_string(start));
+  if (has_right && start + length > right.start)
+    return Errno(EUCLEAN, "double free of block " + std::to_string(right.start));
+  uint64_t new_start = start, new_len = length;
+  if (has_left && left.start + left.length == start) {
+    RETURN_IF_ERROR(RemoveFree(t, left));
+    new_start = left.start;
+    new_len += left.length;
+  }
+  if (has_right && start + length == right.start) {
+    RETURN_IF_ERROR(RemoveFree(t, right));
+    new_len += right.length;
+  }
+  return InsertFree(t, new_start, new_len);
+}
+
+Status Allocator::FixFreeList(FsTxn& t) {
+  // Bounded: each round either fills the list or drains the overflow.
+  for (int round = 0; round < 64; round++) {
+    if (t.root->freelist_count < kFreeListLow) {
+      uint32_t need = kFreeListHigh - t.root->freelist_count;
+      ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, need, 0, false));
+      for (uint64_t b = e.start; b < e.start + e.length; b++) {
+        if (t.root->freelist_count < media::kFreeListMax)
+          t.root->freelist[t.root->freelist_count++] = b;
+        else
+          overflow_.push_back(b);
+      }
+      continue;
+    }
+    if (!overflow_.empty() || t.root->freelist_count > kFreeListHigh) {
+      uint64_t b;
+      if (!overflow_.empty()) {
+        b = overflow_.back();
+        overflow_.pop_back();
+      } else {
+        b = t.root->freelist[--t.root->freelist_count];
+      }
+      freed_in_txn_ = true;
+      // Inserting may split (pops the list); the loop re-checks both marks.
+      RETURN_IF_ERROR(InsertMerged(t, b, 1));
+      continue;
+    }
+    return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+Status Allocator::Format(FsTxn& t, uint64_t start, uint64_t end) {
+  // Seed the free list from the front of the area, then one free extent.
+  uint64_t b = start;
+  while (t.root->freelist_count < kFreeListHigh && b < end) t.root->freelist[t.root->freelist_count++] = b++;
+  if (b >= end) return Errno(ENOSPC, "device too small");
+  return InsertFree(t, b, end - b);
+}
+
+}  // namespace udax

@@ -1,0 +1,73 @@
+// fs/alloc.h — the block allocator: free space in two B+trees (by block and
+// by size, as XFS's bnobt/cntbt) and the free list of blocks reserved for
+// B+tree nodes (XFS's AGFL).
+//
+// Invariants:
+//  * every allocatable block is in exactly one of: a free-tree extent, the
+//    free list, a B+tree node, a file extent;
+//  * the two free trees hold the same extents; adjacent free extents are
+//    merged; root.free_blocks is the sum of their lengths;
+//  * B+tree nodes are taken only from the free list (AllocNode never touches a
+//    tree), so a split can never recurse into the tree being split;
+//  * data blocks are never handed out in a transaction that has already freed
+//    blocks: data is written before its transaction commits, and a block
+//    freed by an uncommitted transaction still belongs to its old owner;
+//  * kReserveBlocks stay free for metadata: data allocation fails with ENOSPC
+//    before metadata-only operations (unlink, rmdir...) can run out.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "btree/btree.h"
+
+namespace udax {
+
+class FsImpl;
+class FsTxn;
+
+struct BlockExtent {
+  uint64_t start = 0;
+  uint64_t length = 0;
+};
+
+class Allocator : public NodeAllocator {
+ public:
+  static constexpr uint32_t kFreeListLow = 40;   // refill below this
+  static constexpr uint32_t kFreeListHigh = 96;  // give back above this
+  static constexpr uint64_t kReserveBlocks = 256;
+
+  explicit Allocator(FsImpl* fs) : fs_(fs) {}
+
+  // Up to `want` contiguous data blocks, preferring to start at `hint`.
+  Result<BlockExtent> AllocData(FsTxn& t, uint64_t want, uint64_t hint);
+  // Returns an extent to the free trees.
+  Status Free(FsTxn& t, uint64_t start, uint64_t length);
+  // Brings the free list between its low and high marks and flushes node frees.
+  Status FixFreeList(FsTxn& t);
+  // Called when a transaction ends (commit or abort).
+  void EndTxn() {
+    freed_in_txn_ = false;
+    overflow_.clear();
+  }
+
+  // NodeAllocator
+  Result<uint64_t> AllocNode(Transaction& tx) override;
+  Status FreeNode(Transaction& tx, uint64_t bno) override;
+
+  // mkfs: builds the free trees for [start, end) into a fresh root block.
+  Status Format(FsTxn& t, uint64_t start, uint64_t end);
+
+ private:
+  Status RemoveFree(FsTxn& t, const media::FreeBnoRec& ext);
+  Status InsertFree(FsTxn& t, uint64_t start, uint64_t length);
+  // Inserts a freed extent, merging with its neighbours (EUCLEAN on overlap).
+  Status InsertMerged(FsTxn& t, uint64_t start, uint64_t length);
+  Result<BlockExtent> TakeExtent(FsTxn& t, uint64_t want, uint64_t hint, bool for_data);
+
+  FsImpl* fs_;
+  bool freed_in_txn_ = false;
+  std::vector<uint64_t> overflow_;  // freed nodes that did not fit the free list
+};
+
+}  // namespace udax

@@ -1,0 +1,134 @@
+// fs/api.cc — the public Filesystem and File classes: thin handles that
+// forward to FsImpl and keep the in-core inode referenced while open.
+#include <fcntl.h>
+
+#include "fs/fs_impl.h"
+
+namespace udax {
+
+Filesystem::Filesystem(std::shared_ptr<FsImpl> impl) : impl_(std::move(impl)) {}
+Filesystem::~Filesystem() = default;
+
+Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& device,
+                                                      const MountOptions& opts) {
+  ASSIGN_OR_RETURN(auto impl, FsImpl::Mount(device, opts));
+  return std::unique_ptr<Filesystem>(new Filesystem(std::shared_ptr<FsImpl>(std::move(impl))));
+}
+
+Status Filesystem::Unmount() { return impl_->Unmount(); }
+void Filesystem::CrashForTesting() { impl_->Crash(); }
+Result<File> Filesystem::Open(const std::string& p, int flags, uint32_t mode) { return impl_->Open(p, flags, mode); }
+Status Filesystem::Mkdir(const std::string& p, uint32_t mode) { return impl_->Mkdir(p, mode); }
+Status Filesystem::Rmdir(const std::string& p) { return impl_->Rmdir(p); }
+Status Filesystem::Unlink(const std::string& p) { return impl_->Unlink(p); }
+Status Filesystem::Rename(const std::string& a, const std::string& b) { return impl_->Rename(a, b); }
+Status Filesystem::Link(const std::string& a, const std::string& b) { return impl_->Link(a, b); }
+Status Filesystem::Symlink(const std::string& t, const std::string& p) { return impl_->Symlink(t, p); }
+Result<std::string> Filesystem::Readlink(const std::string& p) { return impl_->Readlink(p); }
+Result<Stat> Filesystem::GetStat(const std::string& p) { return impl_->GetStat(p, true); }
+Result<Stat> Filesystem::GetLstat(const std::string& p) { return impl_->GetStat(p, false); }
+Status Filesystem::Chmod(const std::string& p, uint32_t m) { return impl_->Chmod(p, m); }
+Status Filesystem::Chown(const std::string& p, uint32_t u, uint32_t g) { return impl_->Chown(p, u, g); }
+Status Filesystem::Utimens(const std::string& p, Timespec a, Timespec m) { return impl_->Utimens(p, a, m); }
+Status Filesystem::Truncate(const std::string& p, uint64_t len) { return impl_->TruncatePath(p, len); }
+Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& p) { return impl_->ReadDir(p); }
+Result<StatFs> Filesystem::GetStatFs() { return impl_->GetStatFs(); }
+Status Filesystem::Sync() { return impl_->Sync(); }
+
+File::File(std::shared_ptr<FsImpl> fs, std::shared_ptr<Inode> inode, int flags)
+    : fs_(std::move(fs)), inode_(std::move(inode)), flags_(flags) {}
+
+File::File(File&& o) noexcept
+    : fs_(std::move(o.fs_)), inode_(std::move(o.inode_)), flags_(o.flags_), pos_(o.pos_) {}
+
+File& File::operator=(File&& o) noexcept {
+  if (this != &o) {
+    Close().IgnoreError();
+    fs_ = std::move(o.fs_);
+    inode_ = std::move(o.inode_);
+    flags_ = o.flags_;
+    pos_ = o.pos_;
+  }
+  return *this;
+}
+
+File::~File() { Close().IgnoreError(); }
+
+uint64_t File::ino() const { return inode_ ? inode_->ino : 0; }
+
+namespace {
+Status NotOpen() { return Errno(EBADF, "file is not open"); }
+bool CanRead(int flags) { return (flags & O_ACCMODE) != O_WRONLY; }
+bool CanWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+}  // namespace
+
+Result<size_t> File::Pread(void* buf, size_t len, uint64_t off) {
+  if (!inode_) return NotOpen();
+  if (!CanRead(flags_)) return Errno(EBADF, "file not open for reading");
+  return fs_->Pread(inode_.get(), buf, len, off);
+}
+
+Result<size_t> File::Pwrite(const void* buf, size_t len, uint64_t off) {
+  if (!inode_) return NotOpen();
+  if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
+  return fs_->Pwrite(inode_.get(), buf, len, off, false);
+}
+
+Result<size_t> File::Read(void* buf, size_t len) {
+  ASSIGN_OR_RETURN(size_t n, Pread(buf, len, pos_));
+  pos_ += n;
+  return n;
+}
+
+Result<size_t> File::Write(const void* buf, size_t len) {
+  if (!inode_) return NotOpen();
+  if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
+  bool append = flags_ & O_APPEND;
+  ASSIGN_OR_RETURN(size_t n, fs_->Pwrite(inode_.get(), buf, len, pos_, append));
+  if (append) {
+    ASSIGN_OR_RETURN(Stat st, fs_->StatInode(inode_.get()));
+    pos_ = st.size;
+  } else {
+    pos_ += n;
+  }
+  return n;
+}
+
+Result<uint64_t> File::Seek(uint64_t pos) {
+  if (!inode_) return NotOpen();
+  pos_ = pos;
+  return pos_;
+}
+
+Status File::Truncate(uint64_t len) {
+  if (!inode_) return NotOpen();
+  if (!CanWrite(flags_)) return Errno(EINVAL, "file not open for writing");
+  return fs_->Truncate(inode_.get(), len);
+}
+
+Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
+  if (!inode_) return NotOpen();
+  if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
+  return fs_->Fallocate(inode_.get(), mode, off, len);
+}
+
+Status File::Fsync() { return inode_ ? fs_->Fsync(inode_.get()) : NotOpen(); }
+Status File::Fdatasync() { return inode_ ? fs_->Fsync(inode_.get()) : NotOpen(); }
+Result<Stat> File::GetStat() {
+  if (!inode_) return NotOpen();
+  return fs_->StatInode(inode_.get());
+}
+Result<std::vector<FileExtent>> File::Fiemap() {
+  if (!inode_) return NotOpen();
+  return fs_->Fiemap(inode_.get());
+}
+
+Status File::Close() {
+  if (!inode_) return Status::Ok();
+  fs_->Release(inode_.get());
+  inode_.reset();
+  fs_.reset();
+  return Status::Ok();
+}
+
+}  // namespace udax

@@ -1,0 +1,100 @@
+// fs/bmap.cc — extent map operations (see bmap.h).
+#include "fs/bmap.h"
+
+namespace udax {
+
+using media::BmapRec;
+
+namespace {
+const media::TreeShape& BmapShape() { return *media::ShapeForMagic(media::kBmapMagic); }
+}  // namespace
+
+Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk) {
+  media::BtreeRoot root = rec.data;
+  Btree tree(&tx, BmapShape(), &root, rec.ino, nullptr);
+  ExtentLookup out;
+  BmapRec e;
+  ASSIGN_OR_RETURN(bool hit, tree.LookupLE(&fblk, &e));
+  if (hit && e.file_block + e.length > fblk) {
+    out.mapped = true;
+    out.ext = e;
+    return out;
+  }
+  ASSIGN_OR_RETURN(bool next, tree.LookupGT(&fblk, &e));
+  if (next) out.hole_end = e.file_block;
+  return out;
+}
+
+Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t start,
+                 uint64_t len) {
+  Btree tree(&t.tx, BmapShape(), &rec.data, rec.ino, fs->allocator());
+  while (len > 0) {
+    uint64_t n = std::min<uint64_t>(len, media::kMaxExtentBlocks);
+    BmapRec left;
+    ASSIGN_OR_RETURN(bool hit, tree.LookupLE(&fblk, &left));
+    if (hit && left.file_block + left.length == fblk && left.start_block + left.length == start &&
+        left.flags == 0 && left.length + n <= media::kMaxExtentBlocks) {
+      left.length += static_cast<uint32_t>(n);
+      RETURN_IF_ERROR(tree.Update(&left));
+    } else {
+      BmapRec e{fblk, start, static_cast<uint32_t>(n), 0};
+      RETURN_IF_ERROR(tree.Insert(&e));
+    }
+    rec.nblocks += n;
+    fblk += n;
+    start += n;
+    len -= n;
+  }
+  return Status::Ok();
+}
+
+Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
+                  int max_extents, bool* done) {
+  *done = false;
+  Btree tree(&t.tx, BmapShape(), &rec.data, rec.ino, fs->allocator());
+  for (int i = 0; i < max_extents; i++) {
+    // The last extent that starts before `end`, working backwards.
+    uint64_t key = end - 1;
+    BmapRec e;
+    ASSIGN_OR_RETURN(bool hit, tree.LookupLE(&key, &e));
+    if (!hit || e.file_block + e.length <= fblk) {
+      *done = true;
+      return Status::Ok();
+    }
+    uint64_t e_end = e.file_block + e.length;
+    uint64_t cut_lo = std::max(e.file_block, fblk), cut_hi = std::min(e_end, end);
+    uint64_t dev_lo = e.start_block + (cut_lo - e.file_block);
+    // Keep [e.file_block, cut_lo) and [cut_hi, e_end).
+    if (cut_lo > e.file_block) {
+      BmapRec head = e;
+      head.length = static_cast<uint32_t>(cut_lo - e.file_block);
+      RETURN_IF_ERROR(tree.Update(&head));
+    } else {
+      RETURN_IF_ERROR(tree.Delete(&e.file_block));
+    }
+    if (cut_hi < e_end) {
+      BmapRec tail{cut_hi, e.start_block + (cut_hi - e.file_block),
+                   static_cast<uint32_t>(e_end - cut_hi), e.flags};
+      RETURN_IF_ERROR(tree.Insert(&tail));
+    }
+    RETURN_IF_ERROR(fs->allocator()->Free(t, dev_lo, cut_hi - cut_lo));
+    rec.nblocks -= cut_hi - cut_lo;
+    end = cut_lo;
+    if (end <= fblk) {
+      *done = true;
+      return Status::Ok();
+    }
+  }
+  return Status::Ok();
+}
+
+Status ListExtents(Transaction& tx, const media::InodeRec& rec, std::vector<BmapRec>* out) {
+  media::BtreeRoot root = rec.data;
+  Btree tree(&tx, BmapShape(), &root, rec.ino, nullptr);
+  return tree.Scan(nullptr, [&](const void* r) {
+    out->push_back(*static_cast<const BmapRec*>(r));
+    return true;
+  });
+}
+
+}  // namespace udax

@@ -1,0 +1,37 @@
+// fs/bmap.h — a file's extent map (the per-inode B+tree of BmapRec), the
+// kernel's bmap: file block -> device block.
+//
+// Invariants: extents of one file never overlap; each lies inside the data
+// area; rec.nblocks equals the sum of extent lengths.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "fs/fs_impl.h"
+
+namespace udax {
+
+// The extent containing file block `fblk`, or the next one after it
+// (found=false, next_fblk set) — for read paths; no transaction needed.
+struct ExtentLookup {
+  bool mapped = false;
+  media::BmapRec ext{};  // when mapped
+  uint64_t hole_end = UINT64_MAX;  // when not mapped: first mapped block after fblk
+};
+Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk);
+
+// Maps [fblk, fblk+len) (a hole) to device blocks starting at `start`;
+// merges with the extent to the left when contiguous.
+Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t start,
+                 uint64_t len);
+
+// Unmaps and frees up to `max_extents` extents overlapping [fblk, end).
+// Sets *done when nothing is left in the range.
+Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
+                  int max_extents, bool* done);
+
+// Every extent, in order.
+Status ListExtents(Transaction& tx, const media::InodeRec& rec, std::vector<media::BmapRec>* out);
+
+}  // namespace udax

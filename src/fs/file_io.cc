@@ -1,0 +1,359 @@
+// fs/file_io.cc — read/write as copies to and from device memory, truncate,
+// fallocate, fsync, fiemap, and freeing an unlinked inode.
+//
+// Data path: Pread and Pwrite over already-allocated blocks run under
+// meta_mu_ shared and make no system call: Pwrite copies with non-temporal
+// stores and one fence (durable at return). Writes that allocate, extend the
+// file, or change the extent map take meta_mu_ exclusive and a transaction;
+// new blocks are filled (data or zeroes) before the transaction that maps them
+// commits, so a new block never shows an old file's bytes.
+//
+// Only the block holding EOF can carry stale bytes past EOF (truncate down
+// keeps it); every size extension zeroes [old EOF, end of that block) first.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "fs/bmap.h"
+#include "fs/fs_impl.h"
+
+namespace udax {
+
+using media::InodeRec;
+
+
+namespace {
+constexpr size_t kRollRoom = 64;     // commit and continue below this many free log slots
+constexpr int kExtentsPerTxn = 32;   // extents freed per transaction when truncating
+
+uint64_t RoundUp(uint64_t v) { return (v + kBlockSize - 1) / kBlockSize * kBlockSize; }
+}  // namespace
+
+Stat StatFromRecord(const InodeRec& r);
+
+Result<size_t> FsImpl::Pread(Inode* ip, void* buf, size_t len, uint64_t off) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  InodeRec rec;
+  {
+    std::lock_guard<std::mutex> g(ip->mu);
+    rec = ip->rec;
+  }
+  if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
+  if (off >= rec.size || len == 0) return size_t{0};
+  len = std::min<uint64_t>(len, rec.size - off);
+  Transaction tx(journal_.get(), true);
+  auto* out = static_cast<uint8_t*>(buf);
+  size_t done = 0;
+  while (done < len) {
+    uint64_t pos = off + done;
+    ASSIGN_OR_RETURN(ExtentLookup lk2, LookupExtent(tx, rec, pos / kBlockSize));
+    if (lk2.mapped) {
+      uint64_t ext_end = (lk2.ext.file_block + lk2.ext.length) * kBlockSize;
+      uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
+      uint64_t dev_off = lk2.ext.start_block * kBlockSize + (pos - lk2.ext.file_block * kBlockSize);
+      RETURN_IF_ERROR(dev_->CopyOut(out + done, dev_off, n));
+      done += n;
+    } else {
+      uint64_t hole_end = lk2.hole_end == UINT64_MAX ? UINT64_MAX : lk2.hole_end * kBlockSize;
+      uint64_t n = std::min<uint64_t>(len - done, hole_end - pos);
+      std::memset(out + done, 0, n);
+      done += n;
+    }
+  }
+  return done;
+}
+
+// Copies into already-mapped blocks of [off, off+len); returns how many bytes
+// from the front were copied before the first hole.
+static Result<size_t> OverwriteMapped(PmemDevice* dev, Transaction& tx, const InodeRec& rec,
+                                      const uint8_t* src, size_t len, uint64_t off) {
+  size_t done = 0;
+  while (done < len) {
+    uint64_t pos = off + done;
+    ASSIGN_OR_RETURN(ExtentLookup lk, LookupExtent(tx, rec, pos / kBlockSize));
+    if (!lk.mapped) break;
+    uint64_t ext_end = (lk.ext.file_block + lk.ext.length) * kBlockSize;
+    uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
+    uint64_t dev_off = lk.ext.start_block * kBlockSize + (pos - lk.ext.file_block * kBlockSize);
+    RETURN_IF_ERROR(dev->CopyIn(dev_off, src + done, n, false));
+    done += n;
+  }
+  return done;
+}
+
+Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t off, bool append) {
+  const auto* src = static_cast<const uint8_t*>(buf);
+  if (len == 0) return size_t{0};
+  {
+    // Fast path: no allocation, no size change — shared lock, one fence.
+    std::shared_lock<std::shared_mutex> lk(meta_mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    InodeRec rec;
+    {
+      std::lock_guard<std::mutex> g(ip->mu);
+      rec = ip->rec;
+    }
+    if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
+    if (append) off = rec.size;
+    if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
+    if (off + len <= rec.size) {
+      Transaction tx(journal_.get(), true);
+      ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), tx, rec, src, len, off));
+      if (n == len) {
+        dev_->Drain();
+        std::lock_guard<std::mutex> g(ip->mu);
+        ip->rec.mtime = ip->rec.ctime = Now();
+        ip->times_dirty = true;
+        return len;
+      }
+    }
+  }
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
+  if (append) off = rec.size;
+  if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
+  // Zero stale bytes past the old EOF in its block before extending over them.
+  if (off > rec.size && rec.size % kBlockSize) {
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, rec.size / kBlockSize));
+    if (e.mapped) {
+      uint64_t dev_off = e.ext.start_block * kBlockSize + (rec.size - e.ext.file_block * kBlockSize);
+      RETURN_IF_ERROR(dev_->Fill(dev_off, 0, RoundUp(rec.size) - rec.size, false));
+      t->data_pending = true;
+    }
+  }
+  size_t done = 0;
+  Status err;
+  while (done < len) {
+    uint64_t pos = off + done;
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, pos / kBlockSize));
+    if (e.mapped) {
+      ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), t->tx, rec, src + done, len - done, pos));
+      t->data_pending = true;
+      done += n;
+      continue;
+    }
+    // A hole: allocate up to the end of the write or of the hole.
+    uint64_t fblk = pos / kBlockSize;
+    uint64_t last = (off + len - 1) / kBlockSize + 1;
+    if (e.hole_end != UINT64_MAX) last = std::min(last, e.hole_end);
+    uint64_t hint = 0;
+    if (fblk > 0) {
+      ASSIGN_OR_RETURN(ExtentLookup prev, LookupExtent(t->tx, rec, fblk - 1));
+      if (prev.mapped) hint = prev.ext.start_block + (fblk - 1 - prev.ext.file_block) + 1;
+    }
+    auto ext = alloc_.AllocData(*t, last - fblk, hint);
+    if (!ext.has_value()) {
+      err = ext.error();
+      break;
+    }
+    uint64_t dev_base = ext->start * kBlockSize;
+    uint64_t in_blk = pos % kBlockSize;
+    uint64_t n = std::min<uint64_t>(len - done, ext->length * kBlockSize - in_blk);
+    if (in_blk) RETURN_IF_ERROR(dev_->Fill(dev_base, 0, in_blk, false));
+    RETURN_IF_ERROR(dev_->CopyIn(dev_base + in_blk, src + done, n, false));
+    uint64_t tail = ext->length * kBlockSize - in_blk - n;
+    if (tail) RETURN_IF_ERROR(dev_->Fill(dev_base + in_blk + n, 0, tail, false));
+    t->data_pending = true;
+    RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext->start, ext->length));
+    done += n;
+    if (t->tx.room() < kRollRoom) {
+      rec.size = std::max<uint64_t>(rec.size, off + done);
+      RETURN_IF_ERROR(WriteInode(*t, rec));
+      RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
+    }
+  }
+  if (done == 0 && !err.ok()) {
+    t->tx.Abort();
+    alloc_.EndTxn();
+    return err;
+  }
+  rec.size = std::max<uint64_t>(rec.size, off + done);
+  rec.mtime = rec.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, rec));
+  RETURN_IF_ERROR(CommitTxn(*t));
+  return done;
+}
+
+Status FsImpl::Truncate(Inode* ip, uint64_t len) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
+  if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
+  if (!S_ISREG(rec.mode)) return Errno(EINVAL, "not a regular file");
+  if (len > kMaxFileSize) return Errno(EFBIG, "file too large");
+  if (len > rec.size && rec.size % kBlockSize) {
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, rec.size / kBlockSize));
+    if (e.mapped) {
+      uint64_t dev_off = e.ext.start_block * kBlockSize + (rec.size - e.ext.file_block * kBlockSize);
+      RETURN_IF_ERROR(dev_->Fill(dev_off, 0, RoundUp(rec.size) - rec.size, false));
+      t->data_pending = true;
+    }
+  }
+  rec.size = len;
+  rec.mtime = rec.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, rec));
+  // Free whole blocks past the new EOF, a bounded number per transaction.
+  bool done = false;
+  while (!done) {
+    RETURN_IF_ERROR(UnmapRange(this, *t, rec, RoundUp(len) / kBlockSize, UINT64_MAX / 2, kExtentsPerTxn, &done));
+    RETURN_IF_ERROR(WriteInode(*t, rec));
+    RETURN_IF_ERROR(CommitTxn(*t));
+    if (!done) {
+      ASSIGN_OR_RETURN(t, BeginTxn());
+      ASSIGN_OR_RETURN(rec, ReadInodeFor(*t, ip->ino));
+    }
+  }
+  return Status::Ok();
+}
+
+Status FsImpl::TruncatePath(const std::string& path, uint64_t len) {
+  std::shared_ptr<Inode> ip;
+  {
+    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    Transaction tx(journal_.get(), true);
+    ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, true));
+    ip = GetInCore(rec);
+  }
+  Status st = Truncate(ip.get(), len);
+  Release(ip.get());
+  return st;
+}
+
+Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
+  const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~known) return Errno(EOPNOTSUPP, "unsupported fallocate mode");
+  if (len == 0) return Errno(EINVAL, "length must be positive");
+  if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
+  bool punch = mode & FALLOC_FL_PUNCH_HOLE, zero = mode & FALLOC_FL_ZERO_RANGE;
+  if (punch && !(mode & FALLOC_FL_KEEP_SIZE)) return Errno(EOPNOTSUPP, "punch hole needs keep-size");
+  if (punch && zero) return Errno(EOPNOTSUPP, "punch hole and zero range are exclusive");
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
+  if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
+  if (!S_ISREG(rec.mode)) return Errno(ENODEV, "not a regular file");
+  uint64_t end = off + len;
+  // Zeroes [a, b) of already-mapped blocks in place.
+  auto zero_mapped = [&](uint64_t a, uint64_t b) -> Status {
+    while (a < b) {
+      ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, a / kBlockSize));
+      if (!e.mapped) {
+        if (e.hole_end == UINT64_MAX) return Status::Ok();
+        a = std::max(a, e.hole_end * kBlockSize);
+        continue;
+      }
+      uint64_t ext_end = std::min(b, (e.ext.file_block + e.ext.length) * kBlockSize);
+      RETURN_IF_ERROR(dev_->Fill(e.ext.start_block * kBlockSize + (a - e.ext.file_block * kBlockSize), 0, ext_end - a, false));
+      t->data_pending = true;
+      a = ext_end;
+    }
+    return Status::Ok();
+  };
+  if (punch) {
+    uint64_t first_full = RoundUp(off) / kBlockSize, end_full = end / kBlockSize;
+    RETURN_IF_ERROR(zero_mapped(off, std::min(end, RoundUp(off))));
+    if (end_full * kBlockSize > off) RETURN_IF_ERROR(zero_mapped(std::max(off, end_full * kBlockSize), end));
+    bool done = first_full >= end_full;
+    while (!done) {
+      RETURN_IF_ERROR(UnmapRange(this, *t, rec, first_full, end_full, kExtentsPerTxn, &done));
+      RETURN_IF_ERROR(WriteInode(*t, rec));
+      if (!done) RETURN_IF_ERROR(RollIfNeeded(*t, t->tx.journal()->max_blocks_per_txn()));
+    }
+    rec.mtime = rec.ctime = Now();
+    RETURN_IF_ERROR(WriteInode(*t, rec));
+    return CommitTxn(*t);
+  }
+  if (zero) RETURN_IF_ERROR(zero_mapped(off, end));
+  if (end > rec.size && rec.size % kBlockSize && !(mode & FALLOC_FL_KEEP_SIZE))
+    RETURN_IF_ERROR(zero_mapped(rec.size, RoundUp(rec.size)));
+  // Allocate zeroed blocks for every hole in the range.
+  uint64_t fblk = off / kBlockSize, last = (end + kBlockSize - 1) / kBlockSize;
+  Status err;
+  while (fblk < last) {
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, fblk));
+    if (e.mapped) {
+      fblk = e.ext.file_block + e.ext.length;
+      continue;
+    }
+    uint64_t stop = std::min(last, e.hole_end);
+    auto ext = alloc_.AllocData(*t, stop - fblk, 0);
+    if (!ext.has_value()) {
+      err = ext.error();
+      break;
+    }
+    RETURN_IF_ERROR(dev_->Fill(ext->start * kBlockSize, 0, ext->length * kBlockSize, false));
+    t->data_pending = true;
+    RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext->start, ext->length));
+    fblk += ext->length;
+    if (t->tx.room() < kRollRoom) {
+      RETURN_IF_ERROR(WriteInode(*t, rec));
+      RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
+    }
+  }
+  if (err.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > rec.size) rec.size = end;
+  rec.ctime = Now();
+  if (zero) rec.mtime = rec.ctime;
+  RETURN_IF_ERROR(WriteInode(*t, rec));
+  RETURN_IF_ERROR(CommitTxn(*t));
+  return err;
+}
+
+Status FsImpl::Fsync(Inode* ip) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  if (read_only_) return Status::Ok();
+  return FlushLazyTimes(ip);
+}
+
+Result<Stat> FsImpl::StatInode(Inode* ip) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  std::lock_guard<std::mutex> g(ip->mu);
+  return StatFromRecord(ip->rec);
+}
+
+Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  InodeRec rec;
+  {
+    std::lock_guard<std::mutex> g(ip->mu);
+    rec = ip->rec;
+  }
+  Transaction tx(journal_.get(), true);
+  std::vector<media::BmapRec> exts;
+  RETURN_IF_ERROR(ListExtents(tx, rec, &exts));
+  std::vector<FileExtent> out;
+  for (const auto& e : exts)
+    out.push_back(FileExtent{e.file_block * kBlockSize, e.start_block * kBlockSize,
+                             uint64_t{e.length} * kBlockSize, 0});
+  return out;
+}
+
+Status FsImpl::ReclaimInode(uint64_t ino) {
+  bool done = false;
+  while (!done) {
+    ASSIGN_OR_RETURN(auto t, BeginTxn());
+    ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ino));
+    if (S_ISDIR(rec.mode)) {
+      if (rec.data.levels != 0) return Errno(EUCLEAN, "unlinked directory " + std::to_string(ino) + " still has entries");
+      done = true;
+    } else {
+      RETURN_IF_ERROR(UnmapRange(this, *t, rec, 0, UINT64_MAX / 2, kExtentsPerTxn, &done));
+      RETURN_IF_ERROR(WriteInode(*t, rec));
+    }
+    if (done) {
+      RETURN_IF_ERROR(DeleteInode(*t, ino));
+      RETURN_IF_ERROR(RemoveOrphan(*t, ino));
+    }
+    RETURN_IF_ERROR(CommitTxn(*t));
+  }
+  return Status::Ok();
+}
+
+}  // namespace udax

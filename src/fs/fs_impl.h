@@ -1,0 +1,172 @@
+// fs/fs_impl.h — FsImpl: the mounted filesystem (the kernel's super_block).
+//
+// Owns: the device, the journal, the allocator, the table of in-core inodes
+// (open files), and the metadata lock. Every public operation enters here.
+//
+// Locking (docs/ARCHITECTURE.md "Locking"):
+//  * meta_mu_ (shared_mutex): exclusive for every writing transaction,
+//    shared for lookups, reads, and overwrites of already-allocated blocks;
+//  * Inode::mu: protects an in-core inode's cached record (lazy timestamps);
+//    taken inside meta_mu_, never the other way round;
+//  * inodes_mu_: the in-core inode table; innermost.
+// Invariants:
+//  * one writing FsTxn at a time (it is created under meta_mu_ exclusive);
+//  * an in-core inode's `rec` equals its committed record plus lazy times;
+//  * a transaction that wrote new data blocks before commit frees nothing
+//    before those allocations (the allocator refuses otherwise).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "btree/btree.h"
+#include "device/pmem_device.h"
+#include "fs/alloc.h"
+#include "journal/journal.h"
+#include "media/format.h"
+#include "udax/fs.h"
+
+namespace udax {
+
+// An in-core inode: exists while a File holds it open.
+class Inode {
+ public:
+  explicit Inode(const media::InodeRec& r) : ino(r.ino), rec(r) {}
+  const uint64_t ino;
+  std::mutex mu;         // guards rec and times_dirty
+  media::InodeRec rec;   // committed record + lazy timestamps
+  bool times_dirty = false;
+  int open_count = 0;    // guarded by FsImpl::inodes_mu_
+};
+
+// A writing transaction plus the filesystem-level bookkeeping around it.
+class FsTxn {
+ public:
+  explicit FsTxn(FsImpl* fs);
+  ~FsTxn();  // an uncommitted transaction is dropped; allocator state reset
+  FsImpl* fs;
+  Transaction tx;
+  media::RootBlock* root = nullptr;  // the transaction's image of the root block
+  std::map<uint64_t, media::InodeRec> inodes;  // records written, applied to in-core inodes on commit
+  bool data_pending = false;  // data written with nodrain stores before commit
+};
+
+class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> {
+ public:
+  static Result<std::unique_ptr<FsImpl>> Mount(const std::string& device, const MountOptions& opts);
+  // mkfs: formats the device described by `sb` and returns it mounted.
+  static Result<std::unique_ptr<FsImpl>> FormatAndMount(std::unique_ptr<PmemDevice> dev,
+                                                        const media::Superblock& sb, FsImpl** out);
+  ~FsImpl() override;
+  Status Unmount();
+  void Crash();
+
+  // ---- namespace (namei.cc) ----
+  Result<File> Open(const std::string& path, int flags, uint32_t mode);
+  Status Mkdir(const std::string& path, uint32_t mode);
+  Status Rmdir(const std::string& path);
+  Status Unlink(const std::string& path);
+  Status Rename(const std::string& from, const std::string& to);
+  Status Link(const std::string& existing, const std::string& new_path);
+  Status Symlink(const std::string& target, const std::string& path);
+  Result<std::string> Readlink(const std::string& path);
+  Result<Stat> GetStat(const std::string& path, bool follow);
+  Status Chmod(const std::string& path, uint32_t mode);
+  Status Chown(const std::string& path, uint32_t uid, uint32_t gid);
+  Status Utimens(const std::string& path, Timespec atime, Timespec mtime);
+  Status TruncatePath(const std::string& path, uint64_t len);
+  Result<std::vector<DirEntry>> ReadDir(const std::string& path);
+  Result<StatFs> GetStatFs();
+  Status Sync();
+
+  // ---- file I/O (file_io.cc) ----
+  Result<size_t> Pread(Inode* ip, void* buf, size_t len, uint64_t off);
+  Result<size_t> Pwrite(Inode* ip, const void* buf, size_t len, uint64_t off, bool append);
+  Status Truncate(Inode* ip, uint64_t len);
+  Status Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len);
+  Status Fsync(Inode* ip);
+  Result<Stat> StatInode(Inode* ip);
+  Result<std::vector<FileExtent>> Fiemap(Inode* ip);
+  void Release(Inode* ip);  // a File closed
+
+  // ---- DeviceHolder ----
+  void NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) override;
+
+  // ---- internals shared by the fs/*.cc files ----
+  PmemDevice* device() { return dev_.get(); }
+  Journal* journal() { return journal_.get(); }
+  Allocator* allocator() { return &alloc_; }
+  uint64_t total_blocks() const { return sb_.total_blocks; }
+  uint64_t data_start() const { return sb_.log_start + sb_.log_blocks; }
+  uint64_t data_end() const { return sb_.total_blocks - 1; }
+  bool read_only() const { return read_only_; }
+
+  // Transactions: Begin under meta_mu_ exclusive; Commit applies inode records.
+  Result<std::unique_ptr<FsTxn>> BeginTxn();
+  Status CommitTxn(FsTxn& t);
+  // Commits and starts over when fewer than `need` blocks of room are left.
+  Status RollIfNeeded(FsTxn& t, size_t need);
+
+  // Inode records (inode.cc).
+  Result<media::InodeRec> ReadInode(Transaction& tx, uint64_t ino);
+  Result<media::InodeRec> ReadInodeFor(FsTxn& t, uint64_t ino);  // sees in-txn updates
+  Status WriteInode(FsTxn& t, const media::InodeRec& rec);
+  Result<media::InodeRec> CreateInode(FsTxn& t, uint32_t mode, uint64_t parent);
+  Status DeleteInode(FsTxn& t, uint64_t ino);
+  std::shared_ptr<Inode> FindInCore(uint64_t ino);
+  std::shared_ptr<Inode> GetInCore(const media::InodeRec& rec);  // open_count++
+  Status AddOrphan(FsTxn& t, uint64_t ino);
+  Status RemoveOrphan(FsTxn& t, uint64_t ino);
+  // Frees every block of an unlinked inode and the inode itself (rolling).
+  Status ReclaimInode(uint64_t ino);
+  Status ReclaimOrphans();
+  Status FlushLazyTimes(Inode* ip);
+
+  std::shared_mutex& meta_mu() { return meta_mu_; }
+  Status CheckMounted() const {
+    return mounted_ ? Status::Ok() : Errno(ESHUTDOWN, "filesystem is not mounted");
+  }
+
+  // ---- path resolution (namei.cc); callers hold meta_mu_ ----
+  // The inode `path` names; follows symlinks (the final one when follow_last).
+  Result<media::InodeRec> Walk(Transaction& tx, const std::string& path, bool follow_last);
+  struct ParentAndName {
+    media::InodeRec parent;
+    std::string name;
+    bool trailing_slash = false;
+  };
+  // The directory that holds the final component, and that component.
+  Result<ParentAndName> WalkParent(Transaction& tx, const std::string& path);
+  // Drops one link of `ino` (already removed from its directory): orphan it,
+  // and free it at once when nobody has it open.
+  Status DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now);
+  static media::DiskTime Now();
+
+ private:
+  FsImpl() = default;
+  Status CheckWritable() const;
+  void ReleaseDevice();
+  Result<std::string> ReadSymlink(Transaction& tx, const media::InodeRec& rec);
+  Status WriteSymlinkTarget(FsTxn& t, media::InodeRec& rec, const std::string& target);
+
+  std::unique_ptr<PmemDevice> dev_;
+  std::unique_ptr<Journal> journal_;
+  media::Superblock sb_{};
+  Allocator alloc_{this};
+  bool read_only_ = false;
+  std::atomic<bool> mounted_{false};
+  std::shared_mutex meta_mu_;
+  std::mutex inodes_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<Inode>> inodes_;
+};
+
+media::DiskTime ToDisk(Timespec t);
+Timespec FromDisk(media::DiskTime t);
+
+}  // namespace udax

@@ -1,0 +1,342 @@
+// fs/fsck.cc — the offline checker (see fsck.h). Reads everything through a
+// read-only Transaction, so every block is CRC- and structure-verified; a
+// corrupt block becomes a listed problem, never a crash. Block ownership is
+// tracked in a DRAM map (one byte per block) to prove free ∪ used = device
+// and that nothing is claimed twice.
+#include "fs/fsck.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <deque>
+#include <unordered_map>
+
+#include "fs/dir.h"
+#include "fs/fs_impl.h"
+#include "media/verify.h"
+
+namespace udax {
+
+
+
+namespace {
+
+enum Owner : uint8_t { kUnclaimed = 0, kReserved, kNode, kFreeList, kFree, kData };
+const char* OwnerName(uint8_t o) {
+  static const char* names[] = {"nothing", "static metadata", "a B+tree node", "the free list",
+                                "free space", "file data"};
+  return names[o];
+}
+
+struct InodeInfo {
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint64_t parent = 0;
+  uint64_t dir_entries = 0;
+  uint32_t refs = 0;     // directory entries naming it
+  uint32_t subdirs = 0;  // for directories
+  uint64_t found_parent = 0;
+};
+
+class Checker {
+ public:
+  Checker(PmemDevice* dev, FsckReport* r) : dev_(dev), r_(r) {}
+  void Run();
+
+ private:
+  void Problem(std::string s) { r_->problems.push_back(std::move(s)); }
+  bool Claim(uint64_t b, uint64_t n, Owner o, const std::string& who);
+  void WalkTree(Transaction& tx, const media::BtreeRoot& root, uint32_t magic, uint64_t owner,
+                const std::string& name, const std::function<void(const void*)>& on_rec);
+  void CheckFreeSpace(Transaction& tx, const media::RootBlock& root);
+  void CheckInodes(Transaction& tx, const media::RootBlock& root);
+  void CheckFile(Transaction& tx, const media::InodeRec& rec);
+  void CheckDir(Transaction& tx, const media::InodeRec& rec);
+
+  PmemDevice* dev_;
+  FsckReport* r_;
+  media::Superblock sb_{};
+  std::vector<uint8_t> owner_;
+  std::unordered_map<uint64_t, InodeInfo> inodes_;
+  uint64_t data_start_ = 0, data_end_ = 0;
+};
+
+bool Checker::Claim(uint64_t b, uint64_t n, Owner o, const std::string& who) {
+  if (b < data_start_ || b + n > data_end_ || b + n < b) {
+    if (o != kReserved) {
+      Problem(who + ": blocks [" + std::to_string(b) + ", +" + std::to_string(n) +
+              ") lie outside the allocatable area");
+      return false;
+    }
+  }
+  int reported = 0;
+  for (uint64_t i = b; i < b + n && i < owner_.size(); i++) {
+    if (owner_[i] != kUnclaimed) {
+      if (reported++ < 3)
+        Problem(who + ": block " + std::to_string(i) + " is also used by " + OwnerName(owner_[i]));
+      continue;
+    }
+    owner_[i] = o;
+  }
+  return reported == 0;
+}
+
+void Checker::WalkTree(Transaction& tx, const media::BtreeRoot& root_in, uint32_t magic,
+                       uint64_t owner, const std::string& name,
+                       const std::function<void(const void*)>& on_rec) {
+  media::BtreeRoot root = root_in;
+  const media::TreeShape& shape = *media::ShapeForMagic(magic);
+  Btree tree(&tx, shape, &root, owner, nullptr);
+  Status st = tree.VisitNodes([&](uint64_t bno, const uint8_t* node, const uint64_t* lo,
+                                  const uint64_t* hi) -> Status {
+    const auto* h = reinterpret_cast<const media::BtreeNodeHeader*>(node);
+    Claim(bno, 1, kNode, name + " node " + std::to_string(bno));
+    r_->metadata_blocks++;
+    if (h->owner != owner)
+      Problem(name + " node " + std::to_string(bno) + " belongs to owner " + std::to_string(h->owner));
+    uint32_t stride = h->level == 0 ? shape.rec_size : shape.key_words * 8 + 8;
+    for (uint32_t i = 0; i < h->nrecs; i++) {
+      const uint8_t* p = node + sizeof(media::BtreeNodeHeader) + i * stride;
+      uint64_t key[2] = {0, 0};
+      std::memcpy(key, p, shape.key_words * 8);
+      if ((lo && media::CompareKeys(key, lo, shape.key_words) < 0) ||
+          (hi && media::CompareKeys(key, hi, shape.key_words) >= 0))
+        Problem(name + " node " + std::to_string(bno) + ": key outside its parent's range");
+      if (h->level == 0) on_rec(p);
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) Problem(name + ": " + st.message());
+}
+
+void Checker::CheckFreeSpace(Transaction& tx, const media::RootBlock& root) {
+  std::vector<media::FreeBnoRec> by_bno;
+  std::vector<media::FreeCntRec> by_cnt;
+  WalkTree(tx, root.free_bno, media::kFreeBnoMagic, 0, "free-by-block tree",
+           [&](const void* p) { by_bno.push_back(*static_cast<const media::FreeBnoRec*>(p)); });
+  WalkTree(tx, root.free_cnt, media::kFreeCntMagic, 0, "free-by-size tree",
+           [&](const void* p) { by_cnt.push_back(*static_cast<const media::FreeCntRec*>(p)); });
+  uint64_t total = 0;
+  std::map<std::pair<uint64_t, uint64_t>, int> extents;
+  for (size_t i = 0; i < by_bno.size(); i++) {
+    const auto& e = by_bno[i];
+    if (e.length == 0) Problem("free extent at " + std::to_string(e.start) + " has length 0");
+    Claim(e.start, e.length, kFree, "free extent " + std::to_string(e.start));
+    if (i > 0 && by_bno[i - 1].start + by_bno[i - 1].length == e.start)
+      Problem("free extents at " + std::to_string(by_bno[i - 1].start) + " and " +
+              std::to_string(e.start) + " are adjacent but not merged");
+    total += e.length;
+    extents[{e.start, e.length}] |= 1;
+  }
+  for (const auto& c : by_cnt) extents[{c.start, c.length}] |= 2;
+  for (const auto& [ext, mask] : extents)
+    if (mask != 3)
+      Problem("free extent [" + std::to_string(ext.first) + ", +" + std::to_string(ext.second) +
+              ") is only in the " + (mask == 1 ? "by-block" : "by-size") + " tree");
+  if (total != root.free_blocks)
+    Problem("free block counter says " + std::to_string(root.free_blocks) + ", free trees hold " +
+            std::to_string(total));
+  r_->free_blocks = total;
+  for (uint32_t i = 0; i < root.freelist_count; i++)
+    Claim(root.freelist[i], 1, kFreeList, "free list entry " + std::to_string(i));
+}
+
+void Checker::CheckFile(Transaction& tx, const media::InodeRec& rec) {
+  uint64_t blocks = 0, prev_end = 0;
+  std::string who = "inode " + std::to_string(rec.ino);
+  WalkTree(tx, rec.data, media::kBmapMagic, rec.ino, who + " extent map", [&](const void* p) {
+    const auto* e = static_cast<const media::BmapRec*>(p);
+    if (e->length == 0) Problem(who + ": empty extent at file block " + std::to_string(e->file_block));
+    if (e->file_block < prev_end) Problem(who + ": overlapping extents at file block " + std::to_string(e->file_block));
+    prev_end = e->file_block + e->length;
+    Claim(e->start_block, e->length, kData, who + " extent at file block " + std::to_string(e->file_block));
+    blocks += e->length;
+  });
+  r_->data_blocks += blocks;
+  if (blocks != rec.nblocks)
+    Problem(who + ": block count says " + std::to_string(rec.nblocks) + ", extents hold " + std::to_string(blocks));
+  if (S_ISLNK(rec.mode) && rec.size > media::kInodeInlineMax && blocks * kBlockSize < rec.size)
+    Problem(who + ": symbolic link target is missing blocks");
+  if (prev_end > kMaxFileSize / kBlockSize + 1)
+    Problem(who + ": extent beyond the maximum file size");
+}
+
+void Checker::CheckDir(Transaction& tx, const media::InodeRec& rec) {
+  uint64_t count = 0;
+  std::string who = "directory " + std::to_string(rec.ino);
+  WalkTree(tx, rec.data, media::kDirMagic, rec.ino, who, [&](const void* p) {
+    const auto* d = static_cast<const media::DirRec*>(p);
+    count++;
+    std::string_view name(d->name, d->name_len);
+    if (d->name_len == 0 || name.find('/') != std::string_view::npos || name == "." || name == "..")
+      Problem(who + ": invalid entry name");
+    else if (NameHash(name) != d->hash)
+      Problem(who + ": entry '" + std::string(name) + "' has the wrong hash");
+    auto it = inodes_.find(d->ino);
+    if (it == inodes_.end()) {
+      Problem(who + ": entry '" + std::string(name) + "' names missing inode " + std::to_string(d->ino));
+      return;
+    }
+    it->second.refs++;
+    if ((it->second.mode & S_IFMT) != (static_cast<uint32_t>(d->type) << 12))
+      Problem(who + ": entry '" + std::string(name) + "' has the wrong file type");
+    if (S_ISDIR(it->second.mode)) {
+      inodes_[rec.ino].subdirs++;
+      it->second.found_parent = rec.ino;
+    }
+  });
+  if (count != rec.dir_entries)
+    Problem(who + ": entry count says " + std::to_string(rec.dir_entries) + ", tree holds " + std::to_string(count));
+}
+
+void Checker::CheckInodes(Transaction& tx, const media::RootBlock& root) {
+  std::vector<media::InodeRec> recs;
+  WalkTree(tx, root.inodes, media::kInodeMagic, 0, "inode tree",
+           [&](const void* p) { recs.push_back(*static_cast<const media::InodeRec*>(p)); });
+  for (const auto& rec : recs) {
+    InodeInfo info;
+    info.mode = rec.mode;
+    info.nlink = rec.nlink;
+    info.parent = rec.parent;
+    info.dir_entries = rec.dir_entries;
+    inodes_[rec.ino] = info;
+    if (rec.ino >= root.next_ino) Problem("inode " + std::to_string(rec.ino) + " is beyond the next inode number");
+  }
+  r_->inodes = recs.size();
+  if (recs.size() != root.inode_count)
+    Problem("inode counter says " + std::to_string(root.inode_count) + ", inode tree holds " + std::to_string(recs.size()));
+  for (const auto& rec : recs) {
+    switch (rec.mode & S_IFMT) {
+      case S_IFREG: r_->files++; CheckFile(tx, rec); break;
+      case S_IFLNK: r_->symlinks++; CheckFile(tx, rec); break;
+      case S_IFDIR: r_->directories++; CheckDir(tx, rec); break;
+      default: Problem("inode " + std::to_string(rec.ino) + " has an invalid file type");
+    }
+  }
+  std::unordered_map<uint64_t, bool> orphan;
+  WalkTree(tx, root.orphans, media::kOrphanMagic, 0, "orphan list", [&](const void* p) {
+    uint64_t ino = static_cast<const media::OrphanRec*>(p)->ino;
+    orphan[ino] = true;
+    Problem("orphan inode " + std::to_string(ino) + " left after recovery");
+  });
+  auto root_it = inodes_.find(root.root_ino);
+  if (root_it == inodes_.end() || !S_ISDIR(root_it->second.mode)) {
+    Problem("root directory inode " + std::to_string(root.root_ino) + " is missing");
+    return;
+  }
+  for (auto& [ino, in] : inodes_) {
+    std::string who = "inode " + std::to_string(ino);
+    if (S_ISDIR(in.mode)) {
+      uint32_t want = 2 + in.subdirs;
+      if (in.nlink != want && !(in.nlink == 0 && orphan.count(ino)))
+        Problem(who + ": directory link count " + std::to_string(in.nlink) + ", expected " + std::to_string(want));
+      if (ino == root.root_ino) {
+        if (in.refs != 0) Problem("root directory is named by a directory entry");
+        if (in.parent != ino) Problem("root directory's parent is not itself");
+      } else if (in.refs == 0 && !orphan.count(ino)) {
+        Problem(who + ": directory is not connected to the tree");
+      } else if (in.refs > 1) {
+        Problem(who + ": directory has " + std::to_string(in.refs) + " names");
+      } else if (in.refs == 1 && in.parent != in.found_parent) {
+        Problem(who + ": parent pointer " + std::to_string(in.parent) + " but it lives in " +
+                std::to_string(in.found_parent));
+      }
+    } else {
+      if (in.nlink != in.refs)
+        Problem(who + ": link count " + std::to_string(in.nlink) + ", but " + std::to_string(in.refs) +
+                " directory entries name it");
+      if (in.refs == 0 && !orphan.count(ino)) Problem(who + ": not connected to the tree (lost)");
+    }
+  }
+  // Connectivity: every directory reaches the root through parent pointers.
+  for (auto& [ino, in] : inodes_) {
+    if (!S_ISDIR(in.mode) || in.refs != 1) continue;
+    uint64_t cur = ino;
+    size_t steps = 0;
+    while (cur != root.root_ino && steps++ <= inodes_.size()) {
+      auto it = inodes_.find(cur);
+      if (it == inodes_.end() || it->second.refs != 1) break;
+      cur = it->second.found_parent;
+    }
+    if (cur != root.root_ino) Problem("directory " + std::to_string(ino) + " is not reachable from the root");
+  }
+}
+
+void Checker::Run() {
+  uint64_t dev_blocks = dev_->size() / kBlockSize;
+  if (dev_blocks < 16) {
+    Problem("device is too small to hold a udax filesystem");
+    return;
+  }
+  const auto* sb0 = reinterpret_cast<const media::Superblock*>(dev_->BlockPtr(0, kBlockSize));
+  const auto* sb1 = reinterpret_cast<const media::Superblock*>(dev_->BlockPtr(dev_blocks - 1, kBlockSize));
+  Status st0 = media::VerifySuperblock(*sb0, dev_->size());
+  Status st1 = media::VerifySuperblock(*sb1, dev_->size());
+  if (!st0.ok()) Problem("primary superblock: " + st0.message());
+  if (st0.ok()) {
+    sb_ = *sb0;
+    if (sb_.total_blocks != dev_blocks) {
+      sb1 = reinterpret_cast<const media::Superblock*>(dev_->BlockPtr(sb_.total_blocks - 1, kBlockSize));
+      st1 = media::VerifySuperblock(*sb1, dev_->size());
+    }
+    if (!st1.ok()) Problem("secondary superblock: " + st1.message());
+    else if (std::memcmp(sb0, sb1, sizeof(media::Superblock)) != 0) Problem("superblock copies differ");
+  } else if (st1.ok()) {
+    sb_ = *sb1;
+    r_->notes.push_back("using the secondary superblock");
+  } else {
+    return;
+  }
+  owner_.assign(sb_.total_blocks, kUnclaimed);
+  data_start_ = sb_.log_start + sb_.log_blocks;
+  data_end_ = sb_.total_blocks - 1;
+  Claim(0, data_start_, kReserved, "superblock, root block and journal");
+  Claim(sb_.total_blocks - 1, 1, kReserved, "secondary superblock");
+  Journal journal(dev_, sb_.log_start, sb_.log_blocks, sb_.total_blocks);
+  auto pending = journal.Recover(/*read_only=*/true);
+  if (!pending.has_value()) Problem("journal: " + pending.error().message());
+  else if (*pending) r_->notes.push_back("journal holds a committed transaction of " + std::to_string(*pending) + " blocks not yet replayed");
+  Transaction tx(&journal, true);
+  auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
+  if (!rb.has_value()) {
+    Problem("root block: " + rb.error().message());
+    return;
+  }
+  media::RootBlock root;
+  std::memcpy(&root, *rb, sizeof root);
+  CheckFreeSpace(tx, root);
+  CheckInodes(tx, root);
+  uint64_t leaked = 0, first_leak = 0;
+  for (uint64_t b = data_start_; b < data_end_; b++) {
+    if (owner_[b] == kUnclaimed) {
+      if (leaked++ == 0) first_leak = b;
+    }
+    if (owner_[b] != kUnclaimed && owner_[b] != kFree) r_->used_blocks++;
+  }
+  r_->used_blocks += data_start_ + 1;
+  if (leaked)
+    Problem(std::to_string(leaked) + " blocks are neither free nor used (first: " + std::to_string(first_leak) + ")");
+}
+
+}  // namespace
+
+Result<FsckReport> Fsck(const std::string& device, const FsckOptions& opts) {
+  FsckReport report;
+  if (opts.recover) {
+    auto fs = FsImpl::Mount(device, MountOptions{});
+    if (fs.has_value()) {
+      Status st = (*fs)->Unmount();
+      if (!st.ok()) report.notes.push_back("unmount after recovery: " + st.message());
+    } else if (fs.error().err() == EBUSY || fs.error().err() == ENOENT || fs.error().err() == EACCES) {
+      return fs.error();
+    } else {
+      report.notes.push_back("mount failed, checking without recovery: " + fs.error().message());
+    }
+  }
+  DeviceOptions dopts;
+  ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, dopts));
+  Checker(dev.get(), &report).Run();
+  return report;
+}
+
+}  // namespace udax

@@ -1,0 +1,43 @@
+// fs/info.cc — `udax info`: reads the superblock, root block and journal
+// header of an unmounted device without changing anything.
+#include "fs/info.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "device/pmem_device.h"
+#include "journal/journal.h"
+#include "media/verify.h"
+
+namespace udax {
+
+Result<FsInfo> ReadInfo(const std::string& device) {
+  ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, DeviceOptions{}));
+  FsInfo info;
+  info.device_bytes = dev->size();
+  if (dev->size() < 16 * media::kBlockSize) return Errno(EUCLEAN, "device too small to hold a udax filesystem");
+  const auto* sb = reinterpret_cast<const media::Superblock*>(dev->BlockPtr(0, media::kBlockSize));
+  RETURN_IF_ERROR(media::VerifySuperblock(*sb, dev->size()));
+  info.block_size = sb->block_size;
+  info.total_blocks = sb->total_blocks;
+  info.size_bytes = sb->total_blocks * sb->block_size;
+  info.log_blocks = sb->log_blocks;
+  char uuid[40];
+  const uint8_t* u = sb->uuid;
+  snprintf(uuid, sizeof uuid, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  info.uuid = uuid;
+  Journal journal(dev.get(), sb->log_start, sb->log_blocks, sb->total_blocks);
+  ASSIGN_OR_RETURN(uint32_t pending, journal.Recover(/*read_only=*/true));
+  info.journal_state = pending ? "dirty (" + std::to_string(pending) + " blocks to replay)" : "clean";
+  info.fences_per_commit = Journal::kFencesPerCommit;
+  Transaction tx(&journal, true);
+  ASSIGN_OR_RETURN(const uint8_t* rbp, tx.Read(media::kRootBlockNo, media::kRootMagic));
+  const auto* root = reinterpret_cast<const media::RootBlock*>(rbp);
+  info.free_blocks = root->free_blocks;
+  info.used_blocks = info.total_blocks - info.free_blocks;
+  info.inode_count = root->inode_count;
+  return info;
+}
+
+}  // namespace udax

@@ -1,0 +1,173 @@
+// fs/inode.cc — inode records in the inode B+tree, the in-core inode table,
+// and the orphan list.
+//
+// Inode numbers are never reused (root.next_ino only grows; 2^64 is enough),
+// so a stale number can never name a different file.
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cstring>
+
+#include "fs/fs_impl.h"
+
+namespace udax {
+
+using media::InodeRec;
+
+namespace {
+const media::TreeShape& InodeShape() { return *media::ShapeForMagic(media::kInodeMagic); }
+const media::TreeShape& OrphanShape() { return *media::ShapeForMagic(media::kOrphanMagic); }
+}  // namespace
+
+media::DiskTime FsImpl::Now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return media::DiskTime{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec), 0};
+}
+
+media::DiskTime ToDisk(Timespec t) { return media::DiskTime{t.sec, t.nsec, 0}; }
+Timespec FromDisk(media::DiskTime t) { return Timespec{t.sec, t.nsec}; }
+
+Result<InodeRec> FsImpl::ReadInode(Transaction& tx, uint64_t ino) {
+  if (auto ip = FindInCore(ino)) {
+    std::lock_guard<std::mutex> g(ip->mu);
+    return ip->rec;
+  }
+  ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+  media::BtreeRoot root = reinterpret_cast<const media::RootBlock*>(rb)->inodes;
+  Btree tree(&tx, InodeShape(), &root, 0, nullptr);
+  InodeRec rec;
+  ASSIGN_OR_RETURN(bool found, tree.Lookup(&ino, &rec));
+  if (!found) return Errno(ENOENT, "inode " + std::to_string(ino) + " does not exist");
+  return rec;
+}
+
+Result<InodeRec> FsImpl::ReadInodeFor(FsTxn& t, uint64_t ino) {
+  auto it = t.inodes.find(ino);
+  if (it != t.inodes.end()) return it->second;
+  return ReadInode(t.tx, ino);
+}
+
+Status FsImpl::WriteInode(FsTxn& t, const InodeRec& rec) {
+  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, &alloc_);
+  RETURN_IF_ERROR(tree.Update(&rec));
+  t.inodes[rec.ino] = rec;
+  return Status::Ok();
+}
+
+Result<InodeRec> FsImpl::CreateInode(FsTxn& t, uint32_t mode, uint64_t parent) {
+  RETURN_IF_ERROR(alloc_.FixFreeList(t));
+  InodeRec rec;
+  std::memset(&rec, 0, sizeof rec);
+  rec.ino = t.root->next_ino++;
+  rec.mode = mode;
+  rec.nlink = S_ISDIR(mode) ? 2 : 1;
+  rec.uid = getuid();
+  rec.gid = getgid();
+  rec.atime = rec.mtime = rec.ctime = rec.btime = Now();
+  rec.parent = S_ISDIR(mode) ? parent : 0;
+  rec.generation = t.tx.journal()->seq();
+  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, &alloc_);
+  RETURN_IF_ERROR(tree.Insert(&rec));
+  t.root->inode_count++;
+  t.inodes[rec.ino] = rec;
+  return rec;
+}
+
+Status FsImpl::DeleteInode(FsTxn& t, uint64_t ino) {
+  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, &alloc_);
+  RETURN_IF_ERROR(tree.Delete(&ino));
+  t.root->inode_count--;
+  t.inodes.erase(ino);
+  return Status::Ok();
+}
+
+Status FsImpl::AddOrphan(FsTxn& t, uint64_t ino) {
+  Btree tree(&t.tx, OrphanShape(), &t.root->orphans, 0, &alloc_);
+  media::OrphanRec rec{ino};
+  return tree.Insert(&rec);
+}
+
+Status FsImpl::RemoveOrphan(FsTxn& t, uint64_t ino) {
+  Btree tree(&t.tx, OrphanShape(), &t.root->orphans, 0, &alloc_);
+  return tree.Delete(&ino);
+}
+
+std::shared_ptr<Inode> FsImpl::FindInCore(uint64_t ino) {
+  std::lock_guard<std::mutex> g(inodes_mu_);
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Inode> FsImpl::GetInCore(const InodeRec& rec) {
+  std::lock_guard<std::mutex> g(inodes_mu_);
+  auto& slot = inodes_[rec.ino];
+  if (!slot) slot = std::make_shared<Inode>(rec);
+  slot->open_count++;
+  return slot;
+}
+
+Status FsImpl::FlushLazyTimes(Inode* ip) {
+  {
+    std::lock_guard<std::mutex> g(ip->mu);
+    if (!ip->times_dirty) return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  InodeRec rec;
+  {
+    std::lock_guard<std::mutex> g(ip->mu);
+    rec = ip->rec;
+  }
+  RETURN_IF_ERROR(WriteInode(*t, rec));
+  return CommitTxn(*t);
+}
+
+void FsImpl::Release(Inode* ip) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> g(inodes_mu_);
+    if (--ip->open_count == 0) last = true;
+  }
+  if (!last) return;
+  uint64_t ino = ip->ino;
+  uint32_t nlink;
+  {
+    std::lock_guard<std::mutex> g(ip->mu);
+    nlink = ip->rec.nlink;
+  }
+  if (!mounted_ || read_only_) {
+    std::lock_guard<std::mutex> g(inodes_mu_);
+    if (ip->open_count == 0) inodes_.erase(ino);
+    return;
+  }
+  if (nlink > 0) {
+    FlushLazyTimes(ip).IgnoreError();  // best effort; also done at unmount
+  }
+  {
+    std::lock_guard<std::mutex> g(inodes_mu_);
+    if (ip->open_count != 0) return;
+    inodes_.erase(ino);
+  }
+  // Last close of an unlinked file: free its space now (it is on the orphan
+  // list, so a crash before this finishes is repaired at the next mount).
+  if (nlink == 0) ReclaimInode(ino).IgnoreError();
+}
+
+Status FsImpl::ReclaimOrphans() {
+  std::vector<uint64_t> orphans;
+  {
+    Transaction tx(journal_.get(), true);
+    ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+    media::BtreeRoot root = reinterpret_cast<const media::RootBlock*>(rb)->orphans;
+    Btree tree(&tx, OrphanShape(), &root, 0, nullptr);
+    RETURN_IF_ERROR(tree.Scan(nullptr, [&](const void* r) {
+      orphans.push_back(static_cast<const media::OrphanRec*>(r)->ino);
+      return true;
+    }));
+  }
+  for (uint64_t ino : orphans) RETURN_IF_ERROR(ReclaimInode(ino).Prefixed("reclaiming orphan inode " + std::to_string(ino)));
+  return Status::Ok();
+}
+
+}  // namespace udax

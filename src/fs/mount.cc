@@ -1,0 +1,247 @@
+// fs/mount.cc — mkfs, mount (with recovery), unmount, and the transaction
+// bracket every metadata change goes through.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "fs/dir.h"
+#include "fs/fs_impl.h"
+#include "media/verify.h"
+
+namespace udax {
+
+
+
+namespace {
+
+constexpr uint64_t kMinBlocks = 1024;  // 4 MiB
+
+uint32_t ChooseLogBlocks(uint64_t total_blocks) {
+  uint64_t l = total_blocks / 64;
+  if (l < 64) l = 64;
+  if (l > media::kLogMaxBlocks + 1) l = media::kLogMaxBlocks + 1;
+  return static_cast<uint32_t>(l);
+}
+
+// The primary superblock, or the secondary one when the primary is damaged.
+Result<media::Superblock> ReadSuperblock(PmemDevice* dev) {
+  media::Superblock sb;
+  RETURN_IF_ERROR(dev->CopyOut(&sb, 0, sizeof sb));
+  // Verify over the whole block (the crc covers it).
+  ASSIGN_OR_RETURN(auto blk, dev->Range(0, kBlockSize));
+  Status st = media::VerifySuperblock(*reinterpret_cast<const media::Superblock*>(blk.data()), dev->size());
+  if (st.ok()) return sb;
+  if (st.err() == EOPNOTSUPP) return st;
+  uint64_t last = dev->size() / kBlockSize - 1;
+  auto sec = dev->Range(last * kBlockSize, kBlockSize);
+  if (sec.has_value()) {
+    const auto* s2 = reinterpret_cast<const media::Superblock*>(sec->data());
+    if (media::VerifySuperblock(*s2, dev->size()).ok() && s2->total_blocks == last + 1) return *s2;
+  }
+  return st;
+}
+
+}  // namespace
+
+FsTxn::FsTxn(FsImpl* f) : fs(f), tx(f->journal()) {}
+FsTxn::~FsTxn() {
+  if (tx.dirty()) fs->allocator()->EndTxn();
+}
+
+Status Filesystem::Mkfs(const std::string& device, const MkfsOptions& opts) {
+  struct stat st;
+  bool exists = ::stat(device.c_str(), &st) == 0;
+  if (!exists && opts.size == 0)
+    return Errno(EINVAL, "device " + device + " does not exist; give a size (-s) to create it");
+  if (opts.size != 0 && opts.size / kBlockSize < kMinBlocks)
+    return Errno(EINVAL, "size " + std::to_string(opts.size) + " is too small (minimum 4 MiB)");
+  DeviceOptions dopts;
+  dopts.create = true;
+  dopts.size = opts.size ? opts.size / kBlockSize * kBlockSize : 0;
+  ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, dopts));
+  uint64_t total = dev->size() / kBlockSize;
+  if (total < kMinBlocks) return Errno(EINVAL, "device " + device + " is too small (minimum 4 MiB)");
+  if (!opts.force && ReadSuperblock(dev.get()).has_value())
+    return Errno(EEXIST, device + " already contains a udax filesystem (use -f to overwrite)");
+
+  media::Superblock sb;
+  std::memset(&sb, 0, sizeof sb);
+  sb.hdr.magic = media::kSuperMagic;
+  sb.version = media::kVersion;
+  sb.block_size = kBlockSize;
+  sb.total_blocks = total;
+  sb.log_start = media::kLogStart;
+  sb.log_blocks = ChooseLogBlocks(total);
+  sb.root_block = media::kRootBlockNo;
+  std::random_device rd;
+  for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
+  sb.mkfs_time = FsImpl::Now().sec;
+  // Invalidate both superblocks first: a crash mid-mkfs leaves no filesystem.
+  RETURN_IF_ERROR(dev->Fill(0, 0, kBlockSize, false));
+  RETURN_IF_ERROR(dev->Fill((total - 1) * kBlockSize, 0, kBlockSize, true));
+
+  // Build the root block, free space and the root directory in one transaction.
+  FsImpl* fs_raw;
+  auto mounted = FsImpl::FormatAndMount(std::move(dev), sb, &fs_raw);
+  if (!mounted.has_value()) return mounted.error();
+  return (*mounted)->Unmount();
+}
+
+Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevice> dev,
+                                                       const media::Superblock& sb_in, FsImpl** out) {
+  std::unique_ptr<FsImpl> fs(new FsImpl());
+  fs->dev_ = std::move(dev);
+  fs->sb_ = sb_in;
+  fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
+                                           fs->sb_.total_blocks);
+  RETURN_IF_ERROR(fs->journal_->Format());
+  {
+    FsTxn t(fs.get());
+    ASSIGN_OR_RETURN(uint8_t * rb, t.tx.New(media::kRootBlockNo));
+    t.root = reinterpret_cast<media::RootBlock*>(rb);
+    t.root->hdr.magic = media::kRootMagic;
+    t.root->next_ino = 1;
+    RETURN_IF_ERROR(fs->alloc_.Format(t, fs->data_start(), fs->data_end()));
+    ASSIGN_OR_RETURN(media::InodeRec root, fs->CreateInode(t, S_IFDIR | 0755, 0));
+    root.parent = root.ino;
+    RETURN_IF_ERROR(fs->WriteInode(t, root));
+    t.root->root_ino = root.ino;
+    RETURN_IF_ERROR(fs->CommitTxn(t));
+  }
+  // The superblocks go last: until they are written there is no filesystem.
+  media::Superblock sb = fs->sb_;
+  alignas(64) uint8_t blk[kBlockSize] = {};
+  std::memcpy(blk, &sb, sizeof sb);
+  reinterpret_cast<media::BlockHeader*>(blk)->blkno = 0;
+  media::SetBlockCrc(blk);
+  RETURN_IF_ERROR(fs->dev_->CopyIn(0, blk, kBlockSize, false));
+  // The secondary copy differs only in blkno... which the crc covers; keep
+  // blkno 0 in both so that either verifies as "the superblock".
+  RETURN_IF_ERROR(fs->dev_->CopyIn((sb.total_blocks - 1) * kBlockSize, blk, kBlockSize, true));
+  fs->mounted_ = true;
+  *out = fs.get();
+  return fs;
+}
+
+Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const MountOptions& opts) {
+  std::unique_ptr<FsImpl> fs(new FsImpl());
+  DeviceOptions dopts;
+  ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Open(device, dopts));
+  if (fs->dev_->size() < kMinBlocks * kBlockSize)
+    return Errno(EUCLEAN, "device " + device + " is too small to hold a udax filesystem");
+  ASSIGN_OR_RETURN(fs->sb_, ReadSuperblock(fs->dev_.get()));
+  fs->read_only_ = opts.read_only;
+  if (fs->sb_.features_ro_compat & ~media::kFeatureRoCompatKnown) fs->read_only_ = true;
+  fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
+                                           fs->sb_.total_blocks);
+  ASSIGN_OR_RETURN(uint32_t replayed, fs->journal_->Recover(fs->read_only_));
+  if (replayed && fs->read_only_)
+    return Errno(EROFS, "journal needs recovery, which a read-only mount cannot do");
+  {
+    Transaction tx(fs->journal_.get(), true);
+    ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+    const auto* root = reinterpret_cast<const media::RootBlock*>(rb);
+    ASSIGN_OR_RETURN(media::InodeRec rootino, fs->ReadInode(tx, root->root_ino));
+    if (!S_ISDIR(rootino.mode)) return Errno(EUCLEAN, "root inode is not a directory");
+  }
+  RETURN_IF_ERROR(fs->dev_->SetHolder(fs.get()));
+  fs->mounted_ = true;
+  if (!fs->read_only_) {
+    std::unique_lock<std::shared_mutex> lk(fs->meta_mu_);
+    RETURN_IF_ERROR(fs->ReclaimOrphans());
+  }
+  return fs;
+}
+
+FsImpl::~FsImpl() {
+  if (mounted_) Unmount().IgnoreError();
+  ReleaseDevice();
+}
+
+Status FsImpl::Unmount() {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  if (!mounted_) return Errno(EINVAL, "not mounted");
+  Status result;
+  if (!read_only_) {
+    std::vector<std::shared_ptr<Inode>> open;
+    {
+      std::lock_guard<std::mutex> g(inodes_mu_);
+      for (auto& [ino, ip] : inodes_) open.push_back(ip);
+    }
+    for (auto& ip : open) {
+      Status st = FlushLazyTimes(ip.get());
+      if (result.ok() && !st.ok()) result = st;
+    }
+  }
+  // Every transaction is applied in place: mark the journal clean.
+  if (!read_only_ && result.ok()) result = journal_->Format();
+  mounted_ = false;
+  ReleaseDevice();
+  return result;
+}
+
+void FsImpl::Crash() {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  mounted_ = false;
+  ReleaseDevice();
+}
+
+void FsImpl::ReleaseDevice() {
+  if (!dev_) return;
+  dev_->ClearHolder(this);
+  journal_.reset();
+  dev_.reset();  // unmaps and drops the exclusive lock
+}
+
+Status FsImpl::CheckWritable() const {
+  if (!mounted_) return Errno(ESHUTDOWN, "filesystem is not mounted");
+  if (read_only_) return Errno(EROFS, "read-only filesystem");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<FsTxn>> FsImpl::BeginTxn() {
+  RETURN_IF_ERROR(CheckWritable());
+  auto t = std::make_unique<FsTxn>(this);
+  ASSIGN_OR_RETURN(uint8_t * rb, t->tx.Write(media::kRootBlockNo, media::kRootMagic));
+  t->root = reinterpret_cast<media::RootBlock*>(rb);
+  return t;
+}
+
+Status FsImpl::CommitTxn(FsTxn& t) {
+  Status st = alloc_.FixFreeList(t);
+  if (st.ok() && t.data_pending) dev_->Drain();  // data before the metadata naming it
+  if (st.ok()) st = t.tx.Commit();
+  if (!st.ok()) t.tx.Abort();
+  alloc_.EndTxn();
+  t.data_pending = false;
+  if (st.ok()) {
+    for (auto& [ino, rec] : t.inodes) {
+      if (auto ip = FindInCore(ino)) {
+        std::lock_guard<std::mutex> g(ip->mu);
+        ip->rec = rec;
+        ip->times_dirty = false;
+      }
+    }
+  }
+  t.inodes.clear();
+  t.root = nullptr;
+  return st;
+}
+
+Status FsImpl::RollIfNeeded(FsTxn& t, size_t need) {
+  if (t.tx.room() >= need) return Status::Ok();
+  RETURN_IF_ERROR(CommitTxn(t));
+  ASSIGN_OR_RETURN(uint8_t * rb, t.tx.Write(media::kRootBlockNo, media::kRootMagic));
+  t.root = reinterpret_cast<media::RootBlock*>(rb);
+  return Status::Ok();
+}
+
+void FsImpl::NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) {
+  // Device removal and memory failure are handled by a later layer; until
+  // then a failure shuts the filesystem down so nothing more is written.
+  mounted_ = false;
+}
+
+}  // namespace udax

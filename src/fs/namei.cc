@@ -1,0 +1,470 @@
+// fs/namei.cc — path resolution and the namespace operations: create, mkdir,
+// rmdir, unlink, rename, link, symlink, readlink, stat, chmod/chown/utimens,
+// readdir.
+//
+// Every changing operation runs under meta_mu_ exclusive in one transaction
+// (unlink of a file's last link may add rolling transactions that free its
+// blocks; the inode sits on the orphan list meanwhile, so a crash between
+// them is repaired at mount). Directory inode records are re-read from the
+// transaction before each change (ReadInodeFor), so an operation touching one
+// directory twice (rename within a directory) never works on a stale copy.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <deque>
+
+#include "fs/bmap.h"
+#include "fs/dir.h"
+#include "fs/fs_impl.h"
+
+namespace udax {
+
+using media::InodeRec;
+
+namespace {
+
+constexpr int kMaxSymlinkFollows = 40;
+
+Status CheckPath(const std::string& path) {
+  if (path.empty()) return Errno(ENOENT, "empty path");
+  if (path.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "path too long");
+  if (path.find('\0') != std::string::npos) return Errno(EINVAL, "path contains a NUL byte");
+  return Status::Ok();
+}
+
+std::deque<std::string> SplitPath(const std::string& path) {
+  std::deque<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+uint32_t TypeOf(const InodeRec& r) { return r.mode & S_IFMT; }
+
+Stat ToStat(const InodeRec& r) {
+  Stat s;
+  s.ino = r.ino;
+  s.mode = r.mode;
+  s.nlink = r.nlink;
+  s.uid = r.uid;
+  s.gid = r.gid;
+  s.size = r.size;
+  s.blocks = r.nblocks * (media::kBlockSize / 512);
+  s.atime = FromDisk(r.atime);
+  s.mtime = FromDisk(r.mtime);
+  s.ctime = FromDisk(r.ctime);
+  s.btime = FromDisk(r.btime);
+  return s;
+}
+
+}  // namespace
+
+Stat StatFromRecord(const InodeRec& r) { return ToStat(r); }
+
+Result<InodeRec> FsImpl::Walk(Transaction& tx, const std::string& path, bool follow_last) {
+  RETURN_IF_ERROR(CheckPath(path));
+  ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+  uint64_t root_ino = reinterpret_cast<const media::RootBlock*>(rb)->root_ino;
+  ASSIGN_OR_RETURN(InodeRec cur, ReadInode(tx, root_ino));
+  std::deque<std::string> comps = SplitPath(path);
+  bool trailing_slash = path.back() == '/';
+  int follows = 0;
+  while (!comps.empty()) {
+    std::string name = std::move(comps.front());
+    comps.pop_front();
+    if (!S_ISDIR(cur.mode)) return Errno(ENOTDIR, "not a directory");
+    if (name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "file name too long");
+    if (name == ".") continue;
+    if (name == "..") {
+      ASSIGN_OR_RETURN(cur, ReadInode(tx, cur.parent));
+      continue;
+    }
+    DirHit hit;
+    ASSIGN_OR_RETURN(bool found, DirLookup(tx, cur, name, &hit));
+    if (!found) return Errno(ENOENT, "no such file or directory");
+    ASSIGN_OR_RETURN(InodeRec next, ReadInode(tx, hit.ino));
+    bool last = comps.empty();
+    if (S_ISLNK(next.mode) && (!last || follow_last || trailing_slash)) {
+      if (++follows > kMaxSymlinkFollows) return Errno(ELOOP, "too many levels of symbolic links");
+      ASSIGN_OR_RETURN(std::string target, ReadSymlink(tx, next));
+      if (target.empty()) return Errno(ENOENT, "empty symbolic link");
+      std::deque<std::string> tcomps = SplitPath(target);
+      for (auto it = tcomps.rbegin(); it != tcomps.rend(); ++it) comps.push_front(*it);
+      if (target[0] == '/') {
+        ASSIGN_OR_RETURN(cur, ReadInode(tx, root_ino));
+      }
+      continue;
+    }
+    cur = next;
+  }
+  if (trailing_slash && !S_ISDIR(cur.mode)) return Errno(ENOTDIR, "not a directory");
+  return cur;
+}
+
+Result<FsImpl::ParentAndName> FsImpl::WalkParent(Transaction& tx, const std::string& path) {
+  RETURN_IF_ERROR(CheckPath(path));
+  size_t end = path.find_last_not_of('/');
+  if (end == std::string::npos) return Errno(EINVAL, "the root directory has no parent");
+  size_t slash = path.rfind('/', end);
+  ParentAndName out;
+  out.name = path.substr(slash == std::string::npos ? 0 : slash + 1,
+                         end - (slash == std::string::npos ? 0 : slash + 1) + 1);
+  out.trailing_slash = end + 1 < path.size();
+  if (out.name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "file name too long");
+  if (out.name == "." || out.name == "..") return Errno(EINVAL, "invalid final path component");
+  std::string dir = slash == std::string::npos ? "/" : path.substr(0, slash + 1);
+  ASSIGN_OR_RETURN(out.parent, Walk(tx, dir, true));
+  if (!S_ISDIR(out.parent.mode)) return Errno(ENOTDIR, "not a directory");
+  return out;
+}
+
+Result<std::string> FsImpl::ReadSymlink(Transaction& tx, const InodeRec& rec) {
+  if (!S_ISLNK(rec.mode)) return Errno(EINVAL, "not a symbolic link");
+  if (rec.size <= media::kInodeInlineMax)
+    return std::string(reinterpret_cast<const char*>(rec.inline_data), rec.inline_len);
+  std::string out(rec.size, '\0');
+  uint64_t done = 0;
+  while (done < rec.size) {
+    ASSIGN_OR_RETURN(ExtentLookup lk, LookupExtent(tx, rec, done / media::kBlockSize));
+    if (!lk.mapped) return Errno(EUCLEAN, "symbolic link target has a hole");
+    uint64_t dev_off = lk.ext.start_block * media::kBlockSize + done % media::kBlockSize;
+    uint64_t n = std::min<uint64_t>(rec.size - done, (lk.ext.file_block + lk.ext.length) * media::kBlockSize - done);
+    RETURN_IF_ERROR(dev_->CopyOut(out.data() + done, dev_off, n));
+    done += n;
+  }
+  return out;
+}
+
+Status FsImpl::WriteSymlinkTarget(FsTxn& t, InodeRec& rec, const std::string& target) {
+  rec.size = target.size();
+  if (target.size() <= media::kInodeInlineMax) {
+    rec.inline_len = static_cast<uint16_t>(target.size());
+    std::memcpy(rec.inline_data, target.data(), target.size());
+    return Status::Ok();
+  }
+  uint64_t blocks = (target.size() + media::kBlockSize - 1) / media::kBlockSize;
+  uint64_t fblk = 0;
+  while (fblk < blocks) {
+    ASSIGN_OR_RETURN(BlockExtent e, alloc_.AllocData(t, blocks - fblk, 0));
+    RETURN_IF_ERROR(dev_->Fill(e.start * media::kBlockSize, 0, e.length * media::kBlockSize, false));
+    uint64_t from = fblk * media::kBlockSize;
+    uint64_t n = std::min<uint64_t>(target.size() - from, e.length * media::kBlockSize);
+    RETURN_IF_ERROR(dev_->CopyIn(e.start * media::kBlockSize, target.data() + from, n, false));
+    t.data_pending = true;
+    RETURN_IF_ERROR(MapExtent(this, t, rec, fblk, e.start, e.length));
+    fblk += e.length;
+  }
+  return Status::Ok();
+}
+
+Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
+  *reclaim_now = false;
+  ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(t, ino));
+  if (S_ISDIR(rec.mode)) {
+    rec.nlink = 0;
+  } else if (rec.nlink > 0) {
+    rec.nlink--;
+  }
+  rec.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(t, rec));
+  if (rec.nlink == 0) {
+    RETURN_IF_ERROR(AddOrphan(t, ino));
+    *reclaim_now = FindInCore(ino) == nullptr;
+  }
+  return Status::Ok();
+}
+
+Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  int acc = flags & O_ACCMODE;
+  bool wants_write = acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC);
+  if ((flags & O_CREAT) || wants_write) RETURN_IF_ERROR(CheckWritable());
+  Transaction rtx(journal_.get(), true);
+  InodeRec rec;
+  if (flags & O_CREAT) {
+    ASSIGN_OR_RETURN(auto t, BeginTxn());
+    ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
+    DirHit hit;
+    ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
+    if (found) {
+      if (flags & O_EXCL) return Errno(EEXIST, "file exists");
+      ASSIGN_OR_RETURN(rec, Walk(t->tx, path, !(flags & O_NOFOLLOW)));
+    } else {
+      if (pn.trailing_slash) return Errno(EISDIR, "is a directory");
+      ASSIGN_OR_RETURN(rec, CreateInode(*t, S_IFREG | (mode & 07777), pn.parent.ino));
+      ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
+      RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, rec.ino, S_IFREG));
+      parent.mtime = parent.ctime = Now();
+      RETURN_IF_ERROR(WriteInode(*t, parent));
+      RETURN_IF_ERROR(CommitTxn(*t));
+    }
+  } else {
+    ASSIGN_OR_RETURN(rec, Walk(rtx, path, !(flags & O_NOFOLLOW)));
+  }
+  if (S_ISLNK(rec.mode)) return Errno(ELOOP, "is a symbolic link (O_NOFOLLOW)");
+  if (S_ISDIR(rec.mode) && wants_write) return Errno(EISDIR, "is a directory");
+  if ((flags & O_DIRECTORY) && !S_ISDIR(rec.mode)) return Errno(ENOTDIR, "not a directory");
+  auto ip = GetInCore(rec);
+  File f(shared_from_this(), ip, flags);
+  if ((flags & O_TRUNC) && S_ISREG(rec.mode) && rec.size > 0) {
+    lk.unlock();
+    RETURN_IF_ERROR(Truncate(ip.get(), 0));
+  }
+  return f;
+}
+
+Status FsImpl::Mkdir(const std::string& path, uint32_t mode) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
+  DirHit hit;
+  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
+  if (found) return Errno(EEXIST, "file exists");
+  ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFDIR | (mode & 07777), pn.parent.ino));
+  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
+  RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, rec.ino, S_IFDIR));
+  parent.nlink++;
+  parent.mtime = parent.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, parent));
+  return CommitTxn(*t);
+}
+
+Status FsImpl::Rmdir(const std::string& path) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
+  DirHit hit;
+  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
+  if (!found) return Errno(ENOENT, "no such file or directory");
+  ASSIGN_OR_RETURN(InodeRec victim, ReadInodeFor(*t, hit.ino));
+  if (!S_ISDIR(victim.mode)) return Errno(ENOTDIR, "not a directory");
+  if (victim.dir_entries != 0) return Errno(ENOTEMPTY, "directory not empty");
+  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
+  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name));
+  parent.nlink--;
+  parent.mtime = parent.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, parent));
+  bool reclaim;
+  RETURN_IF_ERROR(DropLink(*t, victim.ino, &reclaim));
+  RETURN_IF_ERROR(CommitTxn(*t));
+  return reclaim ? ReclaimInode(victim.ino) : Status::Ok();
+}
+
+Status FsImpl::Unlink(const std::string& path) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
+  DirHit hit;
+  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
+  if (!found) return Errno(ENOENT, "no such file or directory");
+  if (S_ISDIR(hit.type)) return Errno(EISDIR, "is a directory");
+  if (pn.trailing_slash) return Errno(ENOTDIR, "not a directory");
+  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
+  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name));
+  parent.mtime = parent.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, parent));
+  bool reclaim;
+  RETURN_IF_ERROR(DropLink(*t, hit.ino, &reclaim));
+  RETURN_IF_ERROR(CommitTxn(*t));
+  return reclaim ? ReclaimInode(hit.ino) : Status::Ok();
+}
+
+Status FsImpl::Link(const std::string& existing, const std::string& new_path) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec src, Walk(t->tx, existing, false));
+  if (S_ISDIR(src.mode)) return Errno(EPERM, "hard links to directories are not allowed");
+  if (src.nlink >= 65000) return Errno(EMLINK, "too many links");
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, new_path));
+  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
+  RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, src.ino, TypeOf(src)));
+  parent.mtime = parent.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, parent));
+  ASSIGN_OR_RETURN(src, ReadInodeFor(*t, src.ino));
+  src.nlink++;
+  src.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, src));
+  return CommitTxn(*t);
+}
+
+Status FsImpl::Symlink(const std::string& target, const std::string& path) {
+  if (target.empty()) return Errno(ENOENT, "empty symbolic link target");
+  if (target.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "symbolic link target too long");
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
+  DirHit hit;
+  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
+  if (found) return Errno(EEXIST, "file exists");
+  ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFLNK | 0777, pn.parent.ino));
+  RETURN_IF_ERROR(WriteSymlinkTarget(*t, rec, target));
+  RETURN_IF_ERROR(WriteInode(*t, rec));
+  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
+  RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, rec.ino, S_IFLNK));
+  parent.mtime = parent.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, parent));
+  return CommitTxn(*t);
+}
+
+Result<std::string> FsImpl::Readlink(const std::string& path) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  Transaction tx(journal_.get(), true);
+  ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, false));
+  return ReadSymlink(tx, rec);
+}
+
+Status FsImpl::Rename(const std::string& from, const std::string& to) {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(ParentAndName src_pn, WalkParent(t->tx, from));
+  ASSIGN_OR_RETURN(ParentAndName dst_pn, WalkParent(t->tx, to));
+  DirHit src_hit, dst_hit;
+  ASSIGN_OR_RETURN(bool src_found, DirLookup(t->tx, src_pn.parent, src_pn.name, &src_hit));
+  if (!src_found) return Errno(ENOENT, "no such file or directory");
+  ASSIGN_OR_RETURN(bool dst_found, DirLookup(t->tx, dst_pn.parent, dst_pn.name, &dst_hit));
+  bool src_dir = S_ISDIR(src_hit.type);
+  if ((src_pn.trailing_slash || dst_pn.trailing_slash) && !src_dir)
+    return Errno(ENOTDIR, "not a directory");
+  if (dst_found && dst_hit.ino == src_hit.ino) return Status::Ok();  // same file: nothing to do
+  if (src_dir) {
+    // Refuse to move a directory into its own subtree.
+    uint64_t cur = dst_pn.parent.ino;
+    for (int depth = 0;; depth++) {
+      if (cur == src_hit.ino) return Errno(EINVAL, "cannot move a directory into itself");
+      ASSIGN_OR_RETURN(InodeRec r, ReadInodeFor(*t, cur));
+      if (r.parent == cur || depth > 100000) break;
+      cur = r.parent;
+    }
+  }
+  bool reclaim = false;
+  uint64_t victim = 0;
+  if (dst_found) {
+    ASSIGN_OR_RETURN(InodeRec dst, ReadInodeFor(*t, dst_hit.ino));
+    if (src_dir && !S_ISDIR(dst.mode)) return Errno(ENOTDIR, "not a directory");
+    if (!src_dir && S_ISDIR(dst.mode)) return Errno(EISDIR, "is a directory");
+    if (S_ISDIR(dst.mode) && dst.dir_entries != 0) return Errno(ENOTEMPTY, "directory not empty");
+    ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
+    RETURN_IF_ERROR(DirReplace(this, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
+    if (S_ISDIR(dst.mode)) dparent.nlink--;
+    RETURN_IF_ERROR(WriteInode(*t, dparent));
+    victim = dst.ino;
+    RETURN_IF_ERROR(DropLink(*t, victim, &reclaim));
+  } else {
+    ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
+    RETURN_IF_ERROR(DirAdd(this, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
+    RETURN_IF_ERROR(WriteInode(*t, dparent));
+  }
+  {
+    ASSIGN_OR_RETURN(InodeRec sparent, ReadInodeFor(*t, src_pn.parent.ino));
+    RETURN_IF_ERROR(DirRemove(this, *t, sparent, src_pn.name));
+    if (src_dir && src_pn.parent.ino != dst_pn.parent.ino) sparent.nlink--;
+    sparent.mtime = sparent.ctime = Now();
+    RETURN_IF_ERROR(WriteInode(*t, sparent));
+  }
+  ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
+  if (src_dir && src_pn.parent.ino != dst_pn.parent.ino) dparent.nlink++;
+  dparent.mtime = dparent.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, dparent));
+  ASSIGN_OR_RETURN(InodeRec moved, ReadInodeFor(*t, src_hit.ino));
+  if (src_dir) moved.parent = dst_pn.parent.ino;
+  moved.ctime = Now();
+  RETURN_IF_ERROR(WriteInode(*t, moved));
+  RETURN_IF_ERROR(CommitTxn(*t));
+  return reclaim ? ReclaimInode(victim) : Status::Ok();
+}
+
+Result<Stat> FsImpl::GetStat(const std::string& path, bool follow) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  Transaction tx(journal_.get(), true);
+  ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, follow));
+  return ToStat(rec);
+}
+
+namespace {
+template <typename Fn>
+Status ChangeInode(FsImpl* fs, const std::string& path, bool follow, Fn&& change) {
+  std::unique_lock<std::shared_mutex> lk(fs->meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs->BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec rec, fs->Walk(t->tx, path, follow));
+  RETURN_IF_ERROR(change(rec));
+  rec.ctime = FsImpl::Now();
+  RETURN_IF_ERROR(fs->WriteInode(*t, rec));
+  return fs->CommitTxn(*t);
+}
+}  // namespace
+
+Status FsImpl::Chmod(const std::string& path, uint32_t mode) {
+  return ChangeInode(this, path, true, [&](InodeRec& r) {
+    r.mode = (r.mode & S_IFMT) | (mode & 07777);
+    return Status::Ok();
+  });
+}
+
+Status FsImpl::Chown(const std::string& path, uint32_t uid, uint32_t gid) {
+  return ChangeInode(this, path, true, [&](InodeRec& r) {
+    if (uid != UINT32_MAX) r.uid = uid;
+    if (gid != UINT32_MAX) r.gid = gid;
+    return Status::Ok();
+  });
+}
+
+Status FsImpl::Utimens(const std::string& path, Timespec atime, Timespec mtime) {
+  if (atime.nsec >= 1000000000 || mtime.nsec >= 1000000000)
+    return Errno(EINVAL, "nanoseconds out of range");
+  return ChangeInode(this, path, true, [&](InodeRec& r) {
+    r.atime = ToDisk(atime);
+    r.mtime = ToDisk(mtime);
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<DirEntry>> FsImpl::ReadDir(const std::string& path) {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  Transaction tx(journal_.get(), true);
+  ASSIGN_OR_RETURN(InodeRec dir, Walk(tx, path, true));
+  if (!S_ISDIR(dir.mode)) return Errno(ENOTDIR, "not a directory");
+  std::vector<DirEntry> out;
+  RETURN_IF_ERROR(DirList(tx, dir, [&](const media::DirRec& r) {
+    out.push_back(DirEntry{std::string(r.name, r.name_len), r.ino, static_cast<uint32_t>(r.type) << 12});
+    return true;
+  }));
+  return out;
+}
+
+Result<StatFs> FsImpl::GetStatFs() {
+  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  Transaction tx(journal_.get(), true);
+  ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+  const auto* root = reinterpret_cast<const media::RootBlock*>(rb);
+  StatFs s;
+  s.total_blocks = sb_.total_blocks;
+  s.free_blocks = root->free_blocks > Allocator::kReserveBlocks ? root->free_blocks - Allocator::kReserveBlocks : 0;
+  s.used_inodes = root->inode_count;
+  s.total_inodes = root->inode_count + s.free_blocks * (media::kBlockSize / sizeof(media::InodeRec));
+  return s;
+}
+
+Status FsImpl::Sync() {
+  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  std::vector<std::shared_ptr<Inode>> open;
+  {
+    std::lock_guard<std::mutex> g(inodes_mu_);
+    for (auto& [ino, ip] : inodes_) open.push_back(ip);
+  }
+  for (auto& ip : open) RETURN_IF_ERROR(FlushLazyTimes(ip.get()));
+  return Status::Ok();
+}
+
+}  // namespace udax
