@@ -124,30 +124,30 @@ class BtreeTest : public ::testing::Test {
     uint64_t recs = 0;
     uint32_t max_level = 0;
     uint32_t kw = shape_->key_words;
-    Status st = t.VisitNodes([&](uint64_t bno, const uint8_t* node, const uint64_t* lo,
-                                 const uint64_t* hi) {
-      const auto& h = *reinterpret_cast<const media::BtreeNodeHeader*>(node);
-      max_level = std::max<uint32_t>(max_level, h.level);
-      EXPECT_EQ(h.owner, 7u);
-      uint32_t stride = h.level == 0 ? shape_->rec_size : kw * 8 + 8;
-      if (h.level == 0) recs += h.nrecs;
-      if (h.level == 0 && bno != root_.block) {
-        EXPECT_GT(h.nrecs, 0) << "empty non-root leaf";
-      }
-      for (uint32_t i = 0; i < h.nrecs; i++) {
-        const auto* k = reinterpret_cast<const uint64_t*>(node + 32 + i * stride);
-        if (lo) {
-          EXPECT_GE(media::CompareKeys(k, lo, kw), 0) << "key below lo in " << bno;
-        }
-        if (hi) {
-          EXPECT_LT(media::CompareKeys(k, hi, kw), 0) << "key above hi in " << bno;
-        }
-        if (i > 0) {
-          EXPECT_LT(media::CompareKeys(k - stride / 8, k, kw), 0);
-        }
-      }
-      return Status::Ok();
-    });
+    Status st = t.VisitNodes(
+        [&](uint64_t bno, const uint8_t* node, const uint64_t* lo, const uint64_t* hi) {
+          const auto& h = *reinterpret_cast<const media::BtreeNodeHeader*>(node);
+          max_level = std::max<uint32_t>(max_level, h.level);
+          EXPECT_EQ(h.owner, 7u);
+          uint32_t stride = h.level == 0 ? shape_->rec_size : kw * 8 + 8;
+          if (h.level == 0) recs += h.nrecs;
+          if (h.level == 0 && bno != root_.block) {
+            EXPECT_GT(h.nrecs, 0) << "empty non-root leaf";
+          }
+          for (uint32_t i = 0; i < h.nrecs; i++) {
+            const auto* k = reinterpret_cast<const uint64_t*>(node + 32 + i * stride);
+            if (lo) {
+              EXPECT_GE(media::CompareKeys(k, lo, kw), 0) << "key below lo in " << bno;
+            }
+            if (hi) {
+              EXPECT_LT(media::CompareKeys(k, hi, kw), 0) << "key above hi in " << bno;
+            }
+            if (i > 0) {
+              EXPECT_LT(media::CompareKeys(k - stride / 8, k, kw), 0);
+            }
+          }
+          return Status::Ok();
+        });
     EXPECT_TRUE(st.ok()) << st.ToString();
     if (root_.levels) {
       EXPECT_EQ(max_level + 1, root_.levels);
@@ -348,7 +348,7 @@ TEST_P(BtreeShapeTest, DifferentialAgainstStdMap) {
   Commit();
   // Probe around the extremes of the key space too.
   ASSERT_NO_FATAL_FAILURE(check_probe(Key{0, 0}));
-  ASSERT_NO_FATAL_FAILURE(check_probe(Key{~0ull, ~0ull >> (shape_->key_words == 1 ? 64 : 0)}));
+  ASSERT_NO_FATAL_FAILURE(check_probe(Key{~0ull, shape_->key_words == 1 ? 0 : ~0ull}));
   // Empty the tree: every node goes back to the allocator.
   std::vector<Key> left;
   for (const auto& [k, v] : model) left.push_back(k);
@@ -412,8 +412,7 @@ TEST_F(BtreeTest, DepthStaysLogarithmicUnderSequentialInserts) {
     if (i % 64 == 63) Commit();
   }
   Commit();
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   uint32_t height = 0;
   EXPECT_EQ(CheckStructure(*t, &height), kN);
   // 14 records per leaf, 169 entries per interior node: 4 levels when full,
@@ -578,8 +577,8 @@ TEST_F(BtreeCorruptionTest, FlippedByteInLeafGivesEuclean) {
   EXPECT_EQ(t->Insert(Rec(Key{keys[100][0], 99999}, 1).data()).err(), EUCLEAN);
   EXPECT_EQ(t->Scan(nullptr, [](const void*) { return true; }).err(), EUCLEAN);
   EXPECT_EQ(t->VisitNodes([](uint64_t, const uint8_t*, const uint64_t*, const uint64_t*) {
-              return Status::Ok();
-            }).err(),
+               return Status::Ok();
+             }).err(),
             EUCLEAN);
   EXPECT_EQ(t->CountRecords(), 0u);
   // Records in other leaves stay readable.
@@ -610,8 +609,7 @@ TEST_F(BtreeCorruptionTest, WrongLevelOrMagicGivesEuclean) {
   auto r = t->Lookup(keys[10].data(), out.data());
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().err(), EUCLEAN);
-  EXPECT_NE(r.error().message().find("level mismatch"), std::string::npos)
-      << r.error().message();
+  EXPECT_NE(r.error().message().find("level mismatch"), std::string::npos) << r.error().message();
   // A root pointing at a leaf while claiming interior levels.
   root_ = {leaf, saved.levels, 0};
   r = t->LookupGE(keys[10].data(), out.data());

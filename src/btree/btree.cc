@@ -47,10 +47,6 @@ Status Corrupt(uint64_t bno, const std::string& what) {
   return Errno(EUCLEAN, "metadata corruption in block " + std::to_string(bno) + ": " + what);
 }
 
-}  // namespace
-
-namespace {
-
 // The engine proper, built over a Btree's members for one call (keeps the
 // public header free of implementation detail).
 class Engine {
@@ -133,7 +129,8 @@ class Engine {
     const BtreeNodeHeader& h = Header(node);
     if (h.level != level)
       return Corrupt(bno, std::string(shape_.name) + " btree level mismatch (found " +
-                              std::to_string(h.level) + ", expected " + std::to_string(level) + ")");
+                              std::to_string(h.level) + ", expected " + std::to_string(level) +
+                              ")");
     if (h.nrecs > Cap(level))
       return Corrupt(bno, std::string(shape_.name) + " node has too many records");
     if (level > 0 && h.nrecs == 0)
@@ -194,7 +191,7 @@ class Engine {
       uint64_t child = Child(node, uint32_t(p->ent[d].idx));
       ASSIGN_OR_RETURN(const uint8_t* cn, ReadNode(child, LevelAt(*p, d + 1)));
       int32_t last = int32_t(Header(cn).nrecs);  // past the end at a leaf
-      if (LevelAt(*p, d + 1) > 0) last--;         // the last child at an interior node
+      if (LevelAt(*p, d + 1) > 0) last--;        // the last child at an interior node
       p->ent[d + 1] = {child, rightmost ? last : 0};
     }
     return true;
@@ -279,7 +276,7 @@ class Engine {
 
   // Formats a fresh node image at bno.
   Result<uint8_t*> NewNode(uint64_t bno, uint32_t level) {
-    ASSIGN_OR_RETURN(uint8_t* node, tx_->New(bno));
+    ASSIGN_OR_RETURN(uint8_t * node, tx_->New(bno));
     BtreeNodeHeader& h = Header(node);
     h.hdr.magic = shape_.magic;
     h.hdr.blkno = bno;
@@ -306,7 +303,7 @@ class Engine {
     Key key = LoadKey(rec);
     if (root_->levels == 0) {
       ASSIGN_OR_RETURN(uint64_t bno, alloc_->AllocNode(*tx_));
-      ASSIGN_OR_RETURN(uint8_t* node, NewNode(bno, 0));
+      ASSIGN_OR_RETURN(uint8_t * node, NewNode(bno, 0));
       std::memcpy(Item(node, shape_.rec_size, 0), rec, shape_.rec_size);
       Header(node).nrecs = 1;
       SetRoot(bno, 1);
@@ -347,7 +344,7 @@ class Engine {
     }
     for (uint32_t d = 0; d + 1 < p.depth; d++) {
       if (!lower[d]) continue;
-      ASSIGN_OR_RETURN(uint8_t* node, WriteNode(p.ent[d].bno));
+      ASSIGN_OR_RETURN(uint8_t * node, WriteNode(p.ent[d].bno));
       std::memcpy(Item(node, estride_, 0), key.data(), kw_ * 8);
     }
     // Insert the record in the leaf, then each separator one level up while
@@ -363,7 +360,7 @@ class Engine {
       uint32_t level = LevelAt(p, uint32_t(d));
       uint32_t stride = Stride(level);
       uint64_t bno = p.ent[d].bno;
-      ASSIGN_OR_RETURN(uint8_t* node, WriteNode(bno));
+      ASSIGN_OR_RETURN(uint8_t * node, WriteNode(bno));
       uint32_t n = Header(node).nrecs;
       if (n < Cap(level)) {
         uint8_t* at = Item(node, stride, pos);
@@ -383,7 +380,7 @@ class Engine {
                   size_t(n - pos) * stride);
       uint32_t left = (rightmost && pos == n) ? n : (n + 1) / 2;
       uint64_t rbno = fresh[used++];
-      ASSIGN_OR_RETURN(uint8_t* right, NewNode(rbno, level));
+      ASSIGN_OR_RETURN(uint8_t * right, NewNode(rbno, level));
       std::memcpy(Item(right, stride, 0), all + size_t(left) * stride,
                   size_t(n + 1 - left) * stride);
       Header(right).nrecs = uint16_t(n + 1 - left);
@@ -396,7 +393,7 @@ class Engine {
       std::memcpy(item + kw_ * 8, &rbno, 8);
       if (d == 0) {
         uint64_t nbno = fresh[used++];
-        ASSIGN_OR_RETURN(uint8_t* root, NewNode(nbno, level + 1));
+        ASSIGN_OR_RETURN(uint8_t * root, NewNode(nbno, level + 1));
         ASSIGN_OR_RETURN(const uint8_t* lnode, ReadNode(bno, level));
         std::memcpy(Item(root, estride_, 0), Item(lnode, stride, 0), kw_ * 8);
         std::memcpy(Item(root, estride_, 0) + kw_ * 8, &bno, 8);
@@ -420,7 +417,7 @@ class Engine {
     uint32_t idx = uint32_t(p.ent[p.depth - 1].idx);
     if (idx >= Header(leaf).nrecs || CompareAt(Item(leaf, shape_.rec_size, idx), key.data()) != 0)
       return absent;
-    ASSIGN_OR_RETURN(uint8_t* w, WriteNode(p.ent[p.depth - 1].bno));
+    ASSIGN_OR_RETURN(uint8_t * w, WriteNode(p.ent[p.depth - 1].bno));
     std::memcpy(Item(w, shape_.rec_size, idx), rec, shape_.rec_size);
     return Status::Ok();
   }
@@ -453,7 +450,7 @@ class Engine {
       return Status::Ok();
     }
     uint32_t stride = Stride(LevelAt(p, uint32_t(d)));
-    ASSIGN_OR_RETURN(uint8_t* node, WriteNode(p.ent[d].bno));
+    ASSIGN_OR_RETURN(uint8_t * node, WriteNode(p.ent[d].bno));
     uint32_t n = Header(node).nrecs, idx = uint32_t(p.ent[d].idx);
     uint8_t* at = Item(node, stride, idx);
     std::memmove(at, at + stride, size_t(n - idx - 1) * stride);
