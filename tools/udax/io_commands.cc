@@ -333,9 +333,8 @@ Status CmdFiemap(IoContext& ctx, const IoArgs& args) {
       std::printf("\t%" PRIu64 ": [%" PRIu64 "..%" PRIu64 "]: hole\n", index++, next, first - 1);
     }
     uint64_t dev_first = e.device_offset / 512;
-    std::printf("\t%" PRIu64 ": [%" PRIu64 "..%" PRIu64 "]: %" PRIu64 "..%" PRIu64 "%s\n",
-                index++, first, last, dev_first, dev_first + (last - first),
-                (e.flags & kExtentShared) ? " shared" : "");
+    std::printf("\t%" PRIu64 ": [%" PRIu64 "..%" PRIu64 "]: %" PRIu64 "..%" PRIu64 "\n", index++,
+                first, last, dev_first, dev_first + (last - first));
     next = std::max(next, last + 1);
   }
   uint64_t eof = st.size / 512;
