@@ -24,6 +24,7 @@ constexpr udax::cli::SetupFn kSubcommands[] = {
     udax::cli::SetupFsck,
     udax::cli::SetupInfo,
     udax::cli::SetupIo,
+    udax::cli::SetupBench,
 };
 
 int Main(int argc, char** argv) {
