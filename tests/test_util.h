@@ -1,0 +1,251 @@
+// tests/test_util.h — shared helpers for the filesystem unit tests: a temp
+// device path under /dev/shm unique per test (removed on teardown), a fixture
+// with a freshly made and mounted filesystem, Status/Result assertion macros,
+// whole-file read/write helpers, and raw image block access (pread/pwrite on
+// the host file while the filesystem is unmounted).
+#pragma once
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/fsck.h"
+#include "media/format.h"
+#include "media/verify.h"
+#include "udax/fs.h"
+#include "udax/status.h"
+
+namespace udax::testutil {
+
+// ---- Status / Result assertions --------------------------------------------
+inline Status StatusOf(const Status& s) { return s; }
+template <typename T>
+Status StatusOf(const Result<T>& r) {
+  return r.error();
+}
+
+inline ::testing::AssertionResult IsOk(const Status& s, const char* expr) {
+  if (s.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " -> " << s.ToString();
+}
+inline ::testing::AssertionResult HasErrno(const Status& s, int e, const char* expr) {
+  if (s.err() == e) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " -> " << (s.ok() ? "ok" : s.ToString())
+                                       << ", expected " << ErrnoName(e);
+}
+// All four accept a Status or a Result<T> and can be streamed into (<< ...).
+#define ASSERT_OK(expr) \
+  ASSERT_TRUE(::udax::testutil::IsOk(::udax::testutil::StatusOf(expr), #expr))
+#define EXPECT_OK(expr) \
+  EXPECT_TRUE(::udax::testutil::IsOk(::udax::testutil::StatusOf(expr), #expr))
+// The expression fails with errno `e`.
+#define EXPECT_ERRNO(expr, e) \
+  EXPECT_TRUE(::udax::testutil::HasErrno(::udax::testutil::StatusOf(expr), (e), #expr))
+#define ASSERT_ERRNO(expr, e) \
+  ASSERT_TRUE(::udax::testutil::HasErrno(::udax::testutil::StatusOf(expr), (e), #expr))
+// `auto x = ASSERT_VALUE(result_expr)` is not possible with gtest; use:
+//   ASSIGN_OR_FAIL(auto x, expr);
+#define ASSIGN_OR_FAIL(lhs, expr)                                                   \
+  auto UDAX_CONCAT(_r_, __LINE__) = (expr);                                         \
+  ASSERT_TRUE(UDAX_CONCAT(_r_, __LINE__).has_value())                               \
+      << #expr << " -> " << UDAX_CONCAT(_r_, __LINE__).error().ToString();          \
+  lhs = std::move(UDAX_CONCAT(_r_, __LINE__)).value()
+
+// ---- temp devices ------------------------------------------------------------
+// /dev/shm/udax_<suite>_<test>_<pid>_<n>.img — unique per test and process.
+inline std::string UniqueDevicePath(const std::string& tag = "") {
+  static std::atomic<int> counter{0};
+  std::string name = "udax";
+  if (const auto* info = ::testing::UnitTest::GetInstance()->current_test_info()) {
+    name += "_";
+    name += info->test_suite_name();
+    name += "_";
+    name += info->name();
+  }
+  for (char& c : name)
+    if (c == '/' || c == ' ') c = '_';
+  if (!tag.empty()) name += "_" + tag;
+  return "/dev/shm/" + name + "_" + std::to_string(getpid()) + "_" +
+         std::to_string(counter.fetch_add(1)) + ".img";
+}
+
+// A device path removed when this goes out of scope.
+class TempDevice {
+ public:
+  explicit TempDevice(const std::string& tag = "") : path_(UniqueDevicePath(tag)) {
+    ::unlink(path_.c_str());
+  }
+  ~TempDevice() { ::unlink(path_.c_str()); }
+  TempDevice(const TempDevice&) = delete;
+  TempDevice& operator=(const TempDevice&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline constexpr uint64_t kMiB = 1024 * 1024;
+
+// ---- data helpers --------------------------------------------------------------
+// Deterministic pseudo-random bytes (differ per seed and per offset).
+inline std::vector<uint8_t> Pattern(size_t len, uint64_t seed) {
+  std::vector<uint8_t> v(len);
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 0x1234567;
+  for (size_t i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    v[i] = static_cast<uint8_t>(x >> 24);
+  }
+  return v;
+}
+
+inline Status WriteWhole(Filesystem& fs, const std::string& path, const std::vector<uint8_t>& data,
+                         int extra_flags = O_TRUNC) {
+  auto f = fs.Open(path, O_CREAT | O_RDWR | extra_flags, 0644);
+  if (!f.has_value()) return f.error();
+  size_t done = 0;
+  while (done < data.size()) {
+    auto n = f->Pwrite(data.data() + done, data.size() - done, done);
+    if (!n.has_value()) return n.error();
+    if (*n == 0) return Errno(EIO, "short write of 0 bytes");
+    done += *n;
+  }
+  return f->Close();
+}
+
+inline Result<std::vector<uint8_t>> ReadWhole(Filesystem& fs, const std::string& path) {
+  auto f = fs.Open(path, O_RDONLY);
+  if (!f.has_value()) return f.error();
+  auto st = f->GetStat();
+  if (!st.has_value()) return st.error();
+  std::vector<uint8_t> out(st->size);
+  size_t done = 0;
+  while (done < out.size()) {
+    auto n = f->Pread(out.data() + done, out.size() - done, done);
+    if (!n.has_value()) return n.error();
+    if (*n == 0) break;
+    done += *n;
+  }
+  out.resize(done);
+  return out;
+}
+
+inline std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+// Index of the first byte that is not `v`, or -1.
+inline int64_t FirstNot(const uint8_t* p, size_t n, uint8_t v) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != v) return static_cast<int64_t>(i);
+  return -1;
+}
+
+// ---- raw image access (unmounted) ------------------------------------------------
+inline std::vector<uint8_t> ReadImage(const std::string& path, uint64_t off, size_t len) {
+  std::vector<uint8_t> buf(len);
+  int fd = ::open(path.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0) << path;
+  if (fd < 0) return buf;
+  ssize_t n = ::pread(fd, buf.data(), len, static_cast<off_t>(off));
+  EXPECT_EQ(n, static_cast<ssize_t>(len));
+  ::close(fd);
+  return buf;
+}
+
+inline void WriteImage(const std::string& path, uint64_t off, const void* data, size_t len) {
+  int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0) << path;
+  ssize_t n = ::pwrite(fd, data, len, static_cast<off_t>(off));
+  ASSERT_EQ(n, static_cast<ssize_t>(len));
+  ::close(fd);
+}
+
+inline std::vector<uint8_t> ReadImageBlock(const std::string& path, uint64_t bno) {
+  return ReadImage(path, bno * media::kBlockSize, media::kBlockSize);
+}
+inline void WriteImageBlock(const std::string& path, uint64_t bno, const std::vector<uint8_t>& b) {
+  ASSERT_EQ(b.size(), media::kBlockSize);
+  WriteImage(path, bno * media::kBlockSize, b.data(), b.size());
+}
+// XORs `n` bytes at `off` with 0xFF.
+inline void FlipBytes(const std::string& path, uint64_t off, size_t n) {
+  auto b = ReadImage(path, off, n);
+  for (auto& c : b) c ^= 0xFF;
+  WriteImage(path, off, b.data(), n);
+}
+
+inline uint64_t FileSize(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+inline std::string JoinProblems(const FsckReport& r) {
+  std::string s;
+  for (const auto& p : r.problems) s += "\n  " + p;
+  return s;
+}
+
+// ---- fixture: a mounted filesystem on a fresh temp device ------------------------
+class FsFixture : public ::testing::Test {
+ protected:
+  virtual uint64_t DeviceBytes() const { return 64 * kMiB; }
+
+  void SetUp() override {
+    path_ = UniqueDevicePath();
+    ::unlink(path_.c_str());
+    MkfsOptions o;
+    o.size = DeviceBytes();
+    Status st = Filesystem::Mkfs(path_, o);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    MountNow();
+  }
+  void TearDown() override {
+    if (fs_) fs_.reset();
+    ::unlink(path_.c_str());
+  }
+
+  void MountNow(MountOptions opts = {}) {
+    auto m = Filesystem::Mount(path_, opts);
+    ASSERT_TRUE(m.has_value()) << m.error().ToString();
+    fs_ = std::move(m).value();
+  }
+  void UnmountNow() {
+    ASSERT_TRUE(fs_);
+    Status st = fs_->Unmount();
+    fs_.reset();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  void Remount() {
+    UnmountNow();
+    MountNow();
+  }
+  // Unmounts, runs fsck, expects it clean, and mounts again.
+  void ExpectFsckClean(bool remount = true) {
+    if (fs_) UnmountNow();
+    auto r = Fsck(path_);
+    ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    EXPECT_TRUE(r->clean()) << "fsck problems:" << JoinProblems(*r);
+    if (remount) MountNow();
+  }
+  uint64_t FreeBlocks() {
+    auto s = fs_->GetStatFs();
+    EXPECT_TRUE(s.has_value()) << s.error().ToString();
+    return s.has_value() ? s->free_blocks : 0;
+  }
+
+  Filesystem& fs() { return *fs_; }
+
+  std::string path_;
+  std::unique_ptr<Filesystem> fs_;
+};
+
+}  // namespace udax::testutil
