@@ -40,9 +40,10 @@ void CrashRecorder::OnDrain() {
   epochs_.push_back(std::move(epoch));
 }
 
-void CrashRecorder::MarkOpDone(uint64_t op_id) {
+size_t CrashRecorder::MarkOpDone(uint64_t op_id) {
   std::lock_guard<std::mutex> g(mu_);
   ops_.emplace_back(op_id, epochs_.size());
+  return pending_.size();
 }
 
 uint64_t CrashRecorder::op_done_fence(uint64_t op_id) const {

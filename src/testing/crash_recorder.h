@@ -76,7 +76,9 @@ class CrashRecorder : public PersistObserver {
   void OnDrain() override;
 
   // The workload's operation `op_id` has returned: remember the fence count.
-  void MarkOpDone(uint64_t op_id);
+  // Returns the number of flushes still pending (not fenced) at that moment:
+  // non-zero means the operation returned before its writes were durable.
+  size_t MarkOpDone(uint64_t op_id);
 
   // Number of fences recorded (the valid k are 0..fences()).
   uint64_t fences() const { return epochs_.size(); }
