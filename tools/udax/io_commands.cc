@@ -37,6 +37,14 @@ Status HostError(int err, const std::string& what) {
   return Status::Error(err, what + ": " + std::strerror(err));
 }
 
+// Library messages do not name the path; the CLI adds it: "/a/b: message".
+Status AtPath(const std::string& path, const Status& st) { return st.Prefixed(path); }
+template <typename T>
+Result<T> AtPath(const std::string& path, Result<T> r) {
+  if (r.has_value()) return r;
+  return r.error().Prefixed(path);
+}
+
 // off + len must not wrap around.
 Status CheckRange(uint64_t off, uint64_t len) {
   if (off + len < off) return Status::Error(EINVAL, "offset + length overflows");
@@ -155,21 +163,21 @@ Status WriteHost(std::FILE* out, const char* buf, size_t len, const std::string&
 
 // Copies the whole udax file at `path` to `out`.
 Status CopyOut(IoContext& ctx, const std::string& path, std::FILE* out, const std::string& what) {
-  ASSIGN_OR_RETURN(File f, ctx.fs->Open(path, O_RDONLY));
+  ASSIGN_OR_RETURN(File f, AtPath(path, ctx.fs->Open(path, O_RDONLY)));
   std::vector<char> buf(kCopyBufferSize);
   uint64_t off = 0;
   Status st;
   while (st.ok()) {
     Result<size_t> n = f.Pread(buf.data(), buf.size(), off);
     if (!n.has_value()) {
-      st = n.error();
+      st = AtPath(path, n.error());
       break;
     }
     if (*n == 0) break;
     st = WriteHost(out, buf.data(), *n, what);
     off += *n;
   }
-  Status close_st = f.Close();
+  Status close_st = AtPath(path, f.Close());
   RETURN_IF_ERROR(st);
   return close_st;
 }
@@ -181,7 +189,7 @@ Status CmdOpen(IoContext& ctx, const IoArgs& args) {
   if (args.Has('f')) flags |= O_CREAT;
   if (args.Has('t')) flags |= O_TRUNC;
   const std::string& path = args.operands[0];
-  ASSIGN_OR_RETURN(File f, ctx.fs->Open(path, flags, 0644));
+  ASSIGN_OR_RETURN(File f, AtPath(path, ctx.fs->Open(path, flags, 0644)));
   Status close_st;
   if (ctx.file.is_open()) close_st = ctx.file.Close();
   ctx.file = std::move(f);
@@ -303,7 +311,7 @@ void PrintStat(const std::string& path, const Stat& st) {
 // `stat` shows the current file; `stat PATH` (an extension) any path, unfollowed.
 Status CmdStat(IoContext& ctx, const IoArgs& args) {
   if (!args.operands.empty()) {
-    ASSIGN_OR_RETURN(Stat st, ctx.fs->GetLstat(args.operands[0]));
+    ASSIGN_OR_RETURN(Stat st, AtPath(args.operands[0], ctx.fs->GetLstat(args.operands[0])));
     PrintStat(args.operands[0], st);
     return Status::Ok();
   }
@@ -371,35 +379,44 @@ Status CmdMkdir(IoContext& ctx, const IoArgs& args) {
     }
   }
   for (const std::string& path : args.operands) {
-    RETURN_IF_ERROR(ctx.fs->Mkdir(path, static_cast<uint32_t>(mode)));
+    RETURN_IF_ERROR(AtPath(path, ctx.fs->Mkdir(path, static_cast<uint32_t>(mode))));
   }
   return Status::Ok();
 }
 
 Status CmdRmdir(IoContext& ctx, const IoArgs& args) {
-  for (const std::string& path : args.operands) RETURN_IF_ERROR(ctx.fs->Rmdir(path));
+  for (const std::string& path : args.operands) {
+    RETURN_IF_ERROR(AtPath(path, ctx.fs->Rmdir(path)));
+  }
   return Status::Ok();
 }
 
 Status CmdRm(IoContext& ctx, const IoArgs& args) {
-  for (const std::string& path : args.operands) RETURN_IF_ERROR(ctx.fs->Unlink(path));
+  for (const std::string& path : args.operands) {
+    RETURN_IF_ERROR(AtPath(path, ctx.fs->Unlink(path)));
+  }
   return Status::Ok();
 }
 
 Status CmdMv(IoContext& ctx, const IoArgs& args) {
-  return ctx.fs->Rename(args.operands[0], args.operands[1]);
+  const std::string& from = args.operands[0];
+  const std::string& to = args.operands[1];
+  return AtPath(from + " -> " + to, ctx.fs->Rename(from, to));
 }
 
 Status CmdLn(IoContext& ctx, const IoArgs& args) {
-  return ctx.fs->Link(args.operands[0], args.operands[1]);
+  const std::string& from = args.operands[0];
+  const std::string& to = args.operands[1];
+  return AtPath(from + " -> " + to, ctx.fs->Link(from, to));
 }
 
 Status CmdSymlink(IoContext& ctx, const IoArgs& args) {
-  return ctx.fs->Symlink(args.operands[0], args.operands[1]);
+  return AtPath(args.operands[1], ctx.fs->Symlink(args.operands[0], args.operands[1]));
 }
 
 Status CmdReadlink(IoContext& ctx, const IoArgs& args) {
-  ASSIGN_OR_RETURN(std::string target, ctx.fs->Readlink(args.operands[0]));
+  ASSIGN_OR_RETURN(std::string target,
+                   AtPath(args.operands[0], ctx.fs->Readlink(args.operands[0])));
   std::printf("%s\n", target.c_str());
   return Status::Ok();
 }
@@ -421,11 +438,10 @@ Status CmdLs(IoContext& ctx, const IoArgs& args) {
     }
   } else if (listing.error().err() == ENOTDIR) {
     // Like ls, a non-directory lists itself.
-    ASSIGN_OR_RETURN(Stat st, ctx.fs->GetLstat(dir));
-    (void)st;
+    RETURN_IF_ERROR(AtPath(dir, ctx.fs->GetLstat(dir)).status());
     entries.push_back({dir, dir});
   } else {
-    return listing.error();
+    return AtPath(dir, listing.error());
   }
   std::sort(entries.begin(), entries.end(),
             [](const LsEntry& a, const LsEntry& b) { return a.name < b.name; });
@@ -469,7 +485,7 @@ Status CmdPut(IoContext& ctx, const IoArgs& args) {
   const std::string& path = args.operands[1];
   std::FILE* in = std::fopen(local.c_str(), "rb");
   if (in == nullptr) return HostError(errno, local);
-  Result<File> opened = ctx.fs->Open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  Result<File> opened = AtPath(path, ctx.fs->Open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644));
   if (!opened.has_value()) {
     std::fclose(in);
     return opened.error();
@@ -483,7 +499,7 @@ Status CmdPut(IoContext& ctx, const IoArgs& args) {
     if (n > 0) {
       Result<size_t> w = f.Pwrite(buf.data(), n, off);
       if (!w.has_value()) {
-        st = w.error();
+        st = AtPath(path, w.error());
       } else if (*w != n) {
         st = Status::Error(EIO, "short write to " + path);
       }
@@ -495,7 +511,7 @@ Status CmdPut(IoContext& ctx, const IoArgs& args) {
     }
   }
   std::fclose(in);
-  Status close_st = f.Close();
+  Status close_st = AtPath(path, f.Close());
   RETURN_IF_ERROR(st);
   return close_st;
 }
@@ -504,7 +520,7 @@ Status CmdGet(IoContext& ctx, const IoArgs& args) {
   const std::string& path = args.operands[0];
   const std::string& local = args.operands[1];
   // Check the source first so that a missing file leaves no empty host file.
-  ASSIGN_OR_RETURN(Stat st, ctx.fs->GetStat(path));
+  ASSIGN_OR_RETURN(Stat st, AtPath(path, ctx.fs->GetStat(path)));
   if ((st.mode & S_IFMT) == S_IFDIR) return Status::Error(EISDIR, path + ": is a directory");
   std::FILE* out = std::fopen(local.c_str(), "wb");
   if (out == nullptr) return HostError(errno, local);

@@ -37,10 +37,17 @@ int RunMkfs(const MkfsArgs& args) {
       return 1;
     }
   } else {
+    // Without a size the device must exist and have one.
     struct stat sb;
-    if (::stat(args.device.c_str(), &sb) != 0 && errno == ENOENT) {
+    int rc = ::stat(args.device.c_str(), &sb);
+    if (rc != 0 && errno == ENOENT) {
       PrintError("mkfs", Status::Error(ENOENT, args.device +
                                                    ": no such file; give its size with -s SIZE"));
+      return 1;
+    }
+    if (rc == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+      PrintError("mkfs",
+                 Status::Error(EINVAL, args.device + ": empty file; give its size with -s SIZE"));
       return 1;
     }
   }
