@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "udax/mapping.h"
 #include "udax/status.h"
 
 namespace udax {
@@ -117,6 +118,8 @@ class File {
   Status Fdatasync();
   Result<Stat> GetStat();
   Result<std::vector<FileExtent>> Fiemap();
+  // DAX: maps [offset, offset+length) of the file (offset page-aligned).
+  Result<Mapping> Map(uint64_t offset, size_t length, Prot prot);
   Status Close();
 
  private:

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <libpmem2.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,6 +132,17 @@ void PmemDevice::Drain() {
   drain_();
   fences_.fetch_add(1, std::memory_order_relaxed);
   if (observer_) observer_->OnDrain();
+}
+
+Status PmemDevice::MapFixed(void* addr, uint64_t off, uint64_t len, bool writable) {
+  const uint64_t page = 4096;
+  if (!Contains(off, len) || off % page || len % page || reinterpret_cast<uintptr_t>(addr) % page)
+    return Errno(EINVAL, "device mapping out of range or unaligned");
+  if (state() != DeviceState::kLive) return Errno(ENODEV, "device " + path_ + " is being removed");
+  void* p = ::mmap(addr, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, fd_,
+                   static_cast<off_t>(off));
+  if (p == MAP_FAILED) return Errno(errno, std::string("mmap of device failed: ") + strerror(errno));
+  return Status::Ok();
 }
 
 Result<DeviceRef> PmemDevice::TryRef() {

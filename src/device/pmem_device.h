@@ -112,6 +112,15 @@ class PmemDevice {
 
   void SetPersistObserver(PersistObserver* obs) { observer_ = obs; }
 
+  // DAX: maps device bytes [off, off+len) at `addr` (MAP_FIXED | MAP_SHARED),
+  // replacing whatever was there. off, len and addr must be page-aligned.
+  Status MapFixed(void* addr, uint64_t off, uint64_t len, bool writable);
+  // Flush + fence for memory mapped by MapFixed (or the device's own mapping).
+  void PersistMapped(const void* addr, size_t len) {
+    flush_(addr, len);
+    Drain();
+  }
+
   // Lifecycle.
   DeviceState state() const { return state_.load(std::memory_order_acquire); }
   // Takes a reference, or ENODEV once the device is dying.

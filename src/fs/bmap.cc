@@ -40,6 +40,8 @@ Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint
       BmapRec e{fblk, start, static_cast<uint32_t>(n), 0};
       RETURN_IF_ERROR(tree.Insert(&e));
     }
+    fs->InvalidateMappings(rec.ino, fblk * media::kBlockSize, n * media::kBlockSize,
+                           InvalidateReason::kTruncate, /*notify=*/false);  // zero pages over the hole
     rec.nblocks += n;
     fblk += n;
     start += n;
@@ -77,6 +79,9 @@ Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uin
                    static_cast<uint32_t>(e_end - cut_hi), e.flags};
       RETURN_IF_ERROR(tree.Insert(&tail));
     }
+    // Mappings let go of the blocks before they can be reused.
+    fs->InvalidateMappings(rec.ino, cut_lo * media::kBlockSize, (cut_hi - cut_lo) * media::kBlockSize,
+                           InvalidateReason::kTruncate);
     RETURN_IF_ERROR(fs->allocator()->Free(t, dev_lo, cut_hi - cut_lo));
     rec.nblocks -= cut_hi - cut_lo;
     end = cut_lo;

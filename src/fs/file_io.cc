@@ -29,12 +29,18 @@ constexpr size_t kRollRoom = 64;     // commit and continue below this many free
 constexpr int kExtentsPerTxn = 32;   // extents freed per transaction when truncating
 
 uint64_t RoundUp(uint64_t v) { return (v + kBlockSize - 1) / kBlockSize * kBlockSize; }
+
+// Every size change goes through here so DAX mappings see the new EOF.
+void SetSize(FsImpl* fs, InodeRec& rec, uint64_t size) {
+  fs->SizeChanged(rec.ino, rec.size, size);
+  rec.size = size;
+}
 }  // namespace
 
 Stat StatFromRecord(const InodeRec& r);
 
 Result<size_t> FsImpl::Pread(Inode* ip, void* buf, size_t len, uint64_t off) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   InodeRec rec;
   {
@@ -89,7 +95,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
   if (len == 0) return size_t{0};
   {
     // Fast path: no allocation, no size change — shared lock, one fence.
-    std::shared_lock<std::shared_mutex> lk(meta_mu_);
+    MetaReadLock lk(meta_mu_);
     RETURN_IF_ERROR(CheckWritable());
     InodeRec rec;
     {
@@ -111,7 +117,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
       }
     }
   }
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (append) off = rec.size;
@@ -161,7 +167,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext->start, ext->length));
     done += n;
     if (t->tx.room() < kRollRoom) {
-      rec.size = std::max<uint64_t>(rec.size, off + done);
+      SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
       RETURN_IF_ERROR(WriteInode(*t, rec));
       RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
     }
@@ -171,7 +177,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     alloc_.EndTxn();
     return err;
   }
-  rec.size = std::max<uint64_t>(rec.size, off + done);
+  SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
   rec.mtime = rec.ctime = Now();
   RETURN_IF_ERROR(WriteInode(*t, rec));
   RETURN_IF_ERROR(CommitTxn(*t));
@@ -179,7 +185,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
 }
 
 Status FsImpl::Truncate(Inode* ip, uint64_t len) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
@@ -193,7 +199,7 @@ Status FsImpl::Truncate(Inode* ip, uint64_t len) {
       t->data_pending = true;
     }
   }
-  rec.size = len;
+  SetSize(this, rec, len);
   rec.mtime = rec.ctime = Now();
   RETURN_IF_ERROR(WriteInode(*t, rec));
   // Free whole blocks past the new EOF, a bounded number per transaction.
@@ -213,7 +219,7 @@ Status FsImpl::Truncate(Inode* ip, uint64_t len) {
 Status FsImpl::TruncatePath(const std::string& path, uint64_t len) {
   std::shared_ptr<Inode> ip;
   {
-    std::unique_lock<std::shared_mutex> lk(meta_mu_);
+    MetaWriteLock lk(meta_mu_);
     RETURN_IF_ERROR(CheckWritable());
     Transaction tx(journal_.get(), true);
     ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, true));
@@ -232,7 +238,7 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   bool punch = mode & FALLOC_FL_PUNCH_HOLE, zero = mode & FALLOC_FL_ZERO_RANGE;
   if (punch && !(mode & FALLOC_FL_KEEP_SIZE)) return Errno(EOPNOTSUPP, "punch hole needs keep-size");
   if (punch && zero) return Errno(EOPNOTSUPP, "punch hole and zero range are exclusive");
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
@@ -295,7 +301,7 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
       RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
     }
   }
-  if (err.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > rec.size) rec.size = end;
+  if (err.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > rec.size) SetSize(this, rec, end);
   rec.ctime = Now();
   if (zero) rec.mtime = rec.ctime;
   RETURN_IF_ERROR(WriteInode(*t, rec));
@@ -304,21 +310,21 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
 }
 
 Status FsImpl::Fsync(Inode* ip) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   if (read_only_) return Status::Ok();
   return FlushLazyTimes(ip);
 }
 
 Result<Stat> FsImpl::StatInode(Inode* ip) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   std::lock_guard<std::mutex> g(ip->mu);
   return StatFromRecord(ip->rec);
 }
 
 Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   InodeRec rec;
   {

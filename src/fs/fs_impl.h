@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,12 +28,34 @@
 
 #include "btree/btree.h"
 #include "device/pmem_device.h"
+#include "fs/address_space.h"
 #include "fs/alloc.h"
 #include "journal/journal.h"
 #include "media/format.h"
 #include "udax/fs.h"
 
 namespace udax {
+
+// Depth of meta_mu_ held by this thread (the DAX fault handler must not
+// block on meta_mu_ when the faulting thread already holds it).
+inline thread_local int tls_meta_lock_depth = 0;
+
+// meta_mu_ held exclusive (writers) / shared (readers), counted per thread.
+class MetaWriteLock {
+ public:
+  explicit MetaWriteLock(std::shared_mutex& mu) : lk_(mu) { tls_meta_lock_depth++; }
+  ~MetaWriteLock() { if (lk_.owns_lock()) tls_meta_lock_depth--; }
+  void unlock() { lk_.unlock(); tls_meta_lock_depth--; }
+ private:
+  std::unique_lock<std::shared_mutex> lk_;
+};
+class MetaReadLock {
+ public:
+  explicit MetaReadLock(std::shared_mutex& mu) : lk_(mu) { tls_meta_lock_depth++; }
+  ~MetaReadLock() { tls_meta_lock_depth--; }
+ private:
+  std::shared_lock<std::shared_mutex> lk_;
+};
 
 // An in-core inode: exists while a File holds it open.
 class Inode {
@@ -42,7 +65,8 @@ class Inode {
   std::mutex mu;         // guards rec and times_dirty
   media::InodeRec rec;   // committed record + lazy timestamps
   bool times_dirty = false;
-  int open_count = 0;    // guarded by FsImpl::inodes_mu_
+  int open_count = 0;    // guarded by FsImpl::inodes_mu_ (open Files + Mappings)
+  AddressSpace mappings; // live DAX mappings of this inode
 };
 
 // A writing transaction plus the filesystem-level bookkeeping around it.
@@ -94,6 +118,29 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Result<Stat> StatInode(Inode* ip);
   Result<std::vector<FileExtent>> Fiemap(Inode* ip);
   void Release(Inode* ip);  // a File closed
+
+  // ---- DAX (dax_fault.cc) ----
+  // What a fault should install: a page-aligned file range and what backs it.
+  struct DaxExtent {
+    enum Kind { kDevice, kZero } kind = kZero;
+    uint64_t file_off = 0, len = 0;
+    uint64_t dev_off = 0;  // kDevice
+    bool writable = false;
+  };
+  // Resolves the fault at file offset `off` within the mapped window [lo, hi):
+  // a write into a hole first allocates, zeroes and commits (MAP_SYNC). Calls
+  // install() under meta_mu_, so no truncate can free the blocks before they
+  // are mapped. Errors: EFAULT beyond EOF, ENOSPC, ESHUTDOWN, EUCLEAN.
+  Status DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uint64_t lo, uint64_t hi,
+                  const std::function<Status(const DaxExtent&)>& install);
+  // unmap_mapping_range for every mapping of `ino`; caller holds meta_mu_.
+  void InvalidateMappings(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why,
+                          bool notify = true);
+  // The size of `ino` changed: pages between the old and new EOF change
+  // meaning (beyond-EOF <-> inside), so mappings must fault them again.
+  void SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size);
+  // A Mapping was created or destroyed (keeps the inode in core meanwhile).
+  std::shared_ptr<Inode> GrabInode(Inode* ip);
 
   // ---- DeviceHolder ----
   void NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) override;

@@ -123,7 +123,7 @@ Status FsImpl::FlushLazyTimes(Inode* ip) {
 }
 
 void FsImpl::Release(Inode* ip) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   bool last = false;
   {
     std::lock_guard<std::mutex> g(inodes_mu_);

@@ -149,7 +149,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
   RETURN_IF_ERROR(fs->dev_->SetHolder(fs.get()));
   fs->mounted_ = true;
   if (!fs->read_only_) {
-    std::unique_lock<std::shared_mutex> lk(fs->meta_mu_);
+    MetaWriteLock lk(fs->meta_mu_);
     RETURN_IF_ERROR(fs->ReclaimOrphans());
   }
   return fs;
@@ -161,7 +161,7 @@ FsImpl::~FsImpl() {
 }
 
 Status FsImpl::Unmount() {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   if (!mounted_) return Errno(EINVAL, "not mounted");
   Status result;
   if (!read_only_) {
@@ -183,13 +183,20 @@ Status FsImpl::Unmount() {
 }
 
 void FsImpl::Crash() {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   mounted_ = false;
   ReleaseDevice();
 }
 
 void FsImpl::ReleaseDevice() {
   if (!dev_) return;
+  // No mapping may keep pointing at a device the filesystem let go of.
+  std::vector<std::shared_ptr<Inode>> open;
+  {
+    std::lock_guard<std::mutex> g(inodes_mu_);
+    for (auto& [ino, ip] : inodes_) open.push_back(ip);
+  }
+  for (auto& ip : open) ip->mappings.Invalidate(ip->ino, 0, UINT64_MAX, InvalidateReason::kRemoved, false);
   dev_->ClearHolder(this);
   journal_.reset();
   dev_.reset();  // unmaps and drops the exclusive lock

@@ -181,7 +181,7 @@ Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
 }
 
 Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   int acc = flags & O_ACCMODE;
   bool wants_write = acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC);
@@ -221,7 +221,7 @@ Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
 }
 
 Status FsImpl::Mkdir(const std::string& path, uint32_t mode) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
   DirHit hit;
@@ -237,7 +237,7 @@ Status FsImpl::Mkdir(const std::string& path, uint32_t mode) {
 }
 
 Status FsImpl::Rmdir(const std::string& path) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
   DirHit hit;
@@ -258,7 +258,7 @@ Status FsImpl::Rmdir(const std::string& path) {
 }
 
 Status FsImpl::Unlink(const std::string& path) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
   DirHit hit;
@@ -277,7 +277,7 @@ Status FsImpl::Unlink(const std::string& path) {
 }
 
 Status FsImpl::Link(const std::string& existing, const std::string& new_path) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(InodeRec src, Walk(t->tx, existing, false));
   if (S_ISDIR(src.mode)) return Errno(EPERM, "hard links to directories are not allowed");
@@ -297,7 +297,7 @@ Status FsImpl::Link(const std::string& existing, const std::string& new_path) {
 Status FsImpl::Symlink(const std::string& target, const std::string& path) {
   if (target.empty()) return Errno(ENOENT, "empty symbolic link target");
   if (target.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "symbolic link target too long");
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
   DirHit hit;
@@ -314,7 +314,7 @@ Status FsImpl::Symlink(const std::string& target, const std::string& path) {
 }
 
 Result<std::string> FsImpl::Readlink(const std::string& path) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   Transaction tx(journal_.get(), true);
   ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, false));
@@ -322,7 +322,7 @@ Result<std::string> FsImpl::Readlink(const std::string& path) {
 }
 
 Status FsImpl::Rename(const std::string& from, const std::string& to) {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName src_pn, WalkParent(t->tx, from));
   ASSIGN_OR_RETURN(ParentAndName dst_pn, WalkParent(t->tx, to));
@@ -382,7 +382,7 @@ Status FsImpl::Rename(const std::string& from, const std::string& to) {
 }
 
 Result<Stat> FsImpl::GetStat(const std::string& path, bool follow) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   Transaction tx(journal_.get(), true);
   ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, follow));
@@ -392,7 +392,7 @@ Result<Stat> FsImpl::GetStat(const std::string& path, bool follow) {
 namespace {
 template <typename Fn>
 Status ChangeInode(FsImpl* fs, const std::string& path, bool follow, Fn&& change) {
-  std::unique_lock<std::shared_mutex> lk(fs->meta_mu());
+  MetaWriteLock lk(fs->meta_mu());
   ASSIGN_OR_RETURN(auto t, fs->BeginTxn());
   ASSIGN_OR_RETURN(InodeRec rec, fs->Walk(t->tx, path, follow));
   RETURN_IF_ERROR(change(rec));
@@ -428,7 +428,7 @@ Status FsImpl::Utimens(const std::string& path, Timespec atime, Timespec mtime) 
 }
 
 Result<std::vector<DirEntry>> FsImpl::ReadDir(const std::string& path) {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   Transaction tx(journal_.get(), true);
   ASSIGN_OR_RETURN(InodeRec dir, Walk(tx, path, true));
@@ -442,7 +442,7 @@ Result<std::vector<DirEntry>> FsImpl::ReadDir(const std::string& path) {
 }
 
 Result<StatFs> FsImpl::GetStatFs() {
-  std::shared_lock<std::shared_mutex> lk(meta_mu_);
+  MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   Transaction tx(journal_.get(), true);
   ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
@@ -456,7 +456,7 @@ Result<StatFs> FsImpl::GetStatFs() {
 }
 
 Status FsImpl::Sync() {
-  std::unique_lock<std::shared_mutex> lk(meta_mu_);
+  MetaWriteLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   std::vector<std::shared_ptr<Inode>> open;
   {

@@ -1,0 +1,134 @@
+// fs/dax_fault.cc — the filesystem half of a DAX fault: find (or allocate)
+// the blocks behind a faulting file offset and hand them to the dax/ layer to
+// map, all under meta_mu_ so the blocks cannot be freed before they are
+// mapped; and invalidation of mappings when blocks change.
+#include <sys/stat.h>
+
+#include <optional>
+
+#include "fs/bmap.h"
+#include "fs/fs_impl.h"
+
+namespace udax {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kHoleAllocWindow = 64 * 1024;  // blocks allocated by one write fault into a hole
+uint64_t RoundUpPage(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
+}  // namespace
+
+std::shared_ptr<Inode> FsImpl::GrabInode(Inode* ip) {
+  std::lock_guard<std::mutex> g(inodes_mu_);
+  auto it = inodes_.find(ip->ino);
+  if (it == inodes_.end()) return nullptr;
+  it->second->open_count++;
+  return it->second;
+}
+
+void FsImpl::InvalidateMappings(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why,
+                                bool notify) {
+  if (len == 0) return;
+  auto ip = FindInCore(ino);
+  if (ip) ip->mappings.Invalidate(ino, off, len, why, notify);
+}
+
+void FsImpl::SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size) {
+  uint64_t a = RoundUpPage(std::min(old_size, new_size)), b = RoundUpPage(std::max(old_size, new_size));
+  if (a == b) return;
+  // Shrinking takes pages away (the program hears of it); growing only
+  // replaces beyond-EOF markers.
+  InvalidateMappings(ino, a, b - a, InvalidateReason::kTruncate, new_size < old_size);
+}
+
+Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uint64_t lo,
+                        uint64_t hi, const std::function<Status(const DaxExtent&)>& install) {
+  // A fault taken while this thread already holds meta_mu_ (udax copying
+  // to or from a user buffer that is itself a udax mapping) is served
+  // without locking again; it cannot allocate (that needs the lock exclusive).
+  bool nested = tls_meta_lock_depth > 0;
+  // Pass 1 under the shared lock: mapped blocks and read faults on holes.
+  {
+    std::optional<MetaReadLock> lk;
+    if (!nested) lk.emplace(meta_mu_);
+    RETURN_IF_ERROR(CheckMounted());
+    media::InodeRec rec;
+    {
+      std::lock_guard<std::mutex> g(ip->mu);
+      rec = ip->rec;
+    }
+    uint64_t eof = RoundUpPage(rec.size);
+    if (off >= eof) return Errno(EFAULT, "access beyond end of file");
+    hi = std::min(hi, eof);
+    Transaction tx(journal_.get(), true);
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, off / kPage));
+    if (e.mapped) {
+      uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
+      DaxExtent d;
+      d.kind = DaxExtent::kDevice;
+      d.file_off = std::max(lo, ext_lo);
+      d.len = std::min(hi, ext_hi) - d.file_off;
+      d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
+      d.writable = may_write;
+      return install(d);
+    }
+    if (!write) {
+      DaxExtent d;
+      d.kind = DaxExtent::kZero;
+      d.file_off = std::max(lo, off / kPage * kPage);
+      uint64_t hole_hi = e.hole_end == UINT64_MAX ? hi : std::min(hi, e.hole_end * kPage);
+      // Only the hole itself, so a later write faults again to allocate.
+      d.len = hole_hi - d.file_off;
+      return install(d);
+    }
+  }
+  // Pass 2: a write into a hole — allocate, zero and commit before mapping.
+  if (nested) return Errno(EDEADLK, "write fault into a hole while udax holds its lock");
+  MetaWriteLock lk(meta_mu_);
+  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  ASSIGN_OR_RETURN(media::InodeRec rec, ReadInodeFor(*t, ip->ino));
+  uint64_t eof = RoundUpPage(rec.size);
+  if (off >= eof) return Errno(EFAULT, "access beyond end of file");
+  hi = std::min(hi, eof);
+  ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, off / kPage));
+  if (!e.mapped) {
+    // Fill the hole inside an aligned window around the fault (bounded by
+    // the mapping, EOF and the next extent); the allocator may return less
+    // than asked, so loop until the faulting page is covered.
+    uint64_t win_lo = std::max(lo, off / kHoleAllocWindow * kHoleAllocWindow);
+    uint64_t win_hi = std::min(hi, win_lo + kHoleAllocWindow);
+    if (e.hole_end != UINT64_MAX) win_hi = std::min(win_hi, e.hole_end * kPage);
+    uint64_t fblk = off / kPage;
+    uint64_t hint = 0;
+    while (fblk * kPage > win_lo) {  // walk back to the start of the hole
+      ASSIGN_OR_RETURN(ExtentLookup prev, LookupExtent(t->tx, rec, fblk - 1));
+      if (prev.mapped) {
+        hint = prev.ext.start_block + (fblk - 1 - prev.ext.file_block) + 1;
+        break;
+      }
+      fblk--;
+    }
+    while (fblk * kPage <= off) {
+      ASSIGN_OR_RETURN(BlockExtent ext, alloc_.AllocData(*t, (win_hi - fblk * kPage) / kPage, hint));
+      RETURN_IF_ERROR(dev_->Fill(ext.start * kPage, 0, ext.length * kPage, false));
+      t->data_pending = true;
+      RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext.start, ext.length));
+      fblk += ext.length;
+      hint = ext.start + ext.length;
+    }
+    RETURN_IF_ERROR(WriteInode(*t, rec));
+    RETURN_IF_ERROR(CommitTxn(*t));
+    Transaction rtx(journal_.get(), true);
+    ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPage));
+    if (!e.mapped) return Errno(EIO, "internal error: allocated block not found");
+  }
+  uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
+  DaxExtent d;
+  d.kind = DaxExtent::kDevice;
+  d.file_off = std::max(lo, ext_lo);
+  d.len = std::min(hi, ext_hi) - d.file_off;
+  d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
+  d.writable = may_write;
+  return install(d);
+}
+
+}  // namespace udax

@@ -1,0 +1,278 @@
+// tests/dax_test.cc — DAX mappings: faults served in user space, MAP_SYNC
+// semantics across a crash, invalidation on truncate/punch, errors (SIGBUS
+// beyond EOF, SIGSEGV through a read-only mapping, ENOSPC inside Guarded),
+// handler chaining, many threads, fork.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <random>
+#include <thread>
+
+#include "test_util.h"
+#include "udax/fs.h"
+#include "udax/mapping.h"
+
+namespace udax {
+namespace {
+
+using testutil::kMiB;
+using testutil::TempDevice;
+
+class DaxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Death tests re-execute the binary: a fork()ed child would see its udax
+    // mappings revoked (see docs/dax.md) and test that instead.
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    ASSERT_OK(Filesystem::Mkfs(dev_.path(), MkfsOptions{.size = 64 * kMiB}));
+    Mount();
+  }
+  void Mount() {
+    ASSIGN_OR_FAIL(fs_, Filesystem::Mount(dev_.path()));
+  }
+  File Create(const std::string& path, uint64_t size) {
+    auto f = fs_->Open(path, O_CREAT | O_RDWR, 0644);
+    EXPECT_TRUE(f.has_value());
+    if (size) EXPECT_OK(f->Truncate(size));
+    return std::move(*f);
+  }
+  TempDevice dev_;
+  std::unique_ptr<Filesystem> fs_;
+};
+
+TEST_F(DaxTest, StoreThenReadThroughFileApi) {
+  File f = Create("/a", 1 * kMiB);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 1 * kMiB, Prot::kReadWrite));
+  ASSERT_NE(m.data(), nullptr);
+  EXPECT_EQ(m.data()[12345], 0);  // read fault on a hole: zeroes
+  std::memset(m.data() + 4096, 0x5a, 8192);  // write fault allocates
+  ASSERT_OK(m.Persist(m.data() + 4096, 8192));
+  std::vector<uint8_t> buf(8192);
+  ASSIGN_OR_FAIL(size_t n, f.Pread(buf.data(), buf.size(), 4096));
+  EXPECT_EQ(n, 8192u);
+  EXPECT_EQ(testutil::FirstNot(buf.data(), n, 0x5a), -1);
+  // And pwrite is visible through the mapping (same device blocks).
+  std::vector<uint8_t> w(100, 0x77);
+  ASSERT_OK(f.Pwrite(w.data(), w.size(), 4096 + 10));
+  EXPECT_EQ(m.data()[4096 + 10], 0x77);
+  EXPECT_EQ(m.data()[4096 + 9], 0x5a);
+  // A pwrite into a hole the mapping had seen as zeroes is visible too.
+  EXPECT_EQ(m.data()[512 * 1024], 0);
+  ASSERT_OK(f.Pwrite(w.data(), w.size(), 512 * 1024));
+  EXPECT_EQ(m.data()[512 * 1024], 0x77);
+}
+
+TEST_F(DaxTest, TwoMappingsSeeTheSameBytes) {
+  File f = Create("/a", 256 * 1024);
+  ASSIGN_OR_FAIL(Mapping a, f.Map(0, 256 * 1024, Prot::kReadWrite));
+  ASSIGN_OR_FAIL(Mapping b, f.Map(0, 256 * 1024, Prot::kRead));
+  a.data()[100] = 42;
+  EXPECT_EQ(b.data()[100], 42);
+  EXPECT_NE(a.data(), b.data());
+}
+
+TEST_F(DaxTest, HoleWriteFaultSurvivesCrashWithoutMsync) {
+  {
+    File f = Create("/a", 1 * kMiB);
+    ASSIGN_OR_FAIL(Mapping m, f.Map(0, 1 * kMiB, Prot::kReadWrite));
+    std::memset(m.data() + 200 * 1024, 0xc3, 4096);
+    ASSERT_OK(m.Persist(m.data() + 200 * 1024, 4096));
+    fs_->CrashForTesting();
+  }
+  fs_.reset();
+  Mount();
+  ASSIGN_OR_FAIL(auto data, testutil::ReadWhole(*fs_, "/a"));
+  ASSERT_EQ(data.size(), 1 * kMiB);
+  EXPECT_EQ(testutil::FirstNot(data.data() + 200 * 1024, 4096, 0xc3), -1);
+  EXPECT_EQ(testutil::FirstNot(data.data(), 200 * 1024, 0), -1);
+  ASSERT_OK(fs_->Unmount());
+  ASSIGN_OR_FAIL(auto rep, Fsck(dev_.path()));
+  EXPECT_TRUE(rep.clean()) << testutil::JoinProblems(rep);
+}
+
+TEST_F(DaxTest, AccessBeyondEofIsAnErrorInGuarded) {
+  File f = Create("/a", 4096 + 10);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 64 * 1024, Prot::kReadWrite));
+  uint8_t v = 1;
+  EXPECT_OK(Guarded([&] { v = m.data()[4096 + 100]; }));  // inside the EOF page: zeroes
+  EXPECT_EQ(v, 0);
+  Status st = Guarded([&] { v = m.data()[3 * 4096]; });
+  EXPECT_EQ(st.err(), EFAULT) << st.ToString();
+  // Twice: the second access hits the SIGBUS page, still an error.
+  st = Guarded([&] { m.data()[3 * 4096] = 1; });
+  EXPECT_EQ(st.err(), EFAULT) << st.ToString();
+  // Growing the file makes the page usable.
+  ASSERT_OK(f.Truncate(64 * 1024));
+  EXPECT_OK(Guarded([&] { m.data()[3 * 4096] = 9; }));
+  EXPECT_EQ(m.data()[3 * 4096], 9);
+}
+
+TEST_F(DaxTest, BeyondEofKillsWithSigbusUnguarded) {
+  File f = Create("/a", 4096);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 64 * 1024, Prot::kReadWrite));
+  EXPECT_EXIT({ volatile uint8_t x = m.data()[8192]; (void)x; }, ::testing::KilledBySignal(SIGBUS), "");
+}
+
+TEST_F(DaxTest, ReadOnlyMappingStoreIsSigsegv) {
+  File f = Create("/a", 4096);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4096, Prot::kRead));
+  EXPECT_EQ(m.data()[0], 0);
+  EXPECT_EXIT({ m.data()[0] = 1; }, ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST_F(DaxTest, NullDereferenceStillDies) {
+  File f = Create("/a", 4096);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4096, Prot::kRead));  // handlers installed
+  EXPECT_EXIT({ volatile int* p = nullptr; *p = 1; }, ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+sigjmp_buf g_own_jb;
+void OwnHandler(int) { siglongjmp(g_own_jb, 1); }
+
+// Runs in a re-executed child ("threadsafe" death test) so that the
+// program's handler is installed before udax installs its own, as in a real
+// program that sets up its handlers at start.
+TEST_F(DaxTest, ProgramsOwnSegvHandlerStillRuns) {
+  EXPECT_EXIT(
+      {
+        struct sigaction sa = {};
+        sa.sa_handler = OwnHandler;
+        sigaction(SIGSEGV, &sa, nullptr);
+        File f = Create("/b", 4096);
+        auto m = f.Map(0, 4096, Prot::kReadWrite);
+        if (!m.has_value()) _exit(2);
+        m->data()[0] = 1;  // served by udax, not by OwnHandler
+        if (sigsetjmp(g_own_jb, 1) == 0) {
+          volatile int* p = reinterpret_cast<int*>(16);
+          *p = 1;
+          _exit(3);
+        }
+        _exit(m->data()[0] == 1 ? 0 : 4);  // the program's handler ran
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(DaxTest, TruncateInvalidatesAndCallbackRuns) {
+  File f = Create("/a", 1 * kMiB);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 1 * kMiB, Prot::kReadWrite));
+  std::memset(m.data(), 0x11, 1 * kMiB);
+  std::vector<std::tuple<uint64_t, uint64_t, InvalidateReason>> calls;
+  m.OnInvalidate([&](uint64_t, uint64_t off, uint64_t len, InvalidateReason r) { calls.emplace_back(off, len, r); });
+  ASSERT_OK(f.Truncate(8192));
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(std::get<0>(calls[0]), 8192u);
+  EXPECT_EQ(std::get<2>(calls[0]), InvalidateReason::kTruncate);
+  EXPECT_EQ(Guarded([&] { m.data()[16384] = 1; }).err(), EFAULT);
+  EXPECT_EQ(m.data()[8191], 0x11);
+  ASSERT_OK(f.Truncate(1 * kMiB));
+  EXPECT_EQ(m.data()[16384], 0);  // refault sees zeroes, not the old bytes
+}
+
+TEST_F(DaxTest, PunchInvalidatesAndRefaultSeesZeroes) {
+  File f = Create("/a", 256 * 1024);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 256 * 1024, Prot::kReadWrite));
+  std::memset(m.data(), 0x22, 256 * 1024);
+  ASSERT_OK(f.Fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 64 * 1024, 64 * 1024));
+  EXPECT_EQ(m.data()[64 * 1024], 0);
+  EXPECT_EQ(m.data()[128 * 1024 - 1], 0);
+  EXPECT_EQ(m.data()[128 * 1024], 0x22);
+  EXPECT_EQ(m.data()[64 * 1024 - 1], 0x22);
+}
+
+TEST_F(DaxTest, FullDeviceWriteFaultIsEnospcInGuarded) {
+  File big = Create("/big", 0);
+  std::vector<uint8_t> chunk(1 * kMiB, 0xee);
+  for (uint64_t off = 0;; off += chunk.size()) {
+    auto n = big.Pwrite(chunk.data(), chunk.size(), off);
+    if (!n.has_value() || *n < chunk.size()) break;
+  }
+  File f = Create("/a", 4 * kMiB);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4 * kMiB, Prot::kReadWrite));
+  Status st = Guarded([&] {
+    for (size_t i = 0; i < 4 * kMiB; i += 4096) m.data()[i] = 1;
+  });
+  EXPECT_EQ(st.err(), ENOSPC) << st.ToString();
+  f = File();
+  m = Mapping();
+  big = File();
+  ASSERT_OK(fs_->Unmount());
+  ASSIGN_OR_FAIL(auto rep, Fsck(dev_.path()));
+  EXPECT_TRUE(rep.clean()) << testutil::JoinProblems(rep);
+}
+
+TEST_F(DaxTest, BadArguments) {
+  File f = Create("/a", 4096);
+  EXPECT_ERRNO(f.Map(100, 4096, Prot::kRead), EINVAL);
+  EXPECT_ERRNO(f.Map(0, 0, Prot::kRead), EINVAL);
+  EXPECT_ERRNO(f.Map(0, 4096, static_cast<Prot>(8)), EINVAL);
+  EXPECT_ERRNO(f.Map(kMaxFileSize, 4096, Prot::kRead), EINVAL);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4096, Prot::kRead));
+  EXPECT_OK(m.Unmap());
+  EXPECT_ERRNO(m.Unmap(), EINVAL);
+  EXPECT_ERRNO(m.Persist(nullptr, 1), EINVAL);
+  ASSIGN_OR_FAIL(auto ro, fs_->Open("/a", O_RDONLY));
+  EXPECT_ERRNO(ro.Map(0, 4096, Prot::kReadWrite), EACCES);
+}
+
+TEST_F(DaxTest, MappingOutlivesItsFileHandle) {
+  Mapping m;
+  {
+    File f = Create("/a", 8192);
+    ASSIGN_OR_FAIL(m, f.Map(0, 8192, Prot::kReadWrite));
+  }
+  m.data()[5] = 5;
+  ASSIGN_OR_FAIL(auto data, testutil::ReadWhole(*fs_, "/a"));
+  EXPECT_EQ(data[5], 5);
+}
+
+TEST_F(DaxTest, EightThreadsRandomLoadsAndStoresMatchModel) {
+  constexpr size_t kSize = 4 * kMiB;
+  File f = Create("/a", kSize);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, kSize, Prot::kReadWrite));
+  // Each thread owns the bytes i with i % 8 == t: the model is exact.
+  std::vector<std::thread> threads;
+  std::vector<std::vector<uint8_t>> models(8, std::vector<uint8_t>(kSize / 8, 0));
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t + 1);
+      for (int i = 0; i < 20000; i++) {
+        size_t slot = rng() % (kSize / 8);
+        size_t idx = slot * 8 + t;
+        if (rng() % 2) {
+          uint8_t v = static_cast<uint8_t>(rng());
+          m.data()[idx] = v;
+          models[t][slot] = v;
+        } else if (m.data()[idx] != models[t][slot]) {
+          mismatches++;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  ASSIGN_OR_FAIL(auto data, testutil::ReadWhole(*fs_, "/a"));
+  for (size_t i = 0; i < kSize; i++) ASSERT_EQ(data[i], models[i % 8][i / 8]) << i;
+}
+
+TEST_F(DaxTest, ForkedChildGetsCleanErrorNotParentMemory) {
+  File f = Create("/a", 8192);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 8192, Prot::kReadWrite));
+  m.data()[0] = 7;
+  pid_t pid = fork();
+  if (pid == 0) {
+    uint8_t v = 0;
+    Status st = Guarded([&] { v = m.data()[0]; });
+    _exit(st.err() == ENODEV && v == 0 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(m.data()[0], 7);  // the parent's mapping is untouched
+}
+
+}  // namespace
+}  // namespace udax
