@@ -9,6 +9,7 @@
 // "io: <status>" and exits 1.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -231,13 +232,21 @@ int RunIo(const IoRunArgs& args) {
 void SetupIo(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<IoRunArgs>();
   CLI::App* sub = app.add_subcommand(
-      "io", "mount DEVICE and run xfs_io-style commands (from -c, else one per line on stdin); "
-            "run `udax io DEVICE -c help` for the list");
+      "io", "mount DEVICE and run xfs_io-style commands (from -c, else one per line on stdin)");
   sub->add_option("DEVICE", args->device, "device or image file")->required();
   sub->add_option("-c,--command", args->commands, "a command to run (repeatable, run in order)")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("-r,--read-only", args->read_only, "mount read-only");
+  std::string footer =
+      "Commands (numbers take k/m/g suffixes and 0x hex; a failing command prints\n"
+      "\"CMD: message (ERRNO)\" and the next one runs; exit status 1 if any failed):\n";
+  for (const IoCommand& cmd : IoCommands()) {
+    std::string line = std::string("  ") + cmd.usage;
+    line.resize(std::max<size_t>(line.size() + 1, 46), ' ');
+    footer += line + cmd.help + "\n";
+  }
+  sub->footer(footer);
   sub->callback([args, exit_code] { *exit_code = RunIo(*args); });
 }
 
