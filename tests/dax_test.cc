@@ -276,3 +276,27 @@ TEST_F(DaxTest, ForkedChildGetsCleanErrorNotParentMemory) {
 
 }  // namespace
 }  // namespace udax
+
+namespace udax {
+namespace {
+
+// udax copying into / out of a buffer that is itself a udax mapping (a hole
+// in it, even): the faults are taken before udax holds its lock.
+TEST_F(DaxTest, MappingAsBufferOfReadAndWrite) {
+  File src = Create("/src", 64 * 1024);
+  std::vector<uint8_t> pat(64 * 1024);
+  for (size_t i = 0; i < pat.size(); i++) pat[i] = static_cast<uint8_t>(i * 7);
+  ASSERT_OK(src.Pwrite(pat.data(), pat.size(), 0));
+  File dst = Create("/dst", 64 * 1024);  // all hole
+  ASSIGN_OR_FAIL(Mapping dm, dst.Map(0, 64 * 1024, Prot::kReadWrite));
+  ASSIGN_OR_FAIL(size_t n, src.Pread(dm.data(), 64 * 1024, 0));  // fills dst's holes
+  EXPECT_EQ(n, 64 * 1024u);
+  EXPECT_EQ(std::memcmp(dm.data(), pat.data(), pat.size()), 0);
+  File third = Create("/third", 0);
+  ASSERT_OK(third.Pwrite(dm.data(), 64 * 1024, 0));  // source is a mapping
+  ASSIGN_OR_FAIL(auto back, testutil::ReadWhole(*fs_, "/third"));
+  EXPECT_EQ(back, pat);
+}
+
+}  // namespace
+}  // namespace udax

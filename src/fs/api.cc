@@ -2,6 +2,8 @@
 // forward to FsImpl and keep the in-core inode referenced while open.
 #include <fcntl.h>
 
+#include <algorithm>
+
 #include "fs/fs_impl.h"
 
 namespace udax {
@@ -58,6 +60,24 @@ uint64_t File::ino() const { return inode_ ? inode_->ino : 0; }
 
 namespace {
 Status NotOpen() { return Errno(EBADF, "file is not open"); }
+
+// A user buffer may itself be a udax mapping. Touch every page of it before
+// udax takes its lock, so its faults (which may allocate) are served now and
+// not while the lock is held. One load (or a value-preserving atomic OR for
+// a destination) per 4 KiB page.
+constexpr uintptr_t kPageMask = ~uintptr_t{4095};
+void PrefaultForRead(const void* buf, size_t len) {
+  if (len == 0) return;
+  auto p = reinterpret_cast<uintptr_t>(buf), end = p + len;
+  for (uintptr_t a = p & kPageMask; a < end; a += 4096)
+    (void)*reinterpret_cast<const volatile uint8_t*>(std::max(a, p));
+}
+void PrefaultForWrite(void* buf, size_t len) {
+  if (len == 0) return;
+  auto p = reinterpret_cast<uintptr_t>(buf), end = p + len;
+  for (uintptr_t a = p & kPageMask; a < end; a += 4096)
+    __atomic_fetch_or(reinterpret_cast<uint8_t*>(std::max(a, p)), 0, __ATOMIC_RELAXED);
+}
 bool CanRead(int flags) { return (flags & O_ACCMODE) != O_WRONLY; }
 bool CanWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 }  // namespace
@@ -65,12 +85,14 @@ bool CanWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 Result<size_t> File::Pread(void* buf, size_t len, uint64_t off) {
   if (!inode_) return NotOpen();
   if (!CanRead(flags_)) return Errno(EBADF, "file not open for reading");
+  PrefaultForWrite(buf, len);
   return fs_->Pread(inode_.get(), buf, len, off);
 }
 
 Result<size_t> File::Pwrite(const void* buf, size_t len, uint64_t off) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
+  PrefaultForRead(buf, len);
   return fs_->Pwrite(inode_.get(), buf, len, off, false);
 }
 
@@ -84,6 +106,7 @@ Result<size_t> File::Write(const void* buf, size_t len) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
   bool append = flags_ & O_APPEND;
+  PrefaultForRead(buf, len);
   ASSIGN_OR_RETURN(size_t n, fs_->Pwrite(inode_.get(), buf, len, pos_, append));
   if (append) {
     ASSIGN_OR_RETURN(Stat st, fs_->StatInode(inode_.get()));
