@@ -5,12 +5,14 @@
 // metadata blocks it changes (copy-on-first-write into DRAM). Commit:
 //   1. seal every image (structure verifier, then blkno + crc32c);
 //   2. write the images into the log region after the commit header, and the
-//      header (home block numbers, seq, crc32c over header and images), all
-//      with non-temporal stores; FENCE 1 — the transaction is now committed;
+//      header (home block numbers, seq, crc32c over the header and each
+//      image's sealed crc), all with non-temporal stores; FENCE 1 — the
+//      transaction is now committed;
 //   3. copy the images to their home blocks; FENCE 2 — applied.
 // Two fences per commit, whatever its size. Recovery replays the header's
-// images when its crc matches (replaying an applied transaction is harmless:
-// block images are idempotent and the log only ever holds the newest one).
+// images when its crc matches and every image matches its own crc (replaying
+// an applied transaction is harmless: block images are idempotent and the log
+// only ever holds the newest one).
 //
 // Invariants:
 //  * nothing writes a metadata block except Journal::Commit and Recover;
@@ -41,7 +43,8 @@ class Journal {
   // Replays the committed transaction in the log, if any; then clears the
   // header. Returns the number of blocks replayed.
   Result<uint32_t> Recover(bool read_only);
-  // Commits sealed block images (sorted by block number).
+  // Commits sealed block images (sorted by block number; each image's block
+  // crc must be current, as media::VerifyAndSeal leaves it).
   Status Commit(const std::vector<std::pair<uint64_t, const uint8_t*>>& images);
   // Writes an empty (invalid) commit header: used by mkfs.
   Status Format();
