@@ -76,6 +76,29 @@ run "$UDAX" io "$T/nonexistent" -c "ls /"
 expect_rc 1
 expect_err_re '^io: .*\(ENOENT\)$'
 
+# A mounted device is busy for everyone else.
+mkfifo "$T/fifo"
+"$UDAX" io "$img" <"$T/fifo" >"$T/holder.out" 2>&1 &
+holder=$!
+exec 3>"$T/fifo"
+echo "statfs" >&3
+for ((i = 0; i < 300; i++)); do
+  grep -q "statfs.f_bsize" "$T/holder.out" && break
+  sleep 0.1
+done
+grep -q "statfs.f_bsize" "$T/holder.out" || fail "the holding udax io did not start"
+run "$UDAX" io "$img" -c "ls /"
+expect_rc 1
+expect_err_re '^io: .*\(EBUSY\)$'
+run "$UDAX" fsck "$img"
+expect_rc 1
+expect_err "(EBUSY)"
+run "$UDAX" mkfs -f "$img"
+expect_rc 1
+expect_err "(EBUSY)"
+exec 3>&-
+wait "$holder" || fail "the holding udax io failed"
+
 # Empty input is fine.
 run "$UDAX" io "$img"
 expect_rc 0
