@@ -45,6 +45,10 @@ class Allocator : public NodeAllocator {
   Status Free(FsTxn& t, uint64_t start, uint64_t length);
   // Brings the free list between its low and high marks and flushes node frees.
   Status FixFreeList(FsTxn& t);
+  // True once the current transaction freed a block (a B+tree node, a free
+  // list give-back, file data): AllocData refuses until it commits, so
+  // callers that allocate in a loop roll the transaction first.
+  bool freed_in_txn() const { return freed_in_txn_; }
   // Called when a transaction ends (commit or abort).
   void EndTxn() {
     freed_in_txn_ = false;

@@ -151,6 +151,14 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
       ASSIGN_OR_RETURN(ExtentLookup prev, LookupExtent(t->tx, rec, fblk - 1));
       if (prev.mapped) hint = prev.ext.start_block + (fblk - 1 - prev.ext.file_block) + 1;
     }
+    if (alloc_.freed_in_txn()) {
+      // An earlier allocation in this transaction freed a block (B+tree node
+      // churn, free-list give-back): new data may not be placed before that
+      // commits, so commit what is written and go on in a new transaction.
+      if (done) SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
+      RETURN_IF_ERROR(WriteInode(*t, rec));
+      RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
+    }
     auto ext = alloc_.AllocData(*t, last - fblk, hint);
     if (!ext.has_value()) {
       err = ext.error();
@@ -287,6 +295,10 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
       continue;
     }
     uint64_t stop = std::min(last, e.hole_end);
+    if (alloc_.freed_in_txn()) {  // as in Pwrite: no data allocation after a free
+      RETURN_IF_ERROR(WriteInode(*t, rec));
+      RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
+    }
     auto ext = alloc_.AllocData(*t, stop - fblk, 0);
     if (!ext.has_value()) {
       err = ext.error();
