@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/fs_impl.h"
 #include "fs/fsck.h"
 #include "media/format.h"
 #include "media/verify.h"
@@ -240,6 +241,17 @@ class FsFixture : public ::testing::Test {
     auto s = fs_->GetStatFs();
     EXPECT_TRUE(s.has_value()) << s.error().ToString();
     return s.has_value() ? s->free_blocks : 0;
+  }
+
+  // Free space as the allocator holds it: the free-space trees plus the node
+  // free list (statfs counts only the former, so it drifts with the list).
+  uint64_t AllFreeBlocks() {
+    Transaction tx(fs_->impl()->journal(), true);
+    auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
+    EXPECT_TRUE(rb.has_value()) << rb.error().ToString();
+    if (!rb.has_value()) return 0;
+    const auto* root = reinterpret_cast<const media::RootBlock*>(*rb);
+    return root->free_blocks + root->freelist_count;
   }
 
   Filesystem& fs() { return *fs_; }
