@@ -52,6 +52,10 @@ std::unique_ptr<Target> MakeXfsLoopTarget();                      // kernel_base
 // Extra facts a target reports about its last measurements (udax: fences).
 std::string UdaxFenceReport(Target* udax);                       // fs_bench.cc
 
+// True once SIGINT/SIGTERM arrived during `udax bench` (bench_main.cc): the
+// loops stop with EINTR so that everything is torn down on the way out.
+bool Interrupted();
+
 // The timing loop both sides use: runs `warm` untimed ops, then `n` timed
 // ones (stopping early past max_seconds); returns timed ops per second.
 // `op(i)` performs op number i and returns a Status.
@@ -65,7 +69,10 @@ Result<double> TimeOps(uint64_t n, uint64_t warm, double max_seconds, F&& op) {
   while (i < n) {
     RETURN_IF_ERROR(op(i));
     i++;
-    if ((i & 255) == 0 && Clock::now() - t0 > cap) break;
+    if ((i & 255) == 0) {
+      if (Interrupted()) return Errno(EINTR, "interrupted");
+      if (Clock::now() - t0 > cap) break;
+    }
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   return secs > 0 ? static_cast<double>(i) / secs : 0.0;

@@ -4,6 +4,7 @@
 // and prints the table with ratios and goals — or, with --json, only a JSON
 // array of {name, unit, udax, baseline, baseline_name, ratio} on stdout.
 #include <algorithm>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <iterator>
@@ -19,6 +20,13 @@
 #include "bench.h"
 
 namespace udax::bench {
+
+namespace {
+volatile std::sig_atomic_t g_interrupted = 0;
+void OnSignal(int) { g_interrupted = 1; }
+}  // namespace
+
+bool Interrupted() { return g_interrupted != 0; }
 
 const char* OpName(Op op) {
   switch (op) {
@@ -43,9 +51,11 @@ struct Plan {
 
 Plan MakePlan(bool quick) {
   Plan p;
-  p.w.rw_ops = quick ? 200'000 : 1'000'000;
-  p.w.create_ops = quick ? 5'000 : 40'000;
-  p.w.max_seconds = quick ? 0.5 : 3.0;
+  // Under ~20 s (--quick) and ~2 min even on a loaded 2-core machine; each
+  // measurement also stops after max_seconds.
+  p.w.rw_ops = quick ? 200'000 : 600'000;
+  p.w.create_ops = quick ? 5'000 : 25'000;
+  p.w.max_seconds = quick ? 0.5 : 2.0;
   p.rounds = quick ? 3 : 5;
   std::mt19937_64 rng(20240601);  // fixed: every run and both sides replay one sequence
   std::uniform_int_distribution<uint64_t> block(0, kFileSize / kIoSize - 1);
@@ -69,7 +79,26 @@ double Goal(Op op, const std::string& baseline) {
 }
 double Round(double v, double scale) { return std::round(v * scale) / scale; }
 
+// Catches SIGINT/SIGTERM while alive, so an interrupted run still cleans up.
+class SignalGuard {
+ public:
+  SignalGuard() {
+    struct sigaction sa {};
+    sa.sa_handler = OnSignal;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalGuard() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
 int RunBench(const BenchArgs& args) {
+  SignalGuard signals;
   Plan plan = MakePlan(args.quick);
   std::vector<std::unique_ptr<Target>> targets;  // [0] is udax, then the baselines
   targets.push_back(MakeUdaxTarget());
