@@ -1,5 +1,6 @@
 // dax/arena.cc — see arena.h.
 #include "dax/arena.h"
+#include "util/tsan.h"
 
 #include <sched.h>
 #include <sys/mman.h>
@@ -13,6 +14,7 @@ std::atomic<int> Arena::active_{0};
 
 namespace {
 void* ReserveNone(void* at, size_t len) {
+  ScopedTsanIgnore remap;
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (at ? MAP_FIXED : 0);
   return mmap(at, len, PROT_NONE, flags, -1, 0);
 }

@@ -20,6 +20,7 @@
 
 #include "dax/arena.h"
 #include "dax/mapping_impl.h"
+#include "util/tsan.h"
 
 namespace udax {
 namespace {
@@ -94,6 +95,7 @@ void ForkChild() {
 
 void InstallSigbusPage(void* addr) {
   void* page = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(addr) & ~uintptr_t{4095});
+  ScopedTsanIgnore remap;
   mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, g_sigbus_fd, 0);
 }
 

@@ -8,6 +8,7 @@
 
 #include "dax/arena.h"
 #include "dax/mapping_impl.h"
+#include "util/tsan.h"
 
 namespace udax {
 
@@ -15,6 +16,7 @@ namespace {
 constexpr uint64_t kPage = 4096;
 
 void ProtNone(uint8_t* addr, size_t len) {
+  ScopedTsanIgnore remap;
   mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 }
 }  // namespace
@@ -54,6 +56,7 @@ Status MappingImpl::HandleFault(uint8_t* addr, bool write) {
                          uint8_t* va = base_ + (d.file_off - file_off_);
                          if (d.kind == FsImpl::DaxExtent::kDevice)
                            return dev->MapFixed(va, d.dev_off, d.len, d.writable);
+                         ScopedTsanIgnore remap;
                          void* p = mmap(va, d.len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
                          return p == MAP_FAILED ? Errno(errno, "mmap of zero pages failed") : Status::Ok();
                        });

@@ -1,5 +1,6 @@
 // device/pmem_device.cc — PmemDevice over libpmem2 (see pmem_device.h).
 #include "device/pmem_device.h"
+#include "util/tsan.h"
 
 #include <fcntl.h>
 #include <libpmem2.h>
@@ -139,6 +140,7 @@ Status PmemDevice::MapFixed(void* addr, uint64_t off, uint64_t len, bool writabl
   if (!Contains(off, len) || off % page || len % page || reinterpret_cast<uintptr_t>(addr) % page)
     return Errno(EINVAL, "device mapping out of range or unaligned");
   if (state() != DeviceState::kLive) return Errno(ENODEV, "device " + path_ + " is being removed");
+  ScopedTsanIgnore remap;  // see util/tsan.h
   void* p = ::mmap(addr, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, fd_,
                    static_cast<off_t>(off));
   if (p == MAP_FAILED) return Errno(errno, std::string("mmap of device failed: ") + strerror(errno));
