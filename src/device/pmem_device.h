@@ -111,6 +111,7 @@ class PmemDevice {
   uint64_t fence_count() const { return fences_.load(std::memory_order_relaxed); }
 
   void SetPersistObserver(PersistObserver* obs) { observer_ = obs; }
+  bool observed() const { return observer_ != nullptr; }
 
   // DAX: maps device bytes [off, off+len) at `addr` (MAP_FIXED | MAP_SHARED),
   // replacing whatever was there. off, len and addr must be page-aligned.

@@ -17,6 +17,34 @@ constexpr uint64_t kHoleAllocWindow = 64 * 1024;  // blocks allocated by one wri
 uint64_t RoundUpPage(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
 }  // namespace
 
+Result<std::vector<std::pair<uint64_t, uint64_t>>> FsImpl::DeviceRanges(Inode* ip, uint64_t off,
+                                                                       uint64_t len) {
+  std::optional<MetaReadLock> lk;
+  if (tls_meta_lock_depth == 0) lk.emplace(meta_mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  media::InodeRec rec;
+  {
+    std::lock_guard<std::mutex> g(ip->mu);
+    rec = ip->rec;
+  }
+  Transaction tx(journal_.get(), true);
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  uint64_t pos = off, end = off + len;
+  while (pos < end) {
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, pos / kPage));
+    if (!e.mapped) {
+      if (e.hole_end == UINT64_MAX) break;
+      pos = std::max(pos, e.hole_end * kPage);
+      continue;
+    }
+    uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
+    uint64_t n = std::min(end, ext_hi) - pos;
+    out.emplace_back(e.ext.start_block * kPage + (pos - ext_lo), n);
+    pos += n;
+  }
+  return out;
+}
+
 std::shared_ptr<Inode> FsImpl::GrabInode(Inode* ip) {
   std::lock_guard<std::mutex> g(inodes_mu_);
   auto it = inodes_.find(ip->ino);

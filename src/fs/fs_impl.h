@@ -133,6 +133,8 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // are mapped. Errors: EFAULT beyond EOF, ENOSPC, ESHUTDOWN, EUCLEAN.
   Status DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uint64_t lo, uint64_t hi,
                   const std::function<Status(const DaxExtent&)>& install);
+  // The device ranges behind file range [off, off+len) (holes skipped).
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> DeviceRanges(Inode* ip, uint64_t off, uint64_t len);
   // unmap_mapping_range for every mapping of `ino`; caller holds meta_mu_.
   void InvalidateMappings(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why,
                           bool notify = true);
