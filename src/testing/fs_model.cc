@@ -160,6 +160,7 @@ int FsModel::Open(const std::string& path, int flags, uint32_t mode, uint64_t* i
       target = NewNode(S_IFREG, mode);
       nodes_.at(pn.parent).entries[pn.name] = target;
       *created = true;
+      paths_valid_ = false;
     }
   } else {
     int e = Walk(path, !(flags & O_NOFOLLOW), &target);
@@ -176,6 +177,7 @@ int FsModel::Open(const std::string& path, int flags, uint32_t mode, uint64_t* i
 }
 
 int FsModel::Mkdir(const std::string& path, uint32_t mode) {
+  paths_valid_ = false;
   ParentName pn;
   int e = WalkParent(path, &pn);
   if (e) return e;
@@ -189,6 +191,7 @@ int FsModel::Mkdir(const std::string& path, uint32_t mode) {
 }
 
 int FsModel::Rmdir(const std::string& path) {
+  paths_valid_ = false;
   ParentName pn;
   int e = WalkParent(path, &pn);
   if (e) return e;
@@ -206,6 +209,7 @@ int FsModel::Rmdir(const std::string& path) {
 }
 
 int FsModel::Unlink(const std::string& path) {
+  paths_valid_ = false;
   ParentName pn;
   int e = WalkParent(path, &pn);
   if (e) return e;
@@ -221,6 +225,7 @@ int FsModel::Unlink(const std::string& path) {
 }
 
 int FsModel::Link(const std::string& existing, const std::string& new_path) {
+  paths_valid_ = false;
   uint64_t src;
   int e = Walk(existing, false, &src);
   if (e) return e;
@@ -237,6 +242,7 @@ int FsModel::Link(const std::string& existing, const std::string& new_path) {
 }
 
 int FsModel::Symlink(const std::string& target, const std::string& path) {
+  paths_valid_ = false;
   if (target.empty()) return ENOENT;
   if (target.size() >= kMaxPath) return ENAMETOOLONG;
   ParentName pn;
@@ -262,6 +268,7 @@ int FsModel::Readlink(const std::string& path, std::string* out) const {
 }
 
 int FsModel::Rename(const std::string& from, const std::string& to) {
+  paths_valid_ = false;
   ParentName sp, dp;
   int e = WalkParent(from, &sp);
   if (e) return e;
@@ -345,10 +352,10 @@ int FsModel::Truncate(uint64_t id, uint64_t len) {
   if (n.type == S_IFDIR) return EISDIR;
   if (n.type != S_IFREG) return EINVAL;
   if (len > kModelMaxFileSize) return EFBIG;
-  if (len < n.size) {
-    n.blocks.erase(n.blocks.lower_bound(RoundUpBlk(len)), n.blocks.end());
-    ZeroRange(n, len, RoundUpBlk(len) * kModelBlock);
-  }
+  // udax frees every whole block past the new EOF, growing or not (blocks
+  // preallocated past EOF with FALLOC_FL_KEEP_SIZE do not survive a truncate).
+  n.blocks.erase(n.blocks.lower_bound(RoundUpBlk(len)), n.blocks.end());
+  if (len < n.size) ZeroRange(n, len, RoundUpBlk(len) * kModelBlock);
   n.size = len;
   return 0;
 }
@@ -480,27 +487,30 @@ TreeSnap FsModel::Snapshot(bool with_data) const {
   return out;
 }
 
-std::map<uint64_t, std::string> FsModel::PathsById() const {
-  std::map<uint64_t, std::string> out;
-  out[kRootId] = "/";
+const std::map<uint64_t, std::string>& FsModel::PathsById() const {
+  if (paths_valid_) return paths_;
+  paths_.clear();
+  dir_paths_.clear();
+  paths_[kRootId] = "/";
   std::vector<std::pair<uint64_t, std::string>> stack{{kRootId, ""}};
   while (!stack.empty()) {
     auto [dir, path] = stack.back();
     stack.pop_back();
     for (const auto& [name, id] : nodes_.at(dir).entries) {
       std::string p = path + "/" + name;
-      out.emplace(id, p);
+      paths_.emplace(id, p);
       if (nodes_.at(id).type == S_IFDIR) stack.emplace_back(id, p);
     }
   }
-  return out;
+  for (const auto& [id, p] : paths_)
+    if (nodes_.at(id).type == S_IFDIR) dir_paths_.push_back(p);
+  paths_valid_ = true;
+  return paths_;
 }
 
-std::vector<std::string> FsModel::DirPaths() const {
-  std::vector<std::string> out;
-  for (const auto& [id, p] : PathsById())
-    if (nodes_.at(id).type == S_IFDIR) out.push_back(p);
-  return out;
+const std::vector<std::string>& FsModel::DirPaths() const {
+  PathsById();
+  return dir_paths_;
 }
 
 namespace {

@@ -92,6 +92,8 @@ class FsModel {
   // After a fallocate/write that failed with ENOSPC part-way: the blocks the
   // filesystem did allocate (zeroed, content unchanged) join the model.
   void AddZeroBlocks(uint64_t id, const std::set<uint64_t>& blocks);
+  // Zeroes [a, b) of the allocated blocks of file `id` (holes stay holes).
+  void ZeroData(uint64_t id, uint64_t a, uint64_t b) { ZeroRange(nodes_.at(id), a, b); }
   void Close(uint64_t id);
   // Unmount/crash: every open file is gone; unlinked ones are freed.
   void DropOpenFiles();
@@ -100,11 +102,12 @@ class FsModel {
   std::string Contents(uint64_t id) const;
   // Every reachable path (root is "/").
   TreeSnap Snapshot(bool with_data = true) const;
-  // Paths of reachable objects by id (first path found), for learning inode numbers.
-  std::map<uint64_t, std::string> PathsById() const;
+  // Paths of reachable objects by id (first path found), for learning inode
+  // numbers and for generators. Cached until the namespace changes.
+  const std::map<uint64_t, std::string>& PathsById() const;
 
   // Directories reachable now (paths), for generators.
-  std::vector<std::string> DirPaths() const;
+  const std::vector<std::string>& DirPaths() const;
 
  private:
   struct ParentName {
@@ -121,6 +124,9 @@ class FsModel {
 
   std::map<uint64_t, ModelNode> nodes_;
   uint64_t next_id_ = 2;
+  mutable bool paths_valid_ = false;
+  mutable std::map<uint64_t, std::string> paths_;
+  mutable std::vector<std::string> dir_paths_;
 };
 
 SnapEntry SnapOfNode(const ModelNode& n, bool with_data);
