@@ -127,6 +127,12 @@ Result<uint32_t> Journal::Recover(bool read_only) {
         (home >= log_start_ && home < log_start_ + log_blocks_))
       return Errno(EUCLEAN, "journal names home block " + std::to_string(home) +
                                 " outside the metadata area; refusing to replay");
+    // Every image was sealed for its home; one that does not verify there
+    // (misdirected, crafted) would overwrite good metadata: replay nothing.
+    Status st = media::VerifyRead(imgs[i], home, 0, total_blocks_);
+    if (!st.ok())
+      return Errno(EUCLEAN, "journal image for home block " + std::to_string(home) +
+                                " does not verify (" + st.message() + "); refusing to replay");
   }
   seq_ = h->seq + 1;
   uint32_t n = h->nblocks;

@@ -51,6 +51,8 @@ class Journal {
 
   uint32_t max_blocks_per_txn() const { return max_blocks_; }
   uint64_t total_blocks() const { return total_blocks_; }
+  // The first block after the log (allocatable space starts here).
+  uint64_t log_end() const { return log_start_ + log_blocks_; }
   PmemDevice* device() const { return dev_; }
   uint64_t commits() const { return commits_; }
   uint64_t seq() const { return seq_; }
