@@ -16,6 +16,14 @@ Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, u
   BmapRec e;
   ASSIGN_OR_RETURN(bool hit, tree.LookupLE(&fblk, &e));
   if (hit && e.file_block + e.length > fblk) {
+    // Data goes straight to these device blocks: never trust an extent that
+    // reaches outside the allocatable area (superblocks, root block, log).
+    uint64_t lo = tx.journal()->log_end(), hi = tx.journal()->total_blocks() - 1;
+    if (e.start_block < lo || e.start_block >= hi || e.length > hi - e.start_block)
+      return Errno(EUCLEAN, "metadata corruption: inode " + std::to_string(rec.ino) +
+                                " maps file block " + std::to_string(e.file_block) +
+                                " to device blocks [" + std::to_string(e.start_block) + ", +" +
+                                std::to_string(e.length) + ") outside the data area");
     out.mapped = true;
     out.ext = e;
     return out;
