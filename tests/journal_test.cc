@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
+#include <vector>
 
 #include "media/verify.h"
+#include "test_util.h"
 #include "util/crc32c.h"
 
 namespace udax {
@@ -83,6 +86,297 @@ TEST_F(JournalTest, OlderHeaderFormIsReplayed) {
   ASSERT_TRUE(n.has_value());
   EXPECT_EQ(*n, 1u);
   EXPECT_EQ(HomeTag(), 9u);
+}
+
+
+// ---- commit protocol, recovery and transaction semantics -------------------------
+// (a fresh device per test, through tests/test_util.h)
+
+class JournalProtocolTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kBlocks = kSize / media::kBlockSize;
+  void SetUp() override {
+    auto dev = PmemDevice::Open(tmp_.path(), {.create = true, .size = kSize});
+    ASSERT_TRUE(dev.has_value()) << dev.error().ToString();
+    dev_ = std::move(*dev);
+    journal_ = NewJournal();
+    ASSERT_TRUE(journal_->Format().ok());
+  }
+  std::unique_ptr<Journal> NewJournal() {
+    return std::make_unique<Journal>(dev_.get(), media::kLogStart, kLogBlocks, kBlocks);
+  }
+  // Stages a valid root-block-shaped image at `bno` carrying `tag`.
+  void Stage(Transaction& tx, uint64_t bno, uint64_t tag) {
+    auto img = tx.New(bno);
+    ASSERT_TRUE(img.has_value()) << img.error().ToString();
+    auto* root = reinterpret_cast<media::RootBlock*>(*img);
+    root->hdr.magic = media::kRootMagic;
+    root->inode_count = tag;
+    root->next_ino = tag * 3;
+  }
+  // Stages a bmap leaf with two records.
+  void StageLeaf(Transaction& tx, uint64_t bno, uint64_t owner) {
+    auto img = tx.New(bno);
+    ASSERT_TRUE(img.has_value());
+    auto* h = reinterpret_cast<media::BtreeNodeHeader*>(*img);
+    h->hdr.magic = media::kBmapMagic;
+    h->owner = owner;
+    h->nrecs = 2;
+    auto* r = reinterpret_cast<media::BmapRec*>(*img + sizeof(media::BtreeNodeHeader));
+    r[0] = {0, 500, 4, 0};
+    r[1] = {10, 600, 1, 0};
+  }
+  uint8_t* Block(uint64_t bno) { return dev_->BlockPtr(bno, media::kBlockSize); }
+  std::vector<uint8_t> Copy(uint64_t bno) { return {Block(bno), Block(bno) + media::kBlockSize}; }
+  uint64_t Tag(uint64_t bno) { return reinterpret_cast<media::RootBlock*>(Block(bno))->inode_count; }
+
+  testutil::TempDevice tmp_;
+  std::unique_ptr<PmemDevice> dev_;
+  std::unique_ptr<Journal> journal_;
+};
+
+TEST_F(JournalProtocolTest, FencesPerCommitWhateverTheSize) {
+  for (int nblocks : {1, 2, 7, 14}) {
+    SCOPED_TRACE(nblocks);
+    Transaction tx(journal_.get());
+    for (int i = 0; i < nblocks; i++) Stage(tx, 100 + i, i + 1);
+    EXPECT_EQ(tx.dirty_blocks(), static_cast<size_t>(nblocks));
+    uint64_t f0 = dev_->fence_count(), c0 = journal_->commits(), s0 = journal_->seq();
+    ASSERT_TRUE(tx.Commit().ok());
+    EXPECT_EQ(dev_->fence_count() - f0, Journal::kFencesPerCommit);
+    EXPECT_EQ(journal_->commits(), c0 + 1);
+    EXPECT_EQ(journal_->seq(), s0 + 1);
+    EXPECT_FALSE(tx.dirty()) << "a committed transaction is empty";
+    for (int i = 0; i < nblocks; i++) {
+      EXPECT_EQ(Tag(100 + i), static_cast<uint64_t>(i + 1)) << "applied in place";
+      EXPECT_TRUE(media::VerifyRead(Block(100 + i), 100 + i, media::kRootMagic, kBlocks).ok());
+    }
+  }
+  // Nothing to commit: no fence, no commit.
+  Transaction empty(journal_.get());
+  uint64_t f0 = dev_->fence_count(), c0 = journal_->commits();
+  ASSERT_TRUE(empty.Commit().ok());
+  EXPECT_EQ(dev_->fence_count(), f0);
+  EXPECT_EQ(journal_->commits(), c0);
+}
+
+TEST_F(JournalProtocolTest, RecoveryRestoresGarbledHomes) {
+  Transaction tx(journal_.get());
+  Stage(tx, 200, 42);
+  StageLeaf(tx, 201, 9);
+  ASSERT_TRUE(tx.Commit().ok());
+  auto want200 = Copy(200), want201 = Copy(201);
+  // The crash came after fence 1: homes hold garbage (torn in-place copies).
+  ASSERT_TRUE(dev_->Fill(200 * media::kBlockSize, 0xAB, 2 * media::kBlockSize, true).ok());
+  // A read-only recovery reports the record and writes nothing.
+  {
+    auto j = NewJournal();
+    auto n = j->Recover(/*read_only=*/true);
+    ASSERT_TRUE(n.has_value()) << n.error().ToString();
+    EXPECT_EQ(*n, 2u);
+    EXPECT_EQ(Block(200)[100], 0xAB);
+  }
+  auto j = NewJournal();
+  auto n = j->Recover(false);
+  ASSERT_TRUE(n.has_value()) << n.error().ToString();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_TRUE(Copy(200) == want200);
+  EXPECT_TRUE(Copy(201) == want201);
+  EXPECT_GT(j->seq(), journal_->seq() - 1) << "sequence continues after the replayed record";
+  // The log is cleared: a second recovery replays nothing.
+  ASSERT_TRUE(dev_->Fill(200 * media::kBlockSize, 0xCD, media::kBlockSize, true).ok());
+  auto again = NewJournal()->Recover(false);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, 0u);
+  EXPECT_EQ(Block(200)[100], 0xCD);
+}
+
+TEST_F(JournalProtocolTest, OnlyTheNewestRecordIsReplayed) {
+  {
+    Transaction a(journal_.get());
+    Stage(a, 300, 1);
+    ASSERT_TRUE(a.Commit().ok());
+  }
+  {
+    Transaction b(journal_.get());
+    Stage(b, 301, 2);
+    ASSERT_TRUE(b.Commit().ok());
+  }
+  ASSERT_TRUE(dev_->Fill(300 * media::kBlockSize, 0, 2 * media::kBlockSize, true).ok());
+  auto n = NewJournal()->Recover(false);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 1u);
+  EXPECT_EQ(Tag(301), 2u);
+  EXPECT_EQ(Tag(300), 0u) << "the older record was overwritten by the newer one";
+}
+
+TEST_F(JournalProtocolTest, TornOrForeignLogIsNotReplayed) {
+  auto commit_and_garble = [&] {
+    Transaction tx(journal_.get());
+    Stage(tx, 400, 5);
+    ASSERT_TRUE(tx.Commit().ok());
+    ASSERT_TRUE(dev_->Fill(400 * media::kBlockSize, 0, media::kBlockSize, true).ok());
+  };
+  auto* h = reinterpret_cast<media::LogHeader*>(Block(media::kLogStart));
+  struct Damage {
+    const char* what;
+    std::function<void()> fn;
+  } damages[] = {
+      {"header crc", [&] { h->hdr.crc ^= 1; }},
+      {"home in header", [&] { h->homes[0] = 401; }},
+      {"sequence", [&] { h->seq += 1; }},
+      {"block count", [&] { h->nblocks = 2; }},
+      {"magic", [&] { h->hdr.magic = media::kRootMagic; }},
+      {"image byte", [&] { Block(media::kLogStart + 1)[3000] ^= 0x10; }},
+      {"image crc", [&] { reinterpret_cast<media::BlockHeader*>(Block(media::kLogStart + 1))->crc ^= 1; }},
+      {"zero count", [&] { h->nblocks = 0; }},
+  };
+  for (const auto& d : damages) {
+    SCOPED_TRACE(d.what);
+    commit_and_garble();
+    d.fn();
+    auto n = NewJournal()->Recover(false);
+    ASSERT_TRUE(n.has_value()) << n.error().ToString();
+    EXPECT_EQ(*n, 0u);
+    EXPECT_EQ(Tag(400), 0u) << "a torn record must not be replayed";
+    EXPECT_EQ(Tag(401), 0u);
+  }
+}
+
+TEST_F(JournalProtocolTest, ValidRecordWithBadHomeIsRefused) {
+  Transaction tx(journal_.get());
+  Stage(tx, 500, 5);
+  ASSERT_TRUE(tx.Commit().ok());
+  auto* h = reinterpret_cast<media::LogHeader*>(Block(media::kLogStart));
+  auto reseal = [&] {  // recompute the header crc in the form the header says
+    uint32_t c = media::BlockCrc(h);
+    const uint8_t* img = Block(media::kLogStart + 1);
+    if (h->reserved == 1)
+      c = Crc32cExtend(c, img + offsetof(media::BlockHeader, crc), 4);
+    else
+      c = Crc32cExtend(c, img, media::kBlockSize);
+    h->hdr.crc = c;
+  };
+  for (uint64_t bad : {uint64_t{0}, uint64_t{media::kLogStart}, uint64_t{media::kLogStart + 3},
+                       kBlocks - 1, kBlocks, ~uint64_t{0}}) {
+    SCOPED_TRACE(bad);
+    h->homes[0] = bad;
+    reseal();
+    auto n = NewJournal()->Recover(false);
+    ASSERT_FALSE(n.has_value());
+    EXPECT_EQ(n.error().err(), EUCLEAN) << n.error().ToString();
+  }
+  // A home the image was not sealed for (blkno mismatch).
+  h->homes[0] = 501;
+  reseal();
+  auto n = NewJournal()->Recover(false);
+  ASSERT_FALSE(n.has_value());
+  EXPECT_EQ(n.error().err(), EUCLEAN);
+  EXPECT_EQ(Tag(501), 0u);
+  // The right home again: replayed.
+  h->homes[0] = 500;
+  reseal();
+  ASSERT_TRUE(dev_->Fill(500 * media::kBlockSize, 0, media::kBlockSize, true).ok());
+  auto ok = NewJournal()->Recover(false);
+  ASSERT_TRUE(ok.has_value()) << ok.error().ToString();
+  EXPECT_EQ(*ok, 1u);
+  EXPECT_EQ(Tag(500), 5u);
+}
+
+TEST_F(JournalProtocolTest, CommitRefusesInvalidImagesAndOversizedTransactions) {
+  // A structurally invalid image: nothing reaches the device.
+  {
+    Transaction tx(journal_.get());
+    Stage(tx, 600, 1);
+    auto img = tx.New(601);
+    ASSERT_TRUE(img.has_value());
+    auto* h = reinterpret_cast<media::BtreeNodeHeader*>(*img);
+    h->hdr.magic = media::kBmapMagic;
+    h->nrecs = 2;  // two records with equal keys: out of order
+    uint64_t f0 = dev_->fence_count(), c0 = journal_->commits();
+    Status st = tx.Commit();
+    EXPECT_EQ(st.err(), EUCLEAN) << st.ToString();
+    EXPECT_EQ(dev_->fence_count(), f0);
+    EXPECT_EQ(journal_->commits(), c0);
+    EXPECT_EQ(Tag(600), 0u) << "no part of a refused transaction is applied";
+    auto n = NewJournal()->Recover(true);
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(*n, 0u) << "nothing was logged";
+  }
+  // An unknown magic.
+  {
+    Transaction tx(journal_.get());
+    auto img = tx.New(602);
+    ASSERT_TRUE(img.has_value());
+    reinterpret_cast<media::BlockHeader*>(*img)->magic = media::Magic("JUNK");
+    EXPECT_EQ(tx.Commit().err(), EUCLEAN);
+  }
+  // More blocks than the log holds.
+  {
+    Transaction tx(journal_.get());
+    EXPECT_EQ(tx.room(), journal_->max_blocks_per_txn());
+    for (uint32_t i = 0; i <= journal_->max_blocks_per_txn(); i++) Stage(tx, 700 + i, 1);
+    EXPECT_EQ(tx.room(), 0u);
+    Status st = tx.Commit();
+    EXPECT_EQ(st.err(), ENOSPC) << st.ToString();
+    EXPECT_EQ(Tag(700), 0u);
+  }
+}
+
+TEST_F(JournalProtocolTest, TransactionReadWriteForget) {
+  {
+    Transaction tx(journal_.get());
+    Stage(tx, 800, 8);
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  Transaction tx(journal_.get());
+  auto r = tx.Read(800, media::kRootMagic);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(*r)->inode_count, 8u);
+  // Wrong magic expected.
+  EXPECT_EQ(tx.Read(800, media::kInodeMagic).error().err(), EUCLEAN);
+  // A write is a private copy until commit.
+  auto w = tx.Write(800, media::kRootMagic);
+  ASSERT_TRUE(w.has_value());
+  reinterpret_cast<media::RootBlock*>(*w)->inode_count = 9;
+  EXPECT_EQ(Tag(800), 8u);
+  EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(*tx.Read(800, media::kRootMagic))->inode_count, 9u);
+  EXPECT_EQ(tx.dirty_blocks(), 1u);
+  tx.Forget(800);
+  EXPECT_EQ(tx.dirty_blocks(), 0u);
+  EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(*tx.Read(800, media::kRootMagic))->inode_count, 8u);
+  tx.Abort();
+  // Blocks that cannot hold metadata.
+  for (uint64_t bad : {uint64_t{0}, uint64_t{media::kLogStart}, uint64_t{media::kLogStart + kLogBlocks - 1},
+                       kBlocks, kBlocks + 1000}) {
+    auto b = tx.Read(bad, 0);
+    ASSERT_FALSE(b.has_value()) << bad;
+    EXPECT_TRUE(b.error().err() == EUCLEAN || b.error().err() == EIO) << b.error().ToString();
+  }
+  // A block with garbage: checksum mismatch, named.
+  ASSERT_TRUE(dev_->Fill(900 * media::kBlockSize, 0x5A, media::kBlockSize, true).ok());
+  auto g = tx.Read(900, 0);
+  ASSERT_FALSE(g.has_value());
+  EXPECT_NE(g.error().message().find("900"), std::string::npos) << g.error().message();
+  // Read-only transactions cannot write.
+  Transaction ro(journal_.get(), /*read_only=*/true);
+  EXPECT_EQ(ro.Write(800, media::kRootMagic).error().err(), EROFS);
+  EXPECT_EQ(ro.New(801).error().err(), EROFS);
+  EXPECT_TRUE(ro.read_only());
+}
+
+TEST_F(JournalProtocolTest, FormatClearsTheLog) {
+  Transaction tx(journal_.get());
+  Stage(tx, 1000, 3);
+  ASSERT_TRUE(tx.Commit().ok());
+  uint64_t f0 = dev_->fence_count();
+  ASSERT_TRUE(journal_->Format().ok());
+  EXPECT_EQ(dev_->fence_count() - f0, 1u);
+  ASSERT_TRUE(dev_->Fill(1000 * media::kBlockSize, 0, media::kBlockSize, true).ok());
+  auto n = NewJournal()->Recover(false);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 0u);
+  EXPECT_EQ(Tag(1000), 0u);
 }
 
 }  // namespace
