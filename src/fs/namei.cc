@@ -110,7 +110,7 @@ Result<InodeRec> FsImpl::Walk(Transaction& tx, const std::string& path, bool fol
 Result<FsImpl::ParentAndName> FsImpl::WalkParent(Transaction& tx, const std::string& path) {
   RETURN_IF_ERROR(CheckPath(path));
   size_t end = path.find_last_not_of('/');
-  if (end == std::string::npos) return Errno(EINVAL, "the root directory has no parent");
+  if (end == std::string::npos) return Errno(EBUSY, "the root directory cannot be removed or renamed");
   size_t slash = path.rfind('/', end);
   ParentAndName out;
   out.name = path.substr(slash == std::string::npos ? 0 : slash + 1,
@@ -172,10 +172,17 @@ Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
     rec.nlink--;
   }
   rec.ctime = Now();
+  bool in_core = FindInCore(ino) != nullptr;
+  // The last link of a file that nobody has open and that owns no blocks (no
+  // data, no extent-map node): delete the inode in this same transaction — no
+  // orphan record, no second transaction (ReclaimInode would free nothing).
+  if (rec.nlink == 0 && !S_ISDIR(rec.mode) && !in_core && rec.nblocks == 0 &&
+      rec.data.levels == 0)
+    return DeleteInode(t, ino);
   RETURN_IF_ERROR(WriteInode(t, rec));
   if (rec.nlink == 0) {
     RETURN_IF_ERROR(AddOrphan(t, ino));
-    *reclaim_now = FindInCore(ino) == nullptr;
+    *reclaim_now = !in_core;
   }
   return Status::Ok();
 }
@@ -260,7 +267,9 @@ Status FsImpl::Rmdir(const std::string& path) {
 Status FsImpl::Unlink(const std::string& path) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
-  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
+  auto walked = WalkParent(t->tx, path);
+  if (!walked.has_value() && walked.error().err() == EBUSY) return Errno(EISDIR, "is a directory");
+  ASSIGN_OR_RETURN(ParentAndName pn, std::move(walked));
   DirHit hit;
   ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
   if (!found) return Errno(ENOENT, "no such file or directory");
