@@ -72,7 +72,7 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
   if (pmem2_source_size(src, &src_size) || src_size == 0) {
     pmem2_source_delete(&src);
     pmem2_config_delete(&cfg);
-    return Errno(EINVAL, "device " + path + " is empty (run mkfs first)");
+    return Errno(EINVAL, "device " + path + " is empty (0 bytes): give mkfs a size (-s)");
   }
   int rc = pmem2_map_new(&dev->map_, cfg, src);
   pmem2_source_delete(&src);

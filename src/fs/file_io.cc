@@ -343,6 +343,7 @@ Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) {
     std::lock_guard<std::mutex> g(ip->mu);
     rec = ip->rec;
   }
+  if (S_ISDIR(rec.mode)) return std::vector<FileExtent>{};  // entries, not file data
   Transaction tx(journal_.get(), true);
   std::vector<media::BmapRec> exts;
   RETURN_IF_ERROR(ListExtents(tx, rec, &exts));
