@@ -1,8 +1,9 @@
 // tools/udax/io_cmd.cc — `udax io DEVICE [-c CMD]...`: mounts DEVICE, runs
 // the commands (the -c arguments in order, or one per line from stdin),
-// closes the current file and unmounts. Owns the driver of the command
-// language: line splitting, option parsing and error reporting; the commands
-// themselves are in io_commands.cc.
+// unmaps the mappings `mmap` left, closes the current file and unmounts.
+// Owns the driver of the command language: line splitting, option parsing
+// and error reporting; the commands themselves are in io_commands.cc and
+// io_mmap.cc.
 //
 // A failing command prints "CMD: message (ERRNO)" on stderr and the next one
 // runs; the exit status is 1 when any command failed. A failed mount prints
@@ -206,6 +207,14 @@ int RunIo(const IoRunArgs& args) {
       if (interactive) std::printf("\n");
     }
 
+    // Mappings outlive `close`; none may outlive the mount.
+    if (!ctx.maps.empty()) {
+      Status st = ctx.UnmapAll();
+      if (!st.ok()) {
+        PrintError("munmap", st);
+        ctx.failed = true;
+      }
+    }
     if (ctx.file.is_open()) {
       Status st = ctx.file.Close();
       if (!st.ok()) {
@@ -246,6 +255,19 @@ void SetupIo(CLI::App& app, int* exit_code) {
     line.resize(std::max<size_t>(line.size() + 1, 46), ' ');
     footer += line + cmd.help + "\n";
   }
+  footer +=
+      "\nMappings (xfs_io's mmap/mread/mwrite/msync/munmap; DAX, no page cache):\n"
+      "  mmap maps [off, off+len) of the current file: -r read-only, -w or -rw\n"
+      "  read-write, default as the file is open (-S accepted: udax mappings are always\n"
+      "  MAP_SYNC). The newest mapping is current; `mmap` lists them, `mmap N` selects one;\n"
+      "  munmap removes the current one. Mappings outlive close and are unmapped at the end.\n"
+      "  mread/mwrite/msync take FILE offsets inside the current mapping (default: all of\n"
+      "  it; msync's off page-aligned). mread prints nothing unless -v (dump offsets from\n"
+      "  the mapping start) or -f (from the file start); -r accesses backwards.\n"
+      "  A SIGBUS (beyond EOF, device full) prints \"CMD: message (SIGBUS)\" and the next\n"
+      "  command runs; mwrite through a read-only mapping fails with EACCES. When udax\n"
+      "  takes a range away (truncate, punch) each mapping prints\n"
+      "  \"invalidate: ino=N offset=OFF len=LEN reason=REASON\".\n";
   sub->footer(footer);
   sub->callback([args, exit_code] { *exit_code = RunIo(*args); });
 }

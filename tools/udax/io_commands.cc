@@ -1,8 +1,9 @@
 // tools/udax/io_commands.cc — the commands of `udax io` and their table:
 // file commands on the current file (open, pwrite, pread, fiemap, ...),
 // namespace commands (mkdir, mv, ls, ...), host copies (put, get, cat) and
-// control (crash, help, quit). Output follows xfs_io where xfs_io has the
-// command. The driver that calls these handlers is io_cmd.cc.
+// control (crash, help, quit); the mapping commands' handlers are in
+// io_mmap.cc. Output follows xfs_io where xfs_io has the command. The driver
+// that calls these handlers is io_cmd.cc.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -99,6 +100,8 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+}  // namespace
+
 // xfs_io's dump_buffer(): 16 bytes a line, alphanumerics shown in the text.
 void DumpBuffer(uint64_t offset, const unsigned char* p, size_t len) {
   for (size_t i = 0; i < len; i += 16) {
@@ -113,6 +116,8 @@ void DumpBuffer(uint64_t offset, const unsigned char* p, size_t len) {
     std::printf("\n");
   }
 }
+
+namespace {
 
 const char* TypeName(uint32_t mode) {
   switch (mode & S_IFMT) {
@@ -194,6 +199,7 @@ Status CmdOpen(IoContext& ctx, const IoArgs& args) {
   if (ctx.file.is_open()) close_st = ctx.file.Close();
   ctx.file = std::move(f);
   ctx.path = path;
+  ctx.writable = (flags & O_ACCMODE) != O_RDONLY;
   return close_st.Prefixed("closing the previous file");
 }
 
@@ -202,6 +208,7 @@ Status CmdClose(IoContext& ctx, const IoArgs& args) {
   Status st = ctx.file.Close();
   ctx.file = File();
   ctx.path.clear();
+  ctx.writable = false;
   return st;
 }
 
@@ -578,6 +585,15 @@ constexpr IoCommand kCommands[] = {
     {"fzero", "k", 2, 2, "fzero [-k] off len", "zero a range (-k: keep the size)", CmdFzero},
     {"fsync", "", 0, 0, "fsync", "fsync the current file", CmdFsync},
     {"fdatasync", "", 0, 0, "fdatasync", "fdatasync the current file", CmdFdatasync},
+    {"mmap", "rwxSs:", 0, 2, "mmap [N] | [-r|-w|-rw] [-S] [off len]",
+     "map a range of the current file (no args: list; N: select)", CmdMmap},
+    {"mread", "frv", 0, 2, "mread [-f] [-r] [-v] [off len]",
+     "load through the current mapping (-v/-f: hexdump)", CmdMread},
+    {"mwrite", "rS:", 0, 2, "mwrite [-r] [-S seed] [off len]",
+     "store seed (default 0x58 'X') through the mapping", CmdMwrite},
+    {"msync", "ais", 0, 2, "msync [-a] [-i] [-s] [off len]",
+     "persist a range of the current mapping", CmdMsync},
+    {"munmap", "", 0, 0, "munmap", "unmap the current mapping, list the others", CmdMunmap},
     {"stat", "", 0, 1, "stat [path]", "show the current file's (or path's) attributes", CmdStat},
     {"fiemap", "", 0, 0, "fiemap", "show the current file's extents (512-byte units)",
      CmdFiemap},
