@@ -96,9 +96,10 @@ Status Journal::Commit(const std::vector<std::pair<uint64_t, const uint8_t*>>& i
   for (size_t i = 0; i < images.size(); i++)
     RETURN_IF_ERROR(dev_->CopyIn((log_start_ + 1 + i) * kBlockSize, imgs[i], kBlockSize, false));
   RETURN_IF_ERROR(dev_->CopyIn(log_start_ * kBlockSize, h, kBlockSize, /*drain=*/true));
-  // Step 3: apply in place.
+  // Step 3: apply in place — with cached stores + flushes: the next
+  // transactions read these blocks again (the log blocks above are not read).
   for (const auto& [bno, img] : images) {
-    RETURN_IF_ERROR(dev_->CopyIn(bno * kBlockSize, img, kBlockSize, false));
+    RETURN_IF_ERROR(dev_->CopyInCached(bno * kBlockSize, img, kBlockSize, false));
     MarkVerified(bno);
   }
   dev_->Drain();
