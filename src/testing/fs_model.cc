@@ -112,7 +112,7 @@ int FsModel::WalkParent(const std::string& path, ParentName* out) const {
   if (path.empty()) return ENOENT;
   if (path.size() >= kMaxPath) return ENAMETOOLONG;
   size_t end = path.find_last_not_of('/');
-  if (end == std::string::npos) return EINVAL;
+  if (end == std::string::npos) return EBUSY;  // the root: cannot be removed or renamed
   size_t slash = path.rfind('/', end);
   size_t start = slash == std::string::npos ? 0 : slash + 1;
   out->name = path.substr(start, end - start + 1);
@@ -212,6 +212,7 @@ int FsModel::Unlink(const std::string& path) {
   paths_valid_ = false;
   ParentName pn;
   int e = WalkParent(path, &pn);
+  if (e == EBUSY) return EISDIR;  // unlink("/")
   if (e) return e;
   ModelNode& dir = nodes_.at(pn.parent);
   auto it = dir.entries.find(pn.name);
