@@ -40,10 +40,7 @@ constexpr uint64_t kDevSize = 32 << 20;
 constexpr uint64_t kDefaultSteps = 30000;
 constexpr int kFullCompareEvery = 100;
 constexpr size_t kMaxHandles = 10;
-// Known bug, accepted until fixed: fallocate(FALLOC_FL_ZERO_RANGE) zeroes the
-// mapped part of its range before allocating the holes, so an ENOSPC leaves
-// that data zeroed.
-constexpr bool kZeroRangeEnospcZeroes = true;
+
 
 uint64_t EnvU64(const char* name, uint64_t def) {
   const char* v = getenv(name);
@@ -591,9 +588,6 @@ std::string Differ::OpFallocate() {
   if (ge == ENOSPC && we == 0) {
     enospc_++;
     ops_err_++;
-    if (kZeroRangeEnospcZeroes && (mode & FALLOC_FL_ZERO_RANGE)) {
-      model_.ZeroData(h.id, off, off + len);
-    }
     std::string e = ResyncAllocation(h);
     if (!e.empty()) return e;
     return CheckHandle(h, true);  // content and size unchanged

@@ -282,7 +282,20 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
     RETURN_IF_ERROR(WriteInode(*t, rec));
     return CommitTxn(*t);
   }
-  if (zero) RETURN_IF_ERROR(zero_mapped(off, end));
+  // ZERO_RANGE zeroes what is already mapped only once every hole of the
+  // range is allocated: an ENOSPC part-way must leave the file's data intact.
+  std::vector<std::pair<uint64_t, uint64_t>> zero_later;
+  for (uint64_t a = off; zero && a < end;) {
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, a / kBlockSize));
+    if (!e.mapped) {
+      if (e.hole_end == UINT64_MAX) break;
+      a = std::max(a, e.hole_end * kBlockSize);
+      continue;
+    }
+    uint64_t ext_end = std::min(end, (e.ext.file_block + e.ext.length) * kBlockSize);
+    zero_later.emplace_back(a, ext_end);
+    a = ext_end;
+  }
   if (end > rec.size && rec.size % kBlockSize && !(mode & FALLOC_FL_KEEP_SIZE))
     RETURN_IF_ERROR(zero_mapped(rec.size, RoundUp(rec.size)));
   // Allocate zeroed blocks for every hole in the range.
@@ -313,6 +326,8 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
       RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
     }
   }
+  if (err.ok())
+    for (auto [a, b] : zero_later) RETURN_IF_ERROR(zero_mapped(a, b));
   if (err.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > rec.size) SetSize(this, rec, end);
   rec.ctime = Now();
   if (zero) rec.mtime = rec.ctime;
