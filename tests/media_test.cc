@@ -256,7 +256,8 @@ Node Leaf(uint32_t magic, uint16_t n) {
   node.h()->hdr.magic = magic;
   node.h()->level = 0;
   node.h()->nrecs = n;
-  for (uint16_t i = 0; i < n; i++) {
+  // Records are filled only as far as they fit (nrecs may claim more).
+  for (uint16_t i = 0; i < n && sizeof(BtreeNodeHeader) + (i + 1) * s.rec_size <= kBlockSize; i++) {
     uint64_t k = 10 * (i + 1);
     std::memcpy(node.recs() + i * s.rec_size, &k, 8);
   }
@@ -271,7 +272,7 @@ Node Interior(uint32_t magic, uint16_t n, uint16_t level = 1) {
   node.h()->level = level;
   node.h()->nrecs = n;
   uint32_t stride = s.key_words * 8 + 8;
-  for (uint16_t i = 0; i < n; i++) {
+  for (uint16_t i = 0; i < n && sizeof(BtreeNodeHeader) + (i + 1) * stride <= kBlockSize; i++) {
     uint64_t k = 10 * (i + 1), child = 100 + i;
     std::memcpy(node.recs() + i * stride, &k, 8);
     std::memcpy(node.recs() + i * stride + s.key_words * 8, &child, 8);
