@@ -802,6 +802,37 @@ TEST_F(NamespaceTest, SimilarNamesStayDistinct) {
   ExpectFsckClean();
 }
 
+// A directory whose entry tree grew (and emptied again) can still be removed,
+// also while open and across a crash (the orphan reclaim at mount).
+TEST_F(NamespaceTest, RemoveDirectoriesThatOnceHeldManyEntries) {
+  uint64_t inodes0 = UsedInodes();
+  uint64_t all_free0 = AllFreeBlocks();
+  for (const char* d : {"/a", "/b", "/c", "/v"}) {
+    ASSERT_OK(fs().Mkdir(d));
+    for (int i = 0; i < 700; i++) ASSERT_OK(WriteWhole(fs(), std::string(d) + "/e" + std::to_string(i), {}));
+    for (int i = 0; i < 700; i++) ASSERT_OK(fs().Unlink(std::string(d) + "/e" + std::to_string(i)));
+    EXPECT_TRUE(Names(d).empty());
+  }
+  ASSERT_OK(fs().Rmdir("/a"));
+  ASSERT_OK(fs().Mkdir("/src"));
+  ASSERT_OK(fs().Rename("/src", "/v"));  // over an emptied directory
+  {
+    ASSIGN_OR_FAIL(File b, fs().Open("/b", O_RDONLY | O_DIRECTORY));
+    ASSERT_OK(fs().Rmdir("/b"));
+    EXPECT_ERRNO(fs().GetStat("/b"), ENOENT);
+  }
+  ASSIGN_OR_FAIL(File c, fs().Open("/c", O_RDONLY | O_DIRECTORY));
+  ASSERT_OK(fs().Rmdir("/c"));
+  fs_->CrashForTesting();
+  fs_.reset();
+  ASSERT_OK(c.Close());
+  MountNow();
+  ASSERT_OK(fs().Rmdir("/v"));
+  EXPECT_EQ(UsedInodes(), inodes0);
+  EXPECT_EQ(AllFreeBlocks(), all_free0);
+  ExpectFsckClean();
+}
+
 // ---- a large directory ----------------------------------------------------------------
 
 class BigDirTest : public NamespaceTest {
