@@ -5,6 +5,7 @@
 // the host file while the filesystem is unmounted).
 #pragma once
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -61,9 +62,7 @@ inline ::testing::AssertionResult HasErrno(const Status& s, int e, const char* e
   lhs = std::move(UDAX_CONCAT(_r_, __LINE__)).value()
 
 // ---- temp devices ------------------------------------------------------------
-// /dev/shm/udax_<suite>_<test>_<pid>_<n>.img — unique per test and process.
-inline std::string UniqueDevicePath(const std::string& tag = "") {
-  static std::atomic<int> counter{0};
+inline std::string DevicePathStem(const std::string& tag) {
   std::string name = "udax";
   if (const auto* info = ::testing::UnitTest::GetInstance()->current_test_info()) {
     name += "_";
@@ -74,22 +73,52 @@ inline std::string UniqueDevicePath(const std::string& tag = "") {
   for (char& c : name)
     if (c == '/' || c == ' ') c = '_';
   if (!tag.empty()) name += "_" + tag;
-  return "/dev/shm/" + name + "_" + std::to_string(getpid()) + "_" +
+  return name;
+}
+
+// True in the child process of a "threadsafe" death test (re-executed binary).
+inline bool InDeathTestChild() { return !GTEST_FLAG_GET(internal_run_death_test).empty(); }
+
+// /dev/shm/udax_<suite>_<test>[_tag]_<pid>_<n>.img — unique per test and
+// process. A death-test child (which dies without cleaning up) names its files
+// after its parent, <ppid>_dt<pid>_<n>, so the parent can remove them.
+inline std::string UniqueDevicePath(const std::string& tag = "") {
+  static std::atomic<int> counter{0};
+  std::string pid = InDeathTestChild()
+                        ? std::to_string(getppid()) + "_dt" + std::to_string(getpid())
+                        : std::to_string(getpid());
+  return "/dev/shm/" + DevicePathStem(tag) + "_" + pid + "_" +
          std::to_string(counter.fetch_add(1)) + ".img";
+}
+
+// Removes what death-test children of this process left for `tag`.
+inline void RemoveDeathTestLeftovers(const std::string& tag) {
+  std::string prefix = DevicePathStem(tag) + "_" + std::to_string(getpid()) + "_dt";
+  DIR* d = ::opendir("/dev/shm");
+  if (!d) return;
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0)
+      ::unlink(("/dev/shm/" + std::string(e->d_name)).c_str());
+  }
+  ::closedir(d);
 }
 
 // A device path removed when this goes out of scope.
 class TempDevice {
  public:
-  explicit TempDevice(const std::string& tag = "") : path_(UniqueDevicePath(tag)) {
+  explicit TempDevice(const std::string& tag = "") : tag_(tag), path_(UniqueDevicePath(tag)) {
     ::unlink(path_.c_str());
   }
-  ~TempDevice() { ::unlink(path_.c_str()); }
+  ~TempDevice() {
+    ::unlink(path_.c_str());
+    if (!InDeathTestChild()) RemoveDeathTestLeftovers(tag_);
+  }
   TempDevice(const TempDevice&) = delete;
   TempDevice& operator=(const TempDevice&) = delete;
   const std::string& path() const { return path_; }
 
  private:
+  std::string tag_;
   std::string path_;
 };
 
@@ -212,6 +241,7 @@ class FsFixture : public ::testing::Test {
   void TearDown() override {
     if (fs_) fs_.reset();
     ::unlink(path_.c_str());
+    if (!InDeathTestChild()) RemoveDeathTestLeftovers("");
   }
 
   void MountNow(MountOptions opts = {}) {
