@@ -37,7 +37,7 @@ namespace udax::testing {
 namespace {
 
 constexpr uint64_t kDevSize = 32 << 20;
-constexpr uint64_t kDefaultSteps = 30000;
+constexpr uint64_t kDefaultSteps = 32000;
 constexpr int kFullCompareEvery = 100;
 constexpr size_t kMaxHandles = 10;
 
@@ -62,7 +62,8 @@ class Differ {
   std::string Stats() const {
     std::ostringstream os;
     os << ops_ok_ << " checks ok, " << ops_err_ << " expected errors, " << enospc_ << " ENOSPC, " << remounts_
-       << " remounts, " << crashes_ << " crashes, " << full_compares_ << " full compares";
+       << " remounts, " << crashes_ << " crashes, " << full_compares_ << " full compares; largest directory "
+       << max_dir_ << " entries, most fragmented file " << max_runs_ << " extents";
     return os.str();
   }
 
@@ -106,6 +107,8 @@ class Differ {
   std::string OpClose();
   std::string OpPwrite(bool positional);
   std::string OpPread(bool positional);
+  std::string OpFragment();
+  std::string MakeRoom();
   std::string OpFtruncate();
   std::string OpTruncatePath();
   std::string OpFallocate();
@@ -147,6 +150,7 @@ class Differ {
   std::vector<std::unique_ptr<Handle>> handles_;
   std::deque<std::string> recent_;
   uint64_t step_ = 0;
+  uint64_t max_dir_ = 0, max_runs_ = 0;
   uint64_t ops_ok_ = 0, ops_err_ = 0, enospc_ = 0, remounts_ = 0, crashes_ = 0, full_compares_ = 0;
 };
 
@@ -157,6 +161,7 @@ std::string Differ::RandName() {
   if (r < 10) return std::string(255, 'm');
   if (r < 20) return ".";
   if (r < 30) return "..";
+  if (r < 300) return "n" + std::to_string(R(200));  // big directories: B+tree splits
   return kNames[R(8)];
 }
 
@@ -216,11 +221,11 @@ uint64_t Differ::RandOffset(uint64_t size) {
 }
 
 size_t Differ::RandLen() {
-  uint64_t r = R(100);
-  if (r < 5) return 0;
-  if (r < 50) return 1 + R(4096);
-  if (r < 85) return 1 + R(32 << 10);
-  if (r < 98) return 1 + R(512 << 10);
+  uint64_t r = R(1000);
+  if (r < 50) return 0;
+  if (r < 500) return 1 + R(4096);
+  if (r < 850) return 1 + R(32 << 10);
+  if (r < 997) return 1 + R(512 << 10);
   return 1 + R(6 << 20);  // fills the device now and then
 }
 
@@ -382,6 +387,12 @@ std::string Differ::ResyncAllocation(Handle& h) {
 
 std::string Differ::FullCompare() {
   full_compares_++;
+  for (const auto& [id, n] : model_.nodes()) {
+    max_dir_ = std::max<uint64_t>(max_dir_, n.entries.size());
+    uint64_t runs = 0, prev = UINT64_MAX - 1;
+    for (const auto& [b, _] : n.blocks) runs += b != prev + 1, prev = b;
+    max_runs_ = std::max(max_runs_, runs);
+  }
   auto snap = SnapshotFs(*fs_, false);
   if (!snap) return "reading the tree: " + snap.error().ToString();
   std::string d = DiffSnapshots(model_.Snapshot(false), *snap, true, false, true);
@@ -516,6 +527,33 @@ std::string Differ::OpPwrite(bool positional) {
   return CheckHandle(h, false);
 }
 
+// Many one-block writes at every other block: a file with hundreds of
+// extents (extent-map B+tree splits; rolling truncate/punch/unlink later).
+std::string Differ::OpFragment() {
+  if (handles_.empty()) return OpOpen();
+  Handle& h = *handles_[R(handles_.size())];
+  if ((h.flags & O_ACCMODE) == O_RDONLY || model_.Get(h.id)->type != S_IFREG) return "";
+  uint64_t base = R(1 << 20) / kModelBlock * kModelBlock;
+  int n = 100 + R(300);
+  Log("fragment " + h.path + " at " + std::to_string(base) + " x" + std::to_string(n));
+  for (int i = 0; i < n; i++) {
+    uint64_t off = base + uint64_t(2 * i) * kModelBlock;
+    std::string data = Pattern(kModelBlock);
+    auto r = h.file.Pwrite(data.data(), data.size(), off);
+    if (!r && r.error().err() == ENOSPC) {
+      enospc_++;
+      return ResyncAllocation(h);
+    }
+    if (!r) return "fragment write: " + r.error().ToString();
+    model_.Write(h.id, off, data.data(), *r);
+    if (*r != data.size()) {
+      enospc_++;
+      return ResyncAllocation(h);
+    }
+  }
+  return CheckHandle(h, false);
+}
+
 std::string Differ::OpPread(bool positional) {
   if (handles_.empty()) return OpOpen();
   Handle& h = *handles_[R(handles_.size())];
@@ -579,7 +617,7 @@ std::string Differ::OpFallocate() {
   int mode = P(0.9) ? kModes[R(6)] : kModes[R(9)];
   uint64_t size = model_.Get(h.id)->size;
   uint64_t off = RandOffset(size);
-  uint64_t len = P(0.05) ? 0 : (P(0.8) ? 1 + R(256 << 10) : 1 + R(16 << 20));
+  uint64_t len = P(0.05) ? 0 : (P(0.93) ? 1 + R(256 << 10) : 1 + R(16 << 20));
   if (off > kModelMaxFileSize - (8 << 20)) len = 1 + R(16384);
   Log("fallocate " + h.path + " mode " + std::to_string(mode) + " [" + std::to_string(off) + ", +" +
       std::to_string(len) + ")");
@@ -742,7 +780,24 @@ std::string Differ::Remount(bool crash) {
   return FullCompare();
 }
 
+// Keeps the device from staying full: shrinks the largest reachable file.
+std::string Differ::MakeRoom() {
+  uint64_t total = 0, best = 0, best_id = 0;
+  for (const auto& [id, n] : model_.nodes()) {
+    total += n.blocks.size();
+    if (n.blocks.size() > best && n.nlink > 0 && model_.PathsById().count(id)) best = n.blocks.size(), best_id = id;
+  }
+  if (total < 5000 || !best_id) return "";
+  std::string path = model_.PathsById().at(best_id);
+  uint64_t len = R(model_.Get(best_id)->size / 2 + 1);
+  Log("make room: truncate " + path + " " + std::to_string(len));
+  int we = model_.TruncatePath(path, len);
+  std::string e = CheckErr("truncate " + path, fs_->Truncate(path, len).err(), we);
+  return e.empty() ? CheckPath(path) : e;
+}
+
 std::string Differ::Step() {
+  if (R(100) < 3) return MakeRoom();
   uint64_t r = R(1000);
   if (r < 100) return OpOpen();
   if (r < 160) return OpClose();
@@ -763,7 +818,7 @@ std::string Differ::Step() {
   if (r < 905) return OpReadDir();
   if (r < 945) return OpStat();
   if (r < 965) return OpReadlink();
-  if (r < 975) {
+  if (r < 970) {
     if (handles_.empty()) return "";
     Handle& h = *handles_[R(handles_.size())];
     uint64_t pos = RandOffset(model_.Get(h.id)->size);
@@ -772,6 +827,7 @@ std::string Differ::Step() {
     auto s = h.file.Seek(pos);
     return s ? "" : "seek: " + s.error().ToString();
   }
+  if (r < 975) return OpFragment();
   if (r < 997) {
     Log("sync");
     Status st = P(0.5) || handles_.empty() ? fs_->Sync() : handles_[R(handles_.size())]->file.Fsync();
