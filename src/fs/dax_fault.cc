@@ -63,9 +63,9 @@ void FsImpl::InvalidateMappings(uint64_t ino, uint64_t off, uint64_t len, Invali
 void FsImpl::SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size) {
   uint64_t a = RoundUpPage(std::min(old_size, new_size)), b = RoundUpPage(std::max(old_size, new_size));
   if (a == b) return;
-  // Shrinking takes pages away (the program hears of it); growing only
-  // replaces beyond-EOF markers.
-  InvalidateMappings(ino, a, b - a, InvalidateReason::kTruncate, new_size < old_size);
+  // No callback here: blocks taken away by a shrink are reported once, by
+  // UnmapRange as they are unmapped; growing only replaces beyond-EOF markers.
+  InvalidateMappings(ino, a, b - a, InvalidateReason::kTruncate, /*notify=*/false);
 }
 
 Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uint64_t lo,
