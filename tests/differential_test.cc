@@ -9,7 +9,8 @@
 // ENOSPC happens; it must leave everything intact (a short write keeps what it
 // wrote; a failed fallocate may keep zeroed blocks it allocated, nothing else).
 //
-// Environment: UDAX_DIFF_SEED (default: random, printed), UDAX_DIFF_STEPS.
+// Environment: UDAX_DIFF_SEED (default: random, printed), UDAX_DIFF_STEPS,
+// UDAX_DIFF_DEV_MB (device size, default 32).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
@@ -839,7 +840,7 @@ std::string Differ::Step() {
 
 std::string Differ::Run(uint64_t steps) {
   ::unlink(dev_.c_str());
-  Status st = Filesystem::Mkfs(dev_, {.size = kDevSize});
+  Status st = Filesystem::Mkfs(dev_, {.size = EnvU64("UDAX_DIFF_DEV_MB", kDevSize >> 20) << 20});
   if (!st.ok()) return "mkfs: " + st.ToString();
   auto m = Filesystem::Mount(dev_);
   if (!m) return "mount: " + m.error().ToString();
