@@ -573,6 +573,40 @@ TEST(CrashTest, RollingWrite) {
   r.Finish();
 }
 
+// The durability contract for lazy timestamps: an overwrite's mtime/ctime
+// reach the device at fsync, at the last close, at unmount — and survive a
+// crash after any of those.
+TEST(CrashTest, LazyTimesPersistAtFsyncAndClose) {
+  std::string dev = ShmPath("times");
+  ::unlink(dev.c_str());
+  ASSERT_TRUE(Filesystem::Mkfs(dev, {.size = kDevSize}).ok());
+  std::string data = Pattern(1, 8192);
+  Stat after_fsync, after_close;
+  {
+    auto fs = Filesystem::Mount(dev).value();
+    auto f = fs->Open("/f", O_RDWR | O_CREAT).value();
+    ASSERT_TRUE(f.Pwrite(data.data(), data.size(), 0).has_value());
+    auto g = fs->Open("/g", O_RDWR | O_CREAT).value();
+    ASSERT_TRUE(g.Pwrite(data.data(), data.size(), 0).has_value());
+    usleep(20000);
+    ASSERT_TRUE(f.Pwrite(data.data(), 100, 10).has_value());  // overwrite: lazy times
+    ASSERT_TRUE(f.Fsync().ok());
+    after_fsync = *f.GetStat();
+    ASSERT_TRUE(g.Pwrite(data.data(), 100, 10).has_value());
+    after_close = *g.GetStat();
+    ASSERT_TRUE(g.Close().ok());
+    fs->CrashForTesting();
+  }
+  auto fs = Filesystem::Mount(dev).value();
+  Stat f = *fs->GetStat("/f"), g = *fs->GetStat("/g");
+  EXPECT_EQ(f.mtime, after_fsync.mtime) << "mtime lost although fsync returned";
+  EXPECT_EQ(f.ctime, after_fsync.ctime);
+  EXPECT_EQ(g.mtime, after_close.mtime) << "mtime lost although the last close returned";
+  EXPECT_EQ(g.ctime, after_close.ctime);
+  ASSERT_TRUE(fs->Unmount().ok());
+  ::unlink(dev.c_str());
+}
+
 // `n` random operations on a small namespace (errors included: they must
 // match the model and change nothing).
 void RandomOps(CrashRun& r, uint64_t seed, int n) {
