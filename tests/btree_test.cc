@@ -34,7 +34,7 @@ using Key = std::array<uint64_t, 2>;  // unused words stay 0
 class TestAllocator : public NodeAllocator {
  public:
   explicit TestAllocator(uint64_t limit) : limit_(limit) {}
-  Result<uint64_t> AllocNode(Transaction& tx) override {
+  Result<uint64_t> AllocNode(Transaction& tx, const media::TreeShape&, uint64_t) override {
     if (fail_) return Errno(ENOSPC, "test allocator: out of nodes");
     uint64_t bno;
     if (!reusable_.empty()) {
@@ -48,7 +48,7 @@ class TestAllocator : public NodeAllocator {
     allocs_++;
     return bno;
   }
-  Status FreeNode(Transaction& tx, uint64_t bno) override {
+  Status FreeNode(Transaction& tx, uint64_t bno, const media::TreeShape&, uint64_t) override {
     EXPECT_EQ(live_.erase(bno), 1u) << "freeing block " << bno << " which is not allocated";
     tx.Forget(bno);
     pending_.push_back(bno);

@@ -294,7 +294,7 @@ class Engine {
 
   // Frees the blocks of `bnos` (used to undo a partial allocation).
   void FreeAll(const uint64_t* bnos, uint32_t n) {
-    for (uint32_t i = 0; i < n; i++) alloc_->FreeNode(*tx_, bnos[i]).IgnoreError();
+    for (uint32_t i = 0; i < n; i++) alloc_->FreeNode(*tx_, bnos[i], shape_, owner_).IgnoreError();
   }
 
   Status Insert(const void* rec) {
@@ -302,7 +302,7 @@ class Engine {
     RETURN_IF_ERROR(CheckRoot());
     Key key = LoadKey(rec);
     if (root_->levels == 0) {
-      ASSIGN_OR_RETURN(uint64_t bno, alloc_->AllocNode(*tx_));
+      ASSIGN_OR_RETURN(uint64_t bno, alloc_->AllocNode(*tx_, shape_, owner_));
       ASSIGN_OR_RETURN(uint8_t * node, NewNode(bno, 0));
       std::memcpy(Item(node, shape_.rec_size, 0), rec, shape_.rec_size);
       Header(node).nrecs = 1;
@@ -335,7 +335,7 @@ class Engine {
       return Errno(EFBIG, std::string(shape_.name) + " btree too deep");
     uint64_t fresh[kMaxDepth + 1];
     for (uint32_t i = 0; i < need; i++) {
-      Result<uint64_t> b = alloc_->AllocNode(*tx_);
+      Result<uint64_t> b = alloc_->AllocNode(*tx_, shape_, owner_);
       if (!b) {
         FreeAll(fresh, i);
         return b.error();
@@ -442,7 +442,7 @@ class Engine {
     // that keeps an item loses the record (leaf) or the freed child's entry.
     int d = int(p.depth) - 1;
     while (d >= 0 && nrecs[d] == 1) {
-      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, p.ent[d].bno));
+      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, p.ent[d].bno, shape_, owner_));
       d--;
     }
     if (d < 0) {
@@ -462,7 +462,7 @@ class Engine {
       if (Header(root).nrecs != 1) break;
       uint64_t child = Child(root, 0), old = root_->block;
       SetRoot(child, root_->levels - 1);
-      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, old));
+      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, old, shape_, owner_));
     }
     return Status::Ok();
   }

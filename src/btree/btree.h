@@ -40,10 +40,12 @@ namespace udax {
 class NodeAllocator {
  public:
   virtual ~NodeAllocator() = default;
-  // A block for a new node (its content is set by the caller through tx.New).
-  virtual Result<uint64_t> AllocNode(Transaction& tx) = 0;
+  // A block for a new node of the tree `shape` owned by `owner` (its content
+  // is set by the caller through tx.New). The allocator records the owner
+  // (reverse mapping).
+  virtual Result<uint64_t> AllocNode(Transaction& tx, const media::TreeShape& shape, uint64_t owner) = 0;
   // A node block no longer used.
-  virtual Status FreeNode(Transaction& tx, uint64_t bno) = 0;
+  virtual Status FreeNode(Transaction& tx, uint64_t bno, const media::TreeShape& shape, uint64_t owner) = 0;
 };
 
 class Btree {

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
 
 namespace udax {
 
@@ -22,16 +23,34 @@ Result<media::RootBlock*> RootOf(Transaction& tx) {
 
 }  // namespace
 
-Result<uint64_t> Allocator::AllocNode(Transaction& tx) {
+Result<uint64_t> Allocator::AllocNode(Transaction& tx, const media::TreeShape& shape, uint64_t owner) {
   ASSIGN_OR_RETURN(media::RootBlock * root, RootOf(tx));
   if (root->freelist_count == 0)
     return Errno(ENOSPC, "no space left for metadata (free list exhausted)");
-  return root->freelist[--root->freelist_count];
+  uint64_t bno = root->freelist[--root->freelist_count];
+  // Free-list blocks and the free-space/rmap/refcount trees share the owner
+  // kOwnAg, so their nodes change hands without touching the rmap tree (no
+  // recursion); any other tree's node gets its own rmap record.
+  if (!IsAgOwned(shape.magic)) {
+    uint64_t rowner;
+    uint32_t flags;
+    RmapOwnerOfNode(shape.magic, owner, &rowner, &flags);
+    RETURN_IF_ERROR(RmapDelete(this, tx, bno, media::kOwnAg, 0));
+    RETURN_IF_ERROR(RmapInsert(this, tx, media::RmapRec{bno, rowner, 0, 1, flags}));
+  }
+  return bno;
 }
 
-Status Allocator::FreeNode(Transaction& tx, uint64_t bno) {
+Status Allocator::FreeNode(Transaction& tx, uint64_t bno, const media::TreeShape& shape, uint64_t owner) {
   tx.Forget(bno);
   freed_in_txn_ = true;
+  if (!IsAgOwned(shape.magic)) {
+    uint64_t rowner;
+    uint32_t flags;
+    RmapOwnerOfNode(shape.magic, owner, &rowner, &flags);
+    RETURN_IF_ERROR(RmapDelete(this, tx, bno, rowner, 0));
+    RETURN_IF_ERROR(RmapInsert(this, tx, media::RmapRec{bno, media::kOwnAg, 0, 1, 0}));
+  }
   ASSIGN_OR_RETURN(media::RootBlock * root, RootOf(tx));
   if (root->freelist_count < media::kFreeListMax) {
     root->freelist[root->freelist_count++] = bno;
@@ -151,6 +170,8 @@ Status Allocator::FixFreeList(FsTxn& t) {
     if (t.root->freelist_count < kFreeListLow) {
       uint32_t need = kFreeListHigh - t.root->freelist_count;
       ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, need, 0, false));
+      for (uint64_t b = e.start; b < e.start + e.length; b++)
+        RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnAg, 0, 1, 0}));
       for (uint64_t b = e.start; b < e.start + e.length; b++) {
         if (t.root->freelist_count < media::kFreeListMax)
           t.root->freelist[t.root->freelist_count++] = b;
@@ -169,6 +190,7 @@ Status Allocator::FixFreeList(FsTxn& t) {
       }
       freed_in_txn_ = true;
       // Inserting may split (pops the list); the loop re-checks both marks.
+      RETURN_IF_ERROR(RmapDelete(this, t.tx, b, media::kOwnAg, 0));
       RETURN_IF_ERROR(InsertMerged(t, b, 1));
       continue;
     }
@@ -177,12 +199,18 @@ Status Allocator::FixFreeList(FsTxn& t) {
   return Status::Ok();
 }
 
-Status Allocator::Format(FsTxn& t, uint64_t start, uint64_t end) {
-  // Seed the free list from the front of the area, then one free extent.
+Status Allocator::Format(FsTxn& t, uint64_t start, uint64_t end, uint64_t total_blocks) {
+  // Seed the free list from the front of the area, then one free extent,
+  // then the reverse mapping of everything in use so far.
   uint64_t b = start;
   while (t.root->freelist_count < kFreeListHigh && b < end) t.root->freelist[t.root->freelist_count++] = b++;
   if (b >= end) return Errno(ENOSPC, "device too small");
-  return InsertFree(t, b, end - b);
+  RETURN_IF_ERROR(InsertFree(t, b, end - b));
+  RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{0, media::kOwnStatic, 0, static_cast<uint32_t>(start), 0}));
+  RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{total_blocks - 1, media::kOwnStatic, 0, 1, 0}));
+  for (uint64_t fb = start; fb < b; fb++)
+    RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{fb, media::kOwnAg, 0, 1, 0}));
+  return Status::Ok();
 }
 
 }  // namespace udax

@@ -56,11 +56,11 @@ class Allocator : public NodeAllocator {
   }
 
   // NodeAllocator
-  Result<uint64_t> AllocNode(Transaction& tx) override;
-  Status FreeNode(Transaction& tx, uint64_t bno) override;
+  Result<uint64_t> AllocNode(Transaction& tx, const media::TreeShape& shape, uint64_t owner) override;
+  Status FreeNode(Transaction& tx, uint64_t bno, const media::TreeShape& shape, uint64_t owner) override;
 
   // mkfs: builds the free trees for [start, end) into a fresh root block.
-  Status Format(FsTxn& t, uint64_t start, uint64_t end);
+  Status Format(FsTxn& t, uint64_t start, uint64_t end, uint64_t total_blocks);
 
  private:
   Status RemoveFree(FsTxn& t, const media::FreeBnoRec& ext);

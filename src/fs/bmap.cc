@@ -1,6 +1,9 @@
 // fs/bmap.cc — extent map operations (see bmap.h).
 #include "fs/bmap.h"
 
+#include "fs/refcount.h"
+#include "fs/rmap.h"
+
 namespace udax {
 
 using media::BmapRec;
@@ -44,9 +47,11 @@ Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint
         left.flags == 0 && left.length + n <= media::kMaxExtentBlocks) {
       left.length += static_cast<uint32_t>(n);
       RETURN_IF_ERROR(tree.Update(&left));
+      RETURN_IF_ERROR(RmapSetLength(fs->allocator(), t.tx, left.start_block, rec.ino, left.file_block, left.length));
     } else {
       BmapRec e{fblk, start, static_cast<uint32_t>(n), 0};
       RETURN_IF_ERROR(tree.Insert(&e));
+      RETURN_IF_ERROR(RmapInsert(fs->allocator(), t.tx, media::RmapRec{start, rec.ino, fblk, static_cast<uint32_t>(n), 0}));
     }
     fs->InvalidateMappings(rec.ino, fblk * media::kBlockSize, n * media::kBlockSize,
                            InvalidateReason::kTruncate, /*notify=*/false);  // zero pages over the hole
@@ -58,8 +63,18 @@ Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint
   return Status::Ok();
 }
 
+Status DropBlocks(FsImpl* fs, FsTxn& t, uint64_t start, uint64_t len) {
+  ASSIGN_OR_RETURN(const uint8_t* rb, t.tx.Read(media::kRootBlockNo, media::kRootMagic));
+  if (reinterpret_cast<const media::RootBlock*>(rb)->refcount.levels == 0)
+    return fs->allocator()->Free(t, start, len);  // nothing is shared
+  std::vector<BlockExtent> unowned;
+  RETURN_IF_ERROR(RefcountAdjust(fs->allocator(), t.tx, start, len, -1, &unowned));
+  for (const auto& e : unowned) RETURN_IF_ERROR(fs->allocator()->Free(t, e.start, e.length));
+  return Status::Ok();
+}
+
 Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
-                  int max_extents, bool* done) {
+                  int max_extents, bool* done, InvalidateReason why) {
   *done = false;
   Btree tree(&t.tx, BmapShape(), &rec.data, rec.ino, fs->allocator());
   for (int i = 0; i < max_extents; i++) {
@@ -75,22 +90,26 @@ Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uin
     uint64_t cut_lo = std::max(e.file_block, fblk), cut_hi = std::min(e_end, end);
     uint64_t dev_lo = e.start_block + (cut_lo - e.file_block);
     // Keep [e.file_block, cut_lo) and [cut_hi, e_end).
+    // The extent-map and rmap records change in step (same boundaries).
+    NodeAllocator* na = fs->allocator();
     if (cut_lo > e.file_block) {
       BmapRec head = e;
       head.length = static_cast<uint32_t>(cut_lo - e.file_block);
       RETURN_IF_ERROR(tree.Update(&head));
+      RETURN_IF_ERROR(RmapSetLength(na, t.tx, e.start_block, rec.ino, e.file_block, head.length));
     } else {
       RETURN_IF_ERROR(tree.Delete(&e.file_block));
+      RETURN_IF_ERROR(RmapDelete(na, t.tx, e.start_block, rec.ino, e.file_block));
     }
     if (cut_hi < e_end) {
       BmapRec tail{cut_hi, e.start_block + (cut_hi - e.file_block),
                    static_cast<uint32_t>(e_end - cut_hi), e.flags};
       RETURN_IF_ERROR(tree.Insert(&tail));
+      RETURN_IF_ERROR(RmapInsert(na, t.tx, media::RmapRec{tail.start_block, rec.ino, tail.file_block, tail.length, 0}));
     }
     // Mappings let go of the blocks before they can be reused.
-    fs->InvalidateMappings(rec.ino, cut_lo * media::kBlockSize, (cut_hi - cut_lo) * media::kBlockSize,
-                           InvalidateReason::kTruncate);
-    RETURN_IF_ERROR(fs->allocator()->Free(t, dev_lo, cut_hi - cut_lo));
+    fs->InvalidateMappings(rec.ino, cut_lo * media::kBlockSize, (cut_hi - cut_lo) * media::kBlockSize, why);
+    RETURN_IF_ERROR(DropBlocks(fs, t, dev_lo, cut_hi - cut_lo));
     rec.nblocks -= cut_hi - cut_lo;
     end = cut_lo;
     if (end <= fblk) {

@@ -28,8 +28,13 @@ Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint
 
 // Unmaps and frees up to `max_extents` extents overlapping [fblk, end).
 // Sets *done when nothing is left in the range.
+// Mappings of the range are invalidated with reason `why` first. Blocks
+// still shared with another owner only lose a reference.
 Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
-                  int max_extents, bool* done);
+                  int max_extents, bool* done, InvalidateReason why = InvalidateReason::kTruncate);
+// Drops one reference to device blocks [start, start+len): frees those that
+// no other owner shares.
+Status DropBlocks(FsImpl* fs, FsTxn& t, uint64_t start, uint64_t len);
 
 // Every extent, in order.
 Status ListExtents(Transaction& tx, const media::InodeRec& rec, std::vector<media::BmapRec>* out);

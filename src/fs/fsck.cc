@@ -97,7 +97,7 @@ void Checker::WalkTree(Transaction& tx, const media::BtreeRoot& root_in, uint32_
     uint32_t stride = h->level == 0 ? shape.rec_size : shape.key_words * 8 + 8;
     for (uint32_t i = 0; i < h->nrecs; i++) {
       const uint8_t* p = node + sizeof(media::BtreeNodeHeader) + i * stride;
-      uint64_t key[2] = {0, 0};
+      uint64_t key[4] = {0, 0, 0, 0};
       std::memcpy(key, p, shape.key_words * 8);
       if ((lo && media::CompareKeys(key, lo, shape.key_words) < 0) ||
           (hi && media::CompareKeys(key, hi, shape.key_words) >= 0))

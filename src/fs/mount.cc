@@ -75,6 +75,8 @@ Status Filesystem::Mkfs(const std::string& device, const MkfsOptions& opts) {
   sb.log_start = media::kLogStart;
   sb.log_blocks = ChooseLogBlocks(total);
   sb.root_block = media::kRootBlockNo;
+  sb.features_ro_compat = media::kFeatureRoCompatRmap;
+  sb.features_incompat = media::kFeatureIncompatReflink;
   std::random_device rd;
   for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
   sb.mkfs_time = FsImpl::Now().sec;
@@ -103,7 +105,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
     t.root = reinterpret_cast<media::RootBlock*>(rb);
     t.root->hdr.magic = media::kRootMagic;
     t.root->next_ino = 1;
-    RETURN_IF_ERROR(fs->alloc_.Format(t, fs->data_start(), fs->data_end()));
+    RETURN_IF_ERROR(fs->alloc_.Format(t, fs->data_start(), fs->data_end(), fs->sb_.total_blocks));
     ASSIGN_OR_RETURN(media::InodeRec root, fs->CreateInode(t, S_IFDIR | 0755, 0));
     root.parent = root.ino;
     RETURN_IF_ERROR(fs->WriteInode(t, root));

@@ -40,12 +40,20 @@ inline constexpr uint32_t kFreeCntMagic = Magic("FSCN");  // free space by size
 inline constexpr uint32_t kInodeMagic = Magic("INOB");    // inode records
 inline constexpr uint32_t kDirMagic = Magic("DIRB");      // directory entries
 inline constexpr uint32_t kOrphanMagic = Magic("ORPH");   // unlinked-but-open inodes
+inline constexpr uint32_t kRmapMagic = Magic("RMAP");     // reverse mapping: block -> owners
+inline constexpr uint32_t kRefcountMagic = Magic("REFC"); // shared extents' reference counts
 
 // Feature masks. An unknown incompat bit refuses the mount; an unknown
 // ro-compat bit allows a read-only mount only; unknown compat bits are ignored.
+// ro-compat RMAPBT: the reverse-mapping tree (a udax without it could read
+// the filesystem but would not keep the tree exact when writing).
+inline constexpr uint64_t kFeatureRoCompatRmap = 1ull << 0;
+// incompat REFLINK: extents may be shared, counted in the refcount tree (a
+// udax without it would free shared blocks).
+inline constexpr uint64_t kFeatureIncompatReflink = 1ull << 0;
 inline constexpr uint64_t kFeatureCompatKnown = 0;
-inline constexpr uint64_t kFeatureRoCompatKnown = 0;
-inline constexpr uint64_t kFeatureIncompatKnown = 0;
+inline constexpr uint64_t kFeatureRoCompatKnown = kFeatureRoCompatRmap;
+inline constexpr uint64_t kFeatureIncompatKnown = kFeatureIncompatReflink;
 
 inline constexpr uint64_t kSuperBlockNo = 0;
 inline constexpr uint64_t kRootBlockNo = 1;
@@ -94,6 +102,8 @@ struct RootBlock {
   BtreeRoot free_cnt;
   BtreeRoot inodes;
   BtreeRoot orphans;
+  BtreeRoot rmap;
+  BtreeRoot refcount;
   uint64_t root_ino;
   uint64_t next_ino;
   uint64_t free_blocks;  // in the free-space trees (not counting the free list)
@@ -200,5 +210,38 @@ struct OrphanRec {
   uint64_t ino;
 };
 static_assert(sizeof(OrphanRec) == 8);
+
+// Reverse mapping record (key: start, owner, offset). File data records
+// mirror the owner's extent-map records one to one; every metadata block has
+// a record of its own (length 1).
+struct RmapRec {
+  uint64_t start;   // device block
+  uint64_t owner;   // inode number, or a kOwn* constant for metadata
+  uint64_t offset;  // file block for data, 0 for metadata
+  uint32_t length;  // blocks
+  uint32_t flags;   // kRmapTreeBlock
+};
+static_assert(sizeof(RmapRec) == 32);
+// Metadata owners have the top bit set.
+inline constexpr uint64_t kOwnMetaBit = 1ull << 63;
+inline constexpr uint64_t kOwnStatic = kOwnMetaBit | 1;     // superblocks, root block, journal
+inline constexpr uint64_t kOwnAg = kOwnMetaBit | 2;         // free list, free-space, rmap and refcount trees
+inline constexpr uint64_t kOwnInodeTree = kOwnMetaBit | 3;  // inode B+tree nodes
+inline constexpr uint64_t kOwnOrphanTree = kOwnMetaBit | 4; // orphan B+tree nodes
+// With an inode owner: the block is a node of that inode's extent map or
+// directory tree, not file data.
+inline constexpr uint32_t kRmapTreeBlock = 1;
+
+// Reference count of a shared extent (key: start). Blocks with no record
+// have one owner (or none, when free).
+struct RefcountRec {
+  uint64_t start;
+  uint32_t length;
+  uint32_t refcount;  // >= 2
+};
+static_assert(sizeof(RefcountRec) == 16);
+
+// InodeRec.flags
+inline constexpr uint32_t kInodeFlagReflinked = 1;  // may own shared extents
 
 }  // namespace udax::media

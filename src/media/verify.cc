@@ -15,6 +15,8 @@ const TreeShape kShapes[] = {
     {kInodeMagic, sizeof(InodeRec), 1, "inodes"},
     {kDirMagic, sizeof(DirRec), 2, "directory"},
     {kOrphanMagic, sizeof(OrphanRec), 1, "orphans"},
+    {kRmapMagic, sizeof(RmapRec), 3, "rmap"},
+    {kRefcountMagic, sizeof(RefcountRec), 1, "refcount"},
 };
 
 Status Corrupt(uint64_t bno, const std::string& what) {
