@@ -266,9 +266,9 @@ TEST_F(BadImageTest, UnknownIncompatFeatureRefused) {
     EXPECT_EQ(ro.error().err(), EOPNOTSUPP);
   }
   // Only the primary copy with the bit: still refused (no silent fallback).
-  EditSuperblocks(path_, [](media::Superblock* sb) { sb->features_incompat = 0; });
+  EditSuperblocks(path_, [](media::Superblock* sb) { sb->features_incompat = media::kFeatureIncompatKnown; });
   EditBlock(path_, 0, [](uint8_t* b) {
-    reinterpret_cast<media::Superblock*>(b)->features_incompat = 1;
+    reinterpret_cast<media::Superblock*>(b)->features_incompat |= 1ull << 5;
   });
   ExpectMountFails(EOPNOTSUPP);
   EXPECT_FALSE(Fsck(path_).value().clean());

@@ -8,11 +8,14 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <algorithm>
 #include <deque>
+#include <tuple>
 #include <unordered_map>
 
 #include "fs/dir.h"
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
 #include "media/verify.h"
 
 namespace udax {
@@ -59,6 +62,12 @@ class Checker {
   std::vector<uint8_t> owner_;
   std::unordered_map<uint64_t, InodeInfo> inodes_;
   uint64_t data_start_ = 0, data_end_ = 0;
+  std::vector<uint32_t> data_refs_;          // file owners per block
+  std::vector<media::RmapRec> expect_rmap_;  // what the rmap tree must hold
+  void ExpectRmap(uint64_t start, uint64_t len, uint64_t owner, uint64_t offset, uint32_t flags) {
+    expect_rmap_.push_back(media::RmapRec{start, owner, offset, static_cast<uint32_t>(len), flags});
+  }
+  void CheckRmapAndRefcount(Transaction& tx, const media::RootBlock& root);
 };
 
 bool Checker::Claim(uint64_t b, uint64_t n, Owner o, const std::string& who) {
@@ -71,6 +80,11 @@ bool Checker::Claim(uint64_t b, uint64_t n, Owner o, const std::string& who) {
   }
   int reported = 0;
   for (uint64_t i = b; i < b + n && i < owner_.size(); i++) {
+    if (o == kData && owner_[i] == kData) {  // a shared extent: counted, checked against refcounts
+      data_refs_[i]++;
+      continue;
+    }
+    if (o == kData) data_refs_[i] = 1;
     if (owner_[i] != kUnclaimed) {
       if (reported++ < 3)
         Problem(who + ": block " + std::to_string(i) + " is also used by " + OwnerName(owner_[i]));
@@ -91,6 +105,10 @@ void Checker::WalkTree(Transaction& tx, const media::BtreeRoot& root_in, uint32_
                                   const uint64_t* hi) -> Status {
     const auto* h = reinterpret_cast<const media::BtreeNodeHeader*>(node);
     Claim(bno, 1, kNode, name + " node " + std::to_string(bno));
+    uint64_t rowner;
+    uint32_t rflags;
+    RmapOwnerOfNode(magic, owner, &rowner, &rflags);
+    ExpectRmap(bno, 1, rowner, 0, rflags);
     r_->metadata_blocks++;
     if (h->owner != owner)
       Problem(name + " node " + std::to_string(bno) + " belongs to owner " + std::to_string(h->owner));
@@ -138,7 +156,10 @@ void Checker::CheckFreeSpace(Transaction& tx, const media::RootBlock& root) {
             std::to_string(total));
   r_->free_blocks = total;
   for (uint32_t i = 0; i < root.freelist_count; i++)
+  {
     Claim(root.freelist[i], 1, kFreeList, "free list entry " + std::to_string(i));
+    ExpectRmap(root.freelist[i], 1, media::kOwnAg, 0, 0);
+  }
 }
 
 void Checker::CheckFile(Transaction& tx, const media::InodeRec& rec) {
@@ -150,6 +171,7 @@ void Checker::CheckFile(Transaction& tx, const media::InodeRec& rec) {
     if (e->file_block < prev_end) Problem(who + ": overlapping extents at file block " + std::to_string(e->file_block));
     prev_end = e->file_block + e->length;
     Claim(e->start_block, e->length, kData, who + " extent at file block " + std::to_string(e->file_block));
+    ExpectRmap(e->start_block, e->length, rec.ino, e->file_block, 0);
     blocks += e->length;
   });
   r_->data_blocks += blocks;
@@ -262,6 +284,67 @@ void Checker::CheckInodes(Transaction& tx, const media::RootBlock& root) {
   }
 }
 
+// The rmap tree must hold exactly the records implied by every owner found
+// above; the refcount tree exactly the blocks with more than one file owner.
+void Checker::CheckRmapAndRefcount(Transaction& tx, const media::RootBlock& root) {
+  std::vector<media::RmapRec> actual;
+  WalkTree(tx, root.rmap, media::kRmapMagic, 0, "rmap tree",
+           [&](const void* p) { actual.push_back(*static_cast<const media::RmapRec*>(p)); });
+  std::vector<media::RefcountRec> refs;
+  WalkTree(tx, root.refcount, media::kRefcountMagic, 0, "refcount tree",
+           [&](const void* p) { refs.push_back(*static_cast<const media::RefcountRec*>(p)); });
+  auto key_less = [](const media::RmapRec& a, const media::RmapRec& b) {
+    return std::tie(a.start, a.owner, a.offset) < std::tie(b.start, b.owner, b.offset);
+  };
+  std::sort(expect_rmap_.begin(), expect_rmap_.end(), key_less);
+  auto describe = [](const media::RmapRec& r) {
+    std::string who = (r.owner & media::kOwnMetaBit) ? std::string("metadata=") + RmapMetaName(r.owner)
+                                                     : "ino=" + std::to_string(r.owner) + " offset=" + std::to_string(r.offset);
+    return "[" + std::to_string(r.start) + ", +" + std::to_string(r.length) + ") " + who +
+           (r.flags & media::kRmapTreeBlock ? " (tree block)" : "");
+  };
+  size_t i = 0, j = 0;
+  int reported = 0;
+  while (i < expect_rmap_.size() || j < actual.size()) {
+    bool take_expect = j >= actual.size() || (i < expect_rmap_.size() && key_less(expect_rmap_[i], actual[j]));
+    bool take_actual = i >= expect_rmap_.size() || (j < actual.size() && key_less(actual[j], expect_rmap_[i]));
+    if (take_expect) {
+      if (reported++ < 10) Problem("rmap: no record for " + describe(expect_rmap_[i]));
+      i++;
+    } else if (take_actual) {
+      if (reported++ < 10) Problem("rmap: record for no owner: " + describe(actual[j]));
+      j++;
+    } else {
+      if (expect_rmap_[i].length != actual[j].length || expect_rmap_[i].flags != actual[j].flags)
+        if (reported++ < 10) Problem("rmap: record " + describe(actual[j]) + " should be " + describe(expect_rmap_[i]));
+      i++;
+      j++;
+    }
+  }
+  uint64_t prev_end = 0;
+  std::vector<uint8_t> covered(sb_.total_blocks, 0);
+  for (const auto& r : refs) {
+    if (r.start < prev_end) Problem("refcount: overlapping records at block " + std::to_string(r.start));
+    prev_end = r.start + r.length;
+    if (r.refcount < 2 || r.length == 0) Problem("refcount: record at " + std::to_string(r.start) + " has count " + std::to_string(r.refcount));
+    for (uint64_t b = r.start; b < r.start + r.length && b < sb_.total_blocks; b++) {
+      covered[b] = 1;
+      if (data_refs_[b] != r.refcount) {
+        if (reported++ < 20)
+          Problem("refcount: block " + std::to_string(b) + " has " + std::to_string(data_refs_[b]) +
+                  " owners, refcount says " + std::to_string(r.refcount));
+      }
+    }
+  }
+  for (uint64_t b = 0; b < sb_.total_blocks; b++) {
+    if (data_refs_[b] >= 2) {
+      r_->shared_blocks++;
+      if (!covered[b] && reported++ < 20)
+        Problem("refcount: block " + std::to_string(b) + " has " + std::to_string(data_refs_[b]) + " owners but no record");
+    }
+  }
+}
+
 void Checker::Run() {
   uint64_t dev_blocks = dev_->size() / kBlockSize;
   if (dev_blocks < 16) {
@@ -290,8 +373,11 @@ void Checker::Run() {
   owner_.assign(sb_.total_blocks, kUnclaimed);
   data_start_ = sb_.log_start + sb_.log_blocks;
   data_end_ = sb_.total_blocks - 1;
+  data_refs_.assign(sb_.total_blocks, 0);
   Claim(0, data_start_, kReserved, "superblock, root block and journal");
   Claim(sb_.total_blocks - 1, 1, kReserved, "secondary superblock");
+  ExpectRmap(0, data_start_, media::kOwnStatic, 0, 0);
+  ExpectRmap(sb_.total_blocks - 1, 1, media::kOwnStatic, 0, 0);
   Journal journal(dev_, sb_.log_start, sb_.log_blocks, sb_.total_blocks);
   auto pending = journal.Recover(/*read_only=*/true);
   if (!pending.has_value()) Problem("journal: " + pending.error().message());
@@ -306,6 +392,7 @@ void Checker::Run() {
   std::memcpy(&root, *rb, sizeof root);
   CheckFreeSpace(tx, root);
   CheckInodes(tx, root);
+  CheckRmapAndRefcount(tx, root);
   uint64_t leaked = 0, first_leak = 0;
   for (uint64_t b = data_start_; b < data_end_; b++) {
     if (owner_[b] == kUnclaimed) {

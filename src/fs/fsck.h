@@ -28,6 +28,7 @@ struct FsckReport {
   std::vector<std::string> notes;     // informational (e.g. "journal replayed")
   uint64_t inodes = 0, directories = 0, files = 0, symlinks = 0;
   uint64_t used_blocks = 0, free_blocks = 0, metadata_blocks = 0, data_blocks = 0;
+  uint64_t shared_blocks = 0;  // blocks with more than one file owner
   bool clean() const { return problems.empty(); }
 };
 
