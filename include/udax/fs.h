@@ -118,6 +118,18 @@ class File {
   Status Fdatasync();
   Result<Stat> GetStat();
   Result<std::vector<FileExtent>> Fiemap();
+  // Reflink (FICLONERANGE): [dst_off, +len) of this file comes to share
+  // src's blocks [src_off, +len) — len 0 means up to src's end of file. One
+  // transaction: all or nothing. Errors as Linux: EINVAL (alignment,
+  // overlap in one file, past EOF), EISDIR, EXDEV (another filesystem),
+  // EBADF (access mode), E2BIG (too many extents for one transaction).
+  Status CloneRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off);
+  // FICLONE: the whole of src into this file at offset 0.
+  Status Clone(File& src) { return CloneRange(src, 0, 0, 0); }
+  // FIDEDUPERANGE: when the bytes are equal, shares them; returns the bytes
+  // deduplicated. EBADE when the contents differ (nothing changes).
+  Result<uint64_t> DedupeRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off);
+
   // DAX: maps [offset, offset+length) of the file (offset page-aligned).
   Result<Mapping> Map(uint64_t offset, size_t length, Prot prot);
   Status Close();

@@ -1,6 +1,7 @@
 // fs/api.cc — the public Filesystem and File classes: thin handles that
 // forward to FsImpl and keep the in-core inode referenced while open.
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -144,6 +145,35 @@ Result<Stat> File::GetStat() {
 Result<std::vector<FileExtent>> File::Fiemap() {
   if (!inode_) return NotOpen();
   return fs_->Fiemap(inode_.get());
+}
+
+namespace {
+uint32_t ModeOf(Inode* ip) {
+  std::lock_guard<std::mutex> g(ip->mu);
+  return ip->rec.mode;
+}
+
+// Linux's order: EXDEV, then EISDIR / EINVAL for the file types, then EBADF.
+Status CheckRemapHandles(Inode* dst, Inode* src, FsImpl* dfs, FsImpl* sfs, int dflags, int sflags) {
+  if (dfs != sfs) return Errno(EXDEV, "files are on different filesystems");
+  if (S_ISDIR(ModeOf(dst)) || S_ISDIR(ModeOf(src))) return Errno(EISDIR, "is a directory");
+  if (!S_ISREG(ModeOf(dst)) || !S_ISREG(ModeOf(src))) return Errno(EINVAL, "not a regular file");
+  if (!CanRead(sflags)) return Errno(EBADF, "source not open for reading");
+  if (!CanWrite(dflags) || (dflags & O_APPEND)) return Errno(EBADF, "destination not open for writing");
+  return Status::Ok();
+}
+}  // namespace
+
+Status File::CloneRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
+  if (!inode_ || !src.inode_) return NotOpen();
+  RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
+  return fs_->CloneRange(inode_.get(), src.inode_.get(), src_off, len, dst_off);
+}
+
+Result<uint64_t> File::DedupeRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
+  if (!inode_ || !src.inode_) return NotOpen();
+  RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
+  return fs_->DedupeRange(inode_.get(), src.inode_.get(), src_off, len, dst_off);
 }
 
 Status File::Close() {

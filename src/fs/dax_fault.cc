@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "fs/bmap.h"
+#include "fs/refcount.h"
 #include "fs/fs_impl.h"
 
 namespace udax {
@@ -68,13 +69,41 @@ void FsImpl::SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size) {
   InvalidateMappings(ino, a, b - a, InvalidateReason::kTruncate, /*notify=*/false);
 }
 
+// The device range a fault at `off` installs from the mapped extent `e`:
+// the whole extent (within [lo, hi)) when the file shares nothing; else,
+// from the faulting page, the run of blocks that are all shared (installed
+// read-only, so a store faults and copies) or all unshared.
+static Result<FsImpl::DaxExtent> MappedPiece(Transaction& tx, const media::InodeRec& rec,
+                                             const ExtentLookup& e, uint64_t off, uint64_t lo,
+                                             uint64_t hi, bool may_write, bool* shared) {
+  uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
+  FsImpl::DaxExtent d;
+  d.kind = FsImpl::DaxExtent::kDevice;
+  d.file_off = std::max(lo, ext_lo);
+  uint64_t end = std::min(hi, ext_hi);
+  *shared = false;
+  if (rec.flags & media::kInodeFlagReflinked) {
+    d.file_off = off / kPage * kPage;
+    uint64_t dev_b = e.ext.start_block + (d.file_off - ext_lo) / kPage, run_end;
+    ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+    ASSIGN_OR_RETURN(*shared, SharedRun(tx, *reinterpret_cast<const media::RootBlock*>(rb), dev_b,
+                                        e.ext.start_block + e.ext.length, &run_end));
+    end = std::min(end, d.file_off + (run_end - dev_b) * kPage);
+  }
+  d.len = end - d.file_off;
+  d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
+  d.writable = may_write && !*shared;
+  return d;
+}
+
 Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uint64_t lo,
                         uint64_t hi, const std::function<Status(const DaxExtent&)>& install) {
   // A fault taken while this thread already holds meta_mu_ (udax copying
   // to or from a user buffer that is itself a udax mapping) is served
   // without locking again; it cannot allocate (that needs the lock exclusive).
   bool nested = tls_meta_lock_depth > 0;
-  // Pass 1 under the shared lock: mapped blocks and read faults on holes.
+  // Pass 1 under the shared lock: mapped blocks (unless a store must copy a
+  // shared block) and read faults on holes.
   {
     std::optional<MetaReadLock> lk;
     if (!nested) lk.emplace(meta_mu_);
@@ -90,16 +119,10 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
     Transaction tx(journal_.get(), true);
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, off / kPage));
     if (e.mapped) {
-      uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
-      DaxExtent d;
-      d.kind = DaxExtent::kDevice;
-      d.file_off = std::max(lo, ext_lo);
-      d.len = std::min(hi, ext_hi) - d.file_off;
-      d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
-      d.writable = may_write;
-      return install(d);
-    }
-    if (!write) {
+      bool shared;
+      ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(tx, rec, e, off, lo, hi, may_write, &shared));
+      if (!(write && shared)) return install(d);
+    } else if (!write) {
       DaxExtent d;
       d.kind = DaxExtent::kZero;
       d.file_off = std::max(lo, off / kPage * kPage);
@@ -109,8 +132,9 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
       return install(d);
     }
   }
-  // Pass 2: a write into a hole — allocate, zero and commit before mapping.
-  if (nested) return Errno(EDEADLK, "write fault into a hole while udax holds its lock");
+  // Pass 2: a store into a hole or a shared block — allocate (zeroed, or a
+  // copy of the shared block) and commit before the store proceeds.
+  if (nested) return Errno(EDEADLK, "write fault needing allocation while udax holds its lock");
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(media::InodeRec rec, ReadInodeFor(*t, ip->ino));
@@ -118,7 +142,16 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
   if (off >= eof) return Errno(EFAULT, "access beyond end of file");
   hi = std::min(hi, eof);
   ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, off / kPage));
-  if (!e.mapped) {
+  bool changed = false;
+  if (e.mapped) {
+    bool shared;
+    ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, &shared));
+    if (shared) {  // another thread may have copied it meanwhile: re-checked under the lock
+      uint64_t n = std::min<uint64_t>(d.len / kPage, kHoleAllocWindow / kPage);
+      RETURN_IF_ERROR(CowBlocks(*t, rec, off / kPage, n).status());
+      changed = true;
+    }
+  } else {
     // Fill the hole inside an aligned window around the fault (bounded by
     // the mapping, EOF and the next extent); the allocator may return less
     // than asked, so loop until the faulting page is covered.
@@ -136,6 +169,10 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
       fblk--;
     }
     while (fblk * kPage <= off) {
+      if (alloc_.freed_in_txn()) {  // see Allocator: no data after a free in one transaction
+        RETURN_IF_ERROR(WriteInode(*t, rec));
+        RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
+      }
       ASSIGN_OR_RETURN(BlockExtent ext, alloc_.AllocData(*t, (win_hi - fblk * kPage) / kPage, hint));
       RETURN_IF_ERROR(dev_->Fill(ext.start * kPage, 0, ext.length * kPage, false));
       t->data_pending = true;
@@ -143,19 +180,17 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
       fblk += ext.length;
       hint = ext.start + ext.length;
     }
+    changed = true;
+  }
+  if (changed) {
     RETURN_IF_ERROR(WriteInode(*t, rec));
     RETURN_IF_ERROR(CommitTxn(*t));
-    Transaction rtx(journal_.get(), true);
-    ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPage));
-    if (!e.mapped) return Errno(EIO, "internal error: allocated block not found");
   }
-  uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
-  DaxExtent d;
-  d.kind = DaxExtent::kDevice;
-  d.file_off = std::max(lo, ext_lo);
-  d.len = std::min(hi, ext_hi) - d.file_off;
-  d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
-  d.writable = may_write;
+  Transaction rtx(journal_.get(), true);
+  ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPage));
+  if (!e.mapped) return Errno(EIO, "internal error: allocated block not found");
+  bool shared;
+  ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(rtx, rec, e, off, lo, hi, may_write, &shared));
   return install(d);
 }
 

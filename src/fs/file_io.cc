@@ -105,7 +105,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
     if (append) off = rec.size;
     if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
-    if (off + len <= rec.size) {
+    if (off + len <= rec.size && !(rec.flags & media::kInodeFlagReflinked)) {
       Transaction tx(journal_.get(), true);
       ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), tx, rec, src, len, off));
       if (n == len) {
@@ -137,9 +137,22 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     uint64_t pos = off + done;
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, pos / kBlockSize));
     if (e.mapped) {
-      ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), t->tx, rec, src + done, len - done, pos));
-      t->data_pending = true;
-      done += n;
+      if (alloc_.freed_in_txn()) {  // a copy-on-write below may allocate
+        if (done) SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
+        RETURN_IF_ERROR(WriteInode(*t, rec));
+        RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
+      }
+      auto n = WriteMapped(*t, rec, e, src + done, len - done, pos);
+      if (!n.has_value()) {
+        err = n.error();
+        break;
+      }
+      done += *n;
+      if (t->tx.room() < kRollRoom) {
+        SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
+        RETURN_IF_ERROR(WriteInode(*t, rec));
+        RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
+      }
       continue;
     }
     // A hole: allocate up to the end of the write or of the hole.
@@ -350,24 +363,7 @@ Result<Stat> FsImpl::StatInode(Inode* ip) {
   return StatFromRecord(ip->rec);
 }
 
-Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) {
-  MetaReadLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  InodeRec rec;
-  {
-    std::lock_guard<std::mutex> g(ip->mu);
-    rec = ip->rec;
-  }
-  if (S_ISDIR(rec.mode)) return std::vector<FileExtent>{};  // entries, not file data
-  Transaction tx(journal_.get(), true);
-  std::vector<media::BmapRec> exts;
-  RETURN_IF_ERROR(ListExtents(tx, rec, &exts));
-  std::vector<FileExtent> out;
-  for (const auto& e : exts)
-    out.push_back(FileExtent{e.file_block * kBlockSize, e.start_block * kBlockSize,
-                             uint64_t{e.length} * kBlockSize, 0});
-  return out;
-}
+Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) { return SharedExtents(ip); }
 
 Status FsImpl::ReclaimInode(uint64_t ino) {
   bool done = false;

@@ -36,6 +36,8 @@
 
 namespace udax {
 
+struct ExtentLookup;
+
 // Depth of meta_mu_ held by this thread (the DAX fault handler must not
 // block on meta_mu_ when the faulting thread already holds it).
 inline thread_local int tls_meta_lock_depth = 0;
@@ -118,6 +120,23 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Result<Stat> StatInode(Inode* ip);
   Result<std::vector<FileExtent>> Fiemap(Inode* ip);
   void Release(Inode* ip);  // a File closed
+
+  // ---- copy-on-write (cow.cc) and reflink (reflink.cc) ----
+  // Replaces up to n shared blocks of `rec` from file block fblk with private
+  // copies; returns how many (>= 1). Caller commits.
+  Result<uint64_t> CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t n);
+  // Writes into the mapped extent `e` at pos (copying shared blocks first);
+  // returns the bytes written (up to the end of a shared/unshared run).
+  Result<size_t> WriteMapped(FsTxn& t, media::InodeRec& rec, const struct ExtentLookup& e,
+                             const uint8_t* src, size_t len, uint64_t pos);
+  // FICLONERANGE: dst[dst_off, +len) becomes a reflink of src[src_off, +len).
+  Status CloneRange(Inode* dst, Inode* src, uint64_t src_off, uint64_t len, uint64_t dst_off);
+  // FIDEDUPERANGE: shares the ranges when their bytes are equal.
+  Result<uint64_t> DedupeRange(Inode* dst, Inode* src, uint64_t src_off, uint64_t len, uint64_t dst_off);
+  // Owners of device blocks [start, start+len) (rmap query).
+  Result<std::vector<media::RmapRec>> QueryRmap(uint64_t start_block, uint64_t nblocks);
+  // The file's extents split where sharing changes, with kExtentShared set.
+  Result<std::vector<FileExtent>> SharedExtents(Inode* ip);
 
   // ---- DAX (dax_fault.cc) ----
   // What a fault should install: a page-aligned file range and what backs it.

@@ -1,0 +1,59 @@
+// fs/cow.cc — copy-on-write of shared blocks, for write() and DAX faults.
+//
+// A shared block (refcount >= 2) is never written in place. CowBlocks
+// allocates private blocks, copies the old content into them, drops this
+// file's reference to the shared blocks (UnmapRange: extent map, rmap and
+// refcount change together; this file's mappings of the range are
+// invalidated with reason CopyOnWrite) and maps the copies — all in the
+// caller's transaction, so the switch is atomic. Other sharers keep the old
+// blocks and their mappings never notice.
+#include "fs/bmap.h"
+#include "fs/fs_impl.h"
+#include "fs/refcount.h"
+
+namespace udax {
+
+
+Result<uint64_t> FsImpl::CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t n) {
+  ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t.tx, rec, fblk));
+  if (!e.mapped) return Errno(EIO, "internal error: copy-on-write of a hole");
+  uint64_t old_dev = e.ext.start_block + (fblk - e.ext.file_block);
+  n = std::min<uint64_t>(n, e.ext.file_block + e.ext.length - fblk);
+  ASSIGN_OR_RETURN(BlockExtent fresh, alloc_.AllocData(t, n, 0));
+  ASSIGN_OR_RETURN(auto old, dev_->Range(old_dev * kBlockSize, fresh.length * kBlockSize));
+  RETURN_IF_ERROR(dev_->CopyIn(fresh.start * kBlockSize, old.data(), fresh.length * kBlockSize, false));
+  t.data_pending = true;
+  bool done = false;
+  while (!done)
+    RETURN_IF_ERROR(UnmapRange(this, t, rec, fblk, fblk + fresh.length, 1 << 20, &done,
+                               InvalidateReason::kCopyOnWrite));
+  RETURN_IF_ERROR(MapExtent(this, t, rec, fblk, fresh.start, fresh.length));
+  return fresh.length;
+}
+
+Result<size_t> FsImpl::WriteMapped(FsTxn& t, media::InodeRec& rec, const ExtentLookup& e,
+                                   const uint8_t* src, size_t len, uint64_t pos) {
+  uint64_t fblk = pos / kBlockSize, in_blk = pos % kBlockSize;
+  uint64_t dev_b = e.ext.start_block + (fblk - e.ext.file_block);
+  uint64_t ext_dev_end = e.ext.start_block + e.ext.length;
+  uint64_t run_end = ext_dev_end;
+  bool shared = false;
+  if (rec.flags & media::kInodeFlagReflinked) {
+    ASSIGN_OR_RETURN(const uint8_t* rb, t.tx.Read(media::kRootBlockNo, media::kRootMagic));
+    ASSIGN_OR_RETURN(shared, SharedRun(t.tx, *reinterpret_cast<const media::RootBlock*>(rb), dev_b,
+                                       ext_dev_end, &run_end));
+  }
+  if (shared) {
+    uint64_t want = std::min<uint64_t>(run_end - dev_b, (in_blk + len + kBlockSize - 1) / kBlockSize);
+    ASSIGN_OR_RETURN(uint64_t copied, CowBlocks(t, rec, fblk, want));
+    ASSIGN_OR_RETURN(ExtentLookup now, LookupExtent(t.tx, rec, fblk));
+    dev_b = now.ext.start_block + (fblk - now.ext.file_block);
+    run_end = dev_b + copied;
+  }
+  uint64_t n = std::min<uint64_t>(len, (run_end - dev_b) * kBlockSize - in_blk);
+  RETURN_IF_ERROR(dev_->CopyIn(dev_b * kBlockSize + in_blk, src, n, false));
+  t.data_pending = true;
+  return n;
+}
+
+}  // namespace udax
