@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "device/pmem_device.h"
+#include "btree/btree.h"
 #include "journal/journal.h"
 #include "media/verify.h"
 
@@ -37,6 +38,14 @@ Result<FsInfo> ReadInfo(const std::string& device) {
   info.free_blocks = root->free_blocks;
   info.used_blocks = info.total_blocks - info.free_blocks;
   info.inode_count = root->inode_count;
+  media::BtreeRoot refroot = root->refcount;
+  Btree refs(&tx, *media::ShapeForMagic(media::kRefcountMagic), &refroot, 0, nullptr);
+  RETURN_IF_ERROR(refs.Scan(nullptr, [&](const void* p) {
+    info.shared_blocks += static_cast<const media::RefcountRec*>(p)->length;
+    return true;
+  }));
+  if (sb->features_ro_compat & media::kFeatureRoCompatRmap) info.features.push_back("rmapbt");
+  if (sb->features_incompat & media::kFeatureIncompatReflink) info.features.push_back("reflink");
   return info;
 }
 

@@ -18,6 +18,7 @@ struct FsInfo {
   uint64_t free_blocks = 0;  // allocatable and free
   uint64_t used_blocks = 0;  // total - free
   uint64_t inode_count = 0;
+  uint64_t shared_blocks = 0;  // blocks with more than one owner (refcount tree)
   uint64_t log_blocks = 0;
   std::string uuid;
   std::vector<std::string> features;  // names of set feature bits

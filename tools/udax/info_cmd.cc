@@ -38,6 +38,7 @@ int RunInfo(const InfoArgs& args) {
     j["free_blocks"] = i.free_blocks;
     j["used_blocks"] = i.used_blocks;
     j["inode_count"] = i.inode_count;
+    j["shared_blocks"] = i.shared_blocks;
     j["log_blocks"] = i.log_blocks;
     j["uuid"] = i.uuid;
     j["features"] = i.features;
@@ -60,6 +61,7 @@ int RunInfo(const InfoArgs& args) {
   std::printf("free_blocks: %" PRIu64 "\n", i.free_blocks);
   std::printf("used_blocks: %" PRIu64 "\n", i.used_blocks);
   std::printf("inode_count: %" PRIu64 "\n", i.inode_count);
+  std::printf("shared_blocks: %" PRIu64 "\n", i.shared_blocks);
   std::printf("log_blocks: %" PRIu64 "\n", i.log_blocks);
   std::printf("uuid: %s\n", i.uuid.c_str());
   std::printf("features: %s\n", features.c_str());

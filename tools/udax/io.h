@@ -91,6 +91,10 @@ Status CmdMread(IoContext& ctx, const IoArgs& args);
 Status CmdMwrite(IoContext& ctx, const IoArgs& args);
 Status CmdMsync(IoContext& ctx, const IoArgs& args);
 Status CmdMunmap(IoContext& ctx, const IoArgs& args);
+Status CmdReflink(IoContext& ctx, const IoArgs& args);
+Status CmdDedupe(IoContext& ctx, const IoArgs& args);
+Status CmdBmap(IoContext& ctx, const IoArgs& args);
+Status CmdRmap(IoContext& ctx, const IoArgs& args);
 
 // Splits a command line into words: blanks separate words, '...' and "..."
 // quote, backslash escapes the next character. EINVAL on an unterminated

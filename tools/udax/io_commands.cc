@@ -348,8 +348,9 @@ Status CmdFiemap(IoContext& ctx, const IoArgs& args) {
       std::printf("\t%" PRIu64 ": [%" PRIu64 "..%" PRIu64 "]: hole\n", index++, next, first - 1);
     }
     uint64_t dev_first = e.device_offset / 512;
-    std::printf("\t%" PRIu64 ": [%" PRIu64 "..%" PRIu64 "]: %" PRIu64 "..%" PRIu64 "\n", index++,
-                first, last, dev_first, dev_first + (last - first));
+    std::printf("\t%" PRIu64 ": [%" PRIu64 "..%" PRIu64 "]: %" PRIu64 "..%" PRIu64 "%s\n", index++,
+                first, last, dev_first, dev_first + (last - first),
+                (e.flags & kExtentShared) ? " shared" : "");
     next = std::max(next, last + 1);
   }
   uint64_t eof = st.size / 512;
@@ -594,6 +595,12 @@ constexpr IoCommand kCommands[] = {
     {"msync", "ais", 0, 2, "msync [-a] [-i] [-s] [off len]",
      "persist a range of the current mapping", CmdMsync},
     {"munmap", "", 0, 0, "munmap", "unmap the current mapping, list the others", CmdMunmap},
+    {"reflink", "", 1, 4, "reflink srcpath [soff doff len]",
+     "share srcpath's blocks into the current file (whole file, or a range)", CmdReflink},
+    {"dedupe", "", 4, 4, "dedupe srcpath soff doff len",
+     "share equal ranges of srcpath and the current file", CmdDedupe},
+    {"bmap", "", 0, 0, "bmap", "extents as FILE_OFFSET DEVICE_OFFSET LENGTH FLAGS (bytes)", CmdBmap},
+    {"rmap", "", 1, 2, "rmap devoff [len]", "owners of device bytes [devoff, +len)", CmdRmap},
     {"stat", "", 0, 1, "stat [path]", "show the current file's (or path's) attributes", CmdStat},
     {"fiemap", "", 0, 0, "fiemap", "show the current file's extents (512-byte units)",
      CmdFiemap},
