@@ -65,6 +65,7 @@ struct DaxPlan {
   int fault_cycles = 0;      // map + touch every extent + unmap, per measurement
   double max_seconds = 0;    // a measurement stops early past this
   int rounds = 0;
+  bool control = false;  // also run the control side (a plain mmap of the udax device file)
   std::vector<uint64_t> rand_offsets;  // random 4 KiB-aligned offsets < seq_bytes
 };
 DaxPlan MakeDaxPlan(bool quick);
@@ -73,6 +74,7 @@ DaxPlan MakeDaxPlan(bool quick);
 struct DaxResult {
   DaxOp op;
   double udax = 0, raw = 0;
+  double control = 0;  // the same routine on a plain mmap of the udax device file (0: not run)
 };
 // Sets up (a 2 GiB udax device and raw /dev/shm files), runs the rounds and
 // tears down; facts about the layout are appended to *diag.
