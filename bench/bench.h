@@ -52,6 +52,34 @@ std::unique_ptr<Target> MakeXfsLoopTarget();                      // kernel_base
 // Extra facts a target reports about its last measurements (udax: fences).
 std::string UdaxFenceReport(Target* udax);                       // fs_bench.cc
 
+// ---- DAX (dax_bench.cc): a udax mapping (File::Map) against a raw mmap ----
+enum class DaxOp { kSeqRead, kSeqWrite, kRand4k, kFaultExtent };
+inline constexpr DaxOp kDaxOps[] = {DaxOp::kSeqRead, DaxOp::kSeqWrite, DaxOp::kRand4k,
+                                    DaxOp::kFaultExtent};
+const char* DaxOpName(DaxOp op);  // "dax_seq_read", "dax_seq_write", "dax_rand_4k", "dax_fault_extent"
+
+struct DaxPlan {
+  uint64_t seq_bytes = 0;    // the seq/rand file (and its raw twin)
+  int seq_passes = 0;        // whole-file passes per seq measurement
+  uint64_t fault_bytes = 0;  // the fault file: fault_bytes / 2 MiB extents
+  int fault_cycles = 0;      // map + touch every extent + unmap, per measurement
+  double max_seconds = 0;    // a measurement stops early past this
+  int rounds = 0;
+  bool control = false;  // also run the control side (a plain mmap of the udax device file)
+  std::vector<uint64_t> rand_offsets;  // random 4 KiB-aligned offsets < seq_bytes
+};
+DaxPlan MakeDaxPlan(bool quick);
+
+// Best round per side: GB/s (seq), ops/s (rand_4k), us per extent (fault).
+struct DaxResult {
+  DaxOp op;
+  double udax = 0, raw = 0;
+  double control = 0;  // the same routine on a plain mmap of the udax device file (0: not run)
+};
+// Sets up (a 2 GiB udax device and raw /dev/shm files), runs the rounds and
+// tears down; facts about the layout are appended to *diag.
+Result<std::vector<DaxResult>> RunDaxBench(const DaxPlan& plan, std::string* diag);
+
 // True once SIGINT/SIGTERM arrived during `udax bench` (bench_main.cc): the
 // loops stop with EINTR so that everything is torn down on the way out.
 bool Interrupted();

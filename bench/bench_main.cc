@@ -42,6 +42,7 @@ namespace {
 struct BenchArgs {
   bool quick = false;
   bool json = false;
+  bool dax_only = false;  // skip the pwrite/pread/create rows
 };
 
 struct Plan {
@@ -65,19 +66,41 @@ Plan MakePlan(bool quick) {
   return p;
 }
 
-// Every row's unit is ops/s (higher is better); a time unit would invert.
-const char* Unit(Op) { return "ops/s"; }
-double Ratio(Op op, double udax, double base) {
-  bool higher_better = std::string(Unit(op)) == "ops/s";
-  double num = higher_better ? udax : base, den = higher_better ? base : udax;
+// One row of the table / the JSON array.
+struct Row {
+  std::string name, unit;
+  double udax = 0, baseline = 0;
+  std::string baseline_name;
+  double goal = 0;  // minimum ratio; 0 = no goal
+};
+// ratio > 1 means udax is better: udax/baseline for a rate, baseline/udax for a time.
+bool TimeUnit(const std::string& unit) { return unit == "us"; }
+double Ratio(const Row& r) {
+  double num = TimeUnit(r.unit) ? r.baseline : r.udax, den = TimeUnit(r.unit) ? r.udax : r.baseline;
   return den > 0 ? num / den : 0.0;
 }
-// The goals are set against tmpfs; 0 = no goal.
+// The fs goals are set against tmpfs; 0 = no goal.
 double Goal(Op op, const std::string& baseline) {
   if (baseline != "tmpfs") return 0;
   return op == Op::kCreateUnlink ? 2.0 : 3.0;
 }
+// DAX: a mapped udax file should run at the raw mapping's speed; a first-touch
+// fault may cost at most 1.5x the bare SIGSEGV -> mmap round trip.
+double DaxGoal(DaxOp op) { return op == DaxOp::kFaultExtent ? 0.67 : 0.95; }
+const char* DaxUnit(DaxOp op) {
+  switch (op) {
+    case DaxOp::kSeqRead:
+    case DaxOp::kSeqWrite: return "GB/s";
+    case DaxOp::kRand4k: return "ops/s";
+    case DaxOp::kFaultExtent: return "us";
+  }
+  return "?";
+}
+const char* DaxBaselineName(DaxOp op) {
+  return op == DaxOp::kFaultExtent ? "raw-sigsegv-mmap" : "raw-mmap";
+}
 double Round(double v, double scale) { return std::round(v * scale) / scale; }
+double RoundFor(const std::string& unit, double v) { return Round(v, unit == "ops/s" ? 10 : 1000); }
 
 // Catches SIGINT/SIGTERM while alive, so an interrupted run still cleans up.
 class SignalGuard {
@@ -101,8 +124,10 @@ int RunBench(const BenchArgs& args) {
   SignalGuard signals;
   Plan plan = MakePlan(args.quick);
   std::vector<std::unique_ptr<Target>> targets;  // [0] is udax, then the baselines
-  targets.push_back(MakeUdaxTarget());
-  targets.push_back(MakeKernelTarget("/dev/shm", "tmpfs"));
+  if (!args.dax_only) {
+    targets.push_back(MakeUdaxTarget());
+    targets.push_back(MakeKernelTarget("/dev/shm", "tmpfs"));
+  }
   for (auto& t : targets) {
     Status st = t->Setup();
     if (!st.ok()) {
@@ -110,8 +135,9 @@ int RunBench(const BenchArgs& args) {
       return 1;
     }
   }
-  auto xfs = MakeXfsLoopTarget();
-  if (Status st = xfs->Setup(); st.ok()) {
+  auto xfs = args.dax_only ? nullptr : MakeXfsLoopTarget();
+  if (!xfs) {
+  } else if (Status st = xfs->Setup(); st.ok()) {
     targets.push_back(std::move(xfs));
   } else {
     xfs.reset();  // undoes whatever was set up
@@ -122,7 +148,7 @@ int RunBench(const BenchArgs& args) {
   // best[target][op]: the best of the rounds; every round runs each op on
   // every side back to back, so slow phases of a shared machine hit all sides.
   std::vector<std::vector<double>> best(targets.size(), std::vector<double>(std::size(kOps), 0));
-  for (int r = 0; r < plan.rounds; r++) {
+  for (int r = 0; r < plan.rounds && !targets.empty(); r++) {
     for (size_t o = 0; o < std::size(kOps); o++) {
       for (size_t t = 0; t < targets.size(); t++) {
         Result<double> rate = targets[t]->Measure(kOps[o], plan.w);
@@ -134,45 +160,72 @@ int RunBench(const BenchArgs& args) {
       }
     }
   }
-  std::string fences = UdaxFenceReport(targets[0].get());
+  std::string diag = targets.empty() ? std::string() : UdaxFenceReport(targets[0].get());
 
-  nlohmann::json rows = nlohmann::json::array();
+  std::vector<Row> rows;
   for (size_t t = 1; t < targets.size(); t++) {
     for (size_t o = 0; o < std::size(kOps); o++) {
       Op op = kOps[o];
-      rows.push_back({{"name", OpName(op)},
-                      {"unit", Unit(op)},
-                      {"udax", Round(best[0][o], 10)},
-                      {"baseline", Round(best[t][o], 10)},
-                      {"baseline_name", targets[t]->name()},
-                      {"ratio", Round(Ratio(op, best[0][o], best[t][o]), 1000)}});
+      rows.push_back(Row{OpName(op), "ops/s", best[0][o], best[t][o], targets[t]->name(),
+                         Goal(op, targets[t]->name())});
     }
   }
-  targets.clear();  // tear everything down before printing
+  targets.clear();  // tear the fs sides down before the DAX rows need the memory
 
+  DaxPlan dax = MakeDaxPlan(args.quick);
+  dax.control = !args.json;  // the control goes to stderr, which --json keeps quiet
+  Result<std::vector<DaxResult>> dax_rows = RunDaxBench(dax, &diag);
+  if (!dax_rows.has_value()) {
+    cli::PrintError("bench", dax_rows.error());
+    return 1;
+  }
+  for (const DaxResult& d : *dax_rows) {
+    rows.push_back(Row{DaxOpName(d.op), DaxUnit(d.op), d.udax, d.raw, DaxBaselineName(d.op), DaxGoal(d.op)});
+    if (d.control > 0) {
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "dax control: %-14s %12.*f %-5s on a plain mmap of the udax device file"
+                    " (udax/control %.3f, raw/control %.3f)\n",
+                    DaxOpName(d.op), d.op == DaxOp::kRand4k ? 0 : 3, d.control, DaxUnit(d.op), d.udax / d.control, d.raw / d.control);
+      diag += line;
+    }
+  }
+
+  nlohmann::json out = nlohmann::json::array();
+  for (const Row& r : rows) {
+    out.push_back({{"name", r.name},
+                   {"unit", r.unit},
+                   {"udax", RoundFor(r.unit, r.udax)},
+                   {"baseline", RoundFor(r.unit, r.baseline)},
+                   {"baseline_name", r.baseline_name},
+                   {"ratio", Round(Ratio(r), 1000)}});
+  }
   if (args.json) {
-    std::printf("%s\n", rows.dump(2).c_str());
+    std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
   std::printf("udax bench%s: %llu random 4 KiB ops in a 256 MiB file, %llu create+close+unlink;"
+              " DAX: a %llu MiB mapped file, %llu random 4 KiB load+stores, %llu 2 MiB extents;"
               " best of %d interleaved rounds\n",
               args.quick ? " --quick" : "", static_cast<unsigned long long>(plan.w.rw_ops),
-              static_cast<unsigned long long>(plan.w.create_ops), plan.rounds);
-  std::printf("%-14s %-6s %12s %12s %-14s %8s  %s\n", "name", "unit", "udax", "baseline",
+              static_cast<unsigned long long>(plan.w.create_ops),
+              static_cast<unsigned long long>(dax.seq_bytes >> 20),
+              static_cast<unsigned long long>(dax.rand_offsets.size()),
+              static_cast<unsigned long long>(dax.fault_bytes >> 21), plan.rounds);
+  std::printf("%-16s %-6s %12s %12s %-16s %8s  %s\n", "name", "unit", "udax", "baseline",
               "baseline_name", "ratio", "goal");
-  for (const auto& row : rows) {
-    std::string name = row["name"], base_name = row["baseline_name"];
-    Op op = name == "pwrite_4k" ? Op::kPwrite4k : name == "pread_4k" ? Op::kPread4k : Op::kCreateUnlink;
-    double ratio = row["ratio"], goal = Goal(op, base_name);
+  for (const Row& r : rows) {
+    double ratio = Ratio(r);
     char goal_text[64] = "-";
-    if (goal > 0)
-      std::snprintf(goal_text, sizeof goal_text, ">= %.0fx %s", goal, ratio >= goal ? "met" : "MISSED");
-    std::printf("%-14s %-6s %12.0f %12.0f %-14s %7.2fx  %s\n", name.c_str(),
-                std::string(row["unit"]).c_str(), double(row["udax"]), double(row["baseline"]),
-                base_name.c_str(), ratio, goal_text);
+    if (r.goal > 0)
+      std::snprintf(goal_text, sizeof goal_text, ">= %gx %s", r.goal, ratio >= r.goal ? "met" : "MISSED");
+    const char* fmt = r.unit == "ops/s" ? "%-16s %-6s %12.0f %12.0f %-16s %7.2fx  %s\n"
+                                        : "%-16s %-6s %12.3f %12.3f %-16s %7.2fx  %s\n";
+    std::printf(fmt, r.name.c_str(), r.unit.c_str(), r.udax, r.baseline, r.baseline_name.c_str(), ratio,
+                goal_text);
   }
   std::fflush(stdout);
-  std::fprintf(stderr, "%s", fences.c_str());
+  std::fprintf(stderr, "%s", diag.c_str());
   return 0;
 }
 
@@ -187,6 +240,7 @@ void SetupBench(CLI::App& app, int* exit_code) {
       "bench", "benchmark udax against the kernel (tmpfs, and XFS on a loop device as root)");
   sub->add_flag("--quick", args->quick, "smaller op counts (the run stays under ~20 s)");
   sub->add_flag("--json", args->json, "print only a JSON array of result rows on stdout");
+  sub->add_flag("--dax-only", args->dax_only, "run only the dax_* rows");
   sub->callback([args, exit_code] { *exit_code = bench::RunBench(*args); });
 }
 
