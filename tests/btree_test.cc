@@ -1,7 +1,7 @@
 // tests/btree_test.cc — the B+tree engine (src/btree/) over a real journal on
 // a file-backed device: per-shape basics, a randomized differential test
-// against std::map, node freeing, depth under sequential inserts, errors and
-// corrupted nodes.
+// against std::map, node freeing, merging on delete (trees that grow and
+// shrink back), depth under sequential inserts, errors and corrupted nodes.
 #include "btree/btree.h"
 
 #include <gtest/gtest.h>
@@ -512,6 +512,473 @@ TEST_F(BtreeTest, AllocationFailureLeavesTreeIntact) {
   ASSERT_TRUE(t->Insert(Rec(Key{i, 0}, i).data()).ok());
   Commit();
   EXPECT_EQ(CheckStructure(*t), count + 1);
+}
+
+// --- Merging on delete -------------------------------------------------------
+//
+// Trees grow and shrink back: the node count must follow the record count
+// down (records that fit in one leaf end in a one-node tree; each level has at
+// most 2 * ceil(items / capacity) + parents nodes), and every block the
+// allocator handed out is either a node of the tree or was freed.
+
+using WideKey = std::array<uint64_t, 4>;  // words past key_words stay 0
+
+// The shape of the reverse-mapping tree being added (32-byte records, 3-word
+// key). The media verifier only knows the shapes of media::ShapeForMagic, so
+// a tree of this shape never goes through Commit (which verifies every block):
+// it lives in one open transaction, which serves its own blocks back.
+const media::TreeShape kRmapLikeShape{media::Magic("TRM3"), 32, 3, "test-3word"};
+
+enum class DeleteOrder { kRandom, kAscending, kDescending };
+
+class BtreeMergeTest : public BtreeTest {
+ protected:
+  void Use(const media::TreeShape& s, bool commit) {
+    shape_ = &s;
+    commit_ = commit;
+    root_ = {};
+    tree_ = std::make_unique<Btree>(tx_.get(), s, &root_, 7, alloc_.get());
+  }
+  void Step() {
+    if (commit_ && ++ops_ % 32 == 0) Commit();
+  }
+  void Flush() {
+    if (commit_) Commit();
+  }
+
+  // `n` distinct random keys; the leading words come from small domains so
+  // that multi-word keys share prefixes (as rmap's {block, owner, offset}).
+  std::vector<WideKey> Keys(size_t n, uint64_t seed) const {
+    std::mt19937_64 rng(seed);
+    std::set<WideKey> seen;
+    std::vector<WideKey> out;
+    while (out.size() < n) {
+      WideKey k{};
+      switch (shape_->key_words) {
+        case 1: k = {rng(), 0, 0, 0}; break;
+        case 2: k = {rng() % 4096, rng(), 0, 0}; break;
+        default: k = {rng() % 2048, rng() % 16, rng(), 0}; break;
+      }
+      if (seen.insert(k).second) out.push_back(k);
+    }
+    return out;
+  }
+  std::vector<uint8_t> WideRec(const WideKey& k) const {
+    std::vector<uint8_t> r(shape_->rec_size);
+    std::memcpy(r.data(), k.data(), shape_->key_words * 8);
+    for (size_t i = shape_->key_words * 8; i < r.size(); i++) r[i] = uint8_t(k[0] * 7 + k[2] + i);
+    return r;
+  }
+  void Insert(const WideKey& k) {
+    Status st = tree_->Insert(WideRec(k).data());
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    Step();
+  }
+  void Delete(const WideKey& k) {
+    Status st = tree_->Delete(k.data());
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    Step();
+  }
+
+  // Nodes per level (level 0 first); the node blocks in *bnos.
+  std::vector<uint64_t> NodesPerLevel(std::set<uint64_t>* bnos) {
+    std::vector<uint64_t> per(root_.levels, 0);
+    Status st = tree_->VisitNodes(
+        [&](uint64_t bno, const uint8_t* node, const uint64_t*, const uint64_t*) {
+          const auto& h = *reinterpret_cast<const media::BtreeNodeHeader*>(node);
+          if (h.level < per.size()) per[h.level]++;
+          EXPECT_TRUE(bnos->insert(bno).second) << "node " << bno << " reached twice";
+          return Status::Ok();
+        });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return per;
+  }
+  uint64_t NodeCount() {
+    std::set<uint64_t> bnos;
+    NodesPerLevel(&bnos);
+    return bnos.size();
+  }
+
+  // The tree holds exactly `model`, is well formed, compact, and accounts for
+  // every allocated block. Returns the node count.
+  uint64_t Check(const std::set<WideKey>& model) {
+    EXPECT_EQ(CheckStructure(*tree_), model.size());
+    auto it = model.begin();
+    Status st = tree_->Scan(nullptr, [&](const void* rec) {
+      EXPECT_TRUE(it != model.end());
+      if (it == model.end()) return false;
+      EXPECT_EQ(0, std::memcmp(rec, WideRec(*it).data(), shape_->rec_size));
+      ++it;
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    EXPECT_TRUE(it == model.end());
+    std::set<uint64_t> bnos;
+    std::vector<uint64_t> per = NodesPerLevel(&bnos);
+    // Allocations minus frees is the live node count, and the live blocks
+    // are exactly the tree's nodes.
+    EXPECT_EQ(alloc_->allocs_ - alloc_->frees_, bnos.size());
+    EXPECT_EQ(alloc_->live_, bnos);
+    // Compactness, level by level: adjacent siblings hold more than one
+    // node's worth together, so a level of `items` items under P parents has
+    // at most 2 * ceil(items / cap) + P nodes.
+    uint64_t items = model.size();
+    for (uint32_t l = 0; l < per.size(); l++) {
+      uint64_t cap = l == 0 ? media::LeafCapacity(*shape_) : media::NodeCapacity(*shape_);
+      uint64_t parents = l + 1 < per.size() ? per[l + 1] : 0;
+      EXPECT_LE(per[l], 2 * ((items + cap - 1) / cap) + parents)
+          << "level " << l << " of " << per.size() << ": " << items << " items";
+      items = per[l];
+    }
+    if (!per.empty()) {
+      EXPECT_EQ(per.back(), 1u);
+    }
+    return bnos.size();
+  }
+
+  // Grows a tree of `keep` records (at most one leaf's worth) to `total`
+  // records and deletes back to the same `keep` records in `order`: the tree
+  // must return to a single leaf, then to nothing.
+  void GrowAndShrinkToOneLeaf(size_t keep, size_t total, DeleteOrder order, uint64_t seed) {
+    ASSERT_LE(keep, media::LeafCapacity(*shape_));
+    std::vector<WideKey> keys = Keys(total, seed);
+    std::set<WideKey> model(keys.begin(), keys.begin() + keep);
+    for (size_t i = 0; i < keep; i++) ASSERT_NO_FATAL_FAILURE(Insert(keys[i]));
+    Flush();
+    uint64_t start = Check(model);
+    EXPECT_EQ(start, keep ? 1u : 0u);
+    for (size_t i = keep; i < total; i++) ASSERT_NO_FATAL_FAILURE(Insert(keys[i]));
+    Flush();
+    std::set<WideKey> all(keys.begin(), keys.end());
+    EXPECT_GT(Check(all), 20u);
+    EXPECT_GE(root_.levels, 2u);
+    std::vector<WideKey> extra(keys.begin() + keep, keys.end());
+    if (order == DeleteOrder::kAscending) std::sort(extra.begin(), extra.end());
+    if (order == DeleteOrder::kDescending) std::sort(extra.rbegin(), extra.rend());
+    for (size_t i = 0; i < extra.size(); i++) {
+      ASSERT_NO_FATAL_FAILURE(Delete(extra[i]));
+      all.erase(extra[i]);
+      if (i % 997 == 0) {
+        Flush();
+        ASSERT_NO_FATAL_FAILURE(Check(all));
+      }
+    }
+    Flush();
+    EXPECT_EQ(Check(model), start) << "node count did not return to its starting value";
+    EXPECT_EQ(root_.levels, keep ? 1u : 0u);
+    EXPECT_EQ(alloc_->live_.size(), start);
+    // And down to nothing: every node back to the allocator.
+    for (const WideKey& k : model) ASSERT_NO_FATAL_FAILURE(Delete(k));
+    Flush();
+    EXPECT_EQ(root_.block, 0u);
+    EXPECT_EQ(root_.levels, 0u);
+    EXPECT_EQ(alloc_->allocs_, alloc_->frees_);
+    EXPECT_TRUE(alloc_->live_.empty());
+  }
+
+  // Inserts `total` records, then deletes all but `keep` of them at random,
+  // checking compactness on the way; then compares with a tree built from
+  // the `keep` records directly.
+  void ShrinkStaysCompact(size_t keep, size_t total, uint64_t seed) {
+    std::vector<WideKey> keys = Keys(total, seed);
+    std::set<WideKey> model;
+    for (size_t i = 0; i < total; i++) {
+      ASSERT_NO_FATAL_FAILURE(Insert(keys[i]));
+      model.insert(keys[i]);
+      if (i % 4999 == 0) {
+        Flush();
+        ASSERT_NO_FATAL_FAILURE(Check(model));
+      }
+    }
+    Flush();
+    uint64_t grown = Check(model);
+    for (size_t i = keep; i < total; i++) {
+      ASSERT_NO_FATAL_FAILURE(Delete(keys[i]));
+      model.erase(keys[i]);
+      if (i % 499 == 0) {
+        Flush();
+        ASSERT_NO_FATAL_FAILURE(Check(model));
+      }
+    }
+    Flush();
+    uint64_t shrunk = Check(model);
+    // The same records inserted into a fresh tree.
+    media::BtreeRoot saved = root_;
+    root_ = {};
+    for (size_t i = 0; i < keep; i++) ASSERT_NO_FATAL_FAILURE(Insert(keys[i]));
+    Flush();
+    uint64_t direct = NodeCount();
+    std::printf("%s: %zu records %llu nodes -> %zu records %llu nodes (built directly: %llu)\n",
+                shape_->name, total, (unsigned long long)grown, keep,
+                (unsigned long long)shrunk, (unsigned long long)direct);
+    EXPECT_LT(shrunk, grown);
+    for (size_t i = 0; i < keep; i++) ASSERT_NO_FATAL_FAILURE(Delete(keys[i]));
+    Flush();
+    EXPECT_EQ(root_.levels, 0u);
+    root_ = saved;
+    EXPECT_EQ(alloc_->live_.size(), shrunk);
+    // Emptying the shrunk tree frees every node.
+    for (size_t i = 0; i < keep; i++) ASSERT_NO_FATAL_FAILURE(Delete(keys[i]));
+    Flush();
+    EXPECT_EQ(root_.levels, 0u);
+    EXPECT_EQ(alloc_->allocs_, alloc_->frees_);
+    EXPECT_TRUE(alloc_->live_.empty());
+  }
+
+  // The tree as a map: per node its level and children (interior) or record
+  // keys (leaf); also the leaf holding each key.
+  struct NodeInfo {
+    uint32_t level = 0;
+    std::vector<uint64_t> children;
+    std::vector<WideKey> keys;
+  };
+  std::map<uint64_t, NodeInfo> Map(std::map<WideKey, uint64_t>* leaf_of = nullptr) {
+    std::map<uint64_t, NodeInfo> m;
+    uint32_t kw = shape_->key_words;
+    Status st = tree_->VisitNodes(
+        [&](uint64_t bno, const uint8_t* node, const uint64_t*, const uint64_t*) {
+          const auto& h = *reinterpret_cast<const media::BtreeNodeHeader*>(node);
+          NodeInfo& ni = m[bno];
+          ni.level = h.level;
+          uint32_t stride = h.level == 0 ? shape_->rec_size : kw * 8 + 8;
+          for (uint32_t i = 0; i < h.nrecs; i++) {
+            const uint8_t* item = node + sizeof(media::BtreeNodeHeader) + i * stride;
+            if (h.level == 0) {
+              WideKey k{};
+              std::memcpy(k.data(), item, kw * 8);
+              ni.keys.push_back(k);
+              if (leaf_of) (*leaf_of)[k] = bno;
+            } else {
+              uint64_t c;
+              std::memcpy(&c, item + kw * 8, 8);
+              ni.children.push_back(c);
+            }
+          }
+          return Status::Ok();
+        });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return m;
+  }
+  // Every record key under node `bno` of map `m`.
+  static void KeysUnder(const std::map<uint64_t, NodeInfo>& m, uint64_t bno,
+                        std::vector<WideKey>* out) {
+    const NodeInfo& ni = m.at(bno);
+    out->insert(out->end(), ni.keys.begin(), ni.keys.end());
+    for (uint64_t c : ni.children) KeysUnder(m, c, out);
+  }
+
+  std::unique_ptr<Btree> tree_;
+  bool commit_ = true;
+  uint64_t ops_ = 0;
+};
+
+TEST_F(BtreeMergeTest, GrowAndShrinkBackToOneLeaf) {
+  const media::TreeShape* shapes[] = {media::ShapeForMagic(media::kBmapMagic),
+                                      media::ShapeForMagic(media::kFreeCntMagic),
+                                      media::ShapeForMagic(media::kDirMagic)};
+  uint64_t seed = 1;
+  for (const media::TreeShape* s : shapes) {
+    for (DeleteOrder order :
+         {DeleteOrder::kRandom, DeleteOrder::kAscending, DeleteOrder::kDescending}) {
+      uint32_t cap = media::LeafCapacity(*s);
+      for (size_t keep : {size_t(1), size_t(cap / 3), size_t(cap)}) {
+        SCOPED_TRACE(std::string(s->name) + " order " + std::to_string(int(order)) + " keep " +
+                     std::to_string(keep));
+        Use(*s, /*commit=*/true);
+        // Directory records are large (14 a leaf): fewer of them are enough.
+        size_t total = cap < 20 ? 8000 : 20000;
+        ASSERT_NO_FATAL_FAILURE(GrowAndShrinkToOneLeaf(keep, total, order, seed++));
+      }
+    }
+  }
+}
+
+TEST_F(BtreeMergeTest, GrowAndShrinkBackToOneLeafThreeWordKeys) {
+  uint64_t seed = 100;
+  for (DeleteOrder order :
+       {DeleteOrder::kRandom, DeleteOrder::kAscending, DeleteOrder::kDescending}) {
+    for (size_t keep : {size_t(1), size_t(40), size_t(127)}) {
+      SCOPED_TRACE("order " + std::to_string(int(order)) + " keep " + std::to_string(keep));
+      Use(kRmapLikeShape, /*commit=*/false);
+      ASSERT_EQ(media::LeafCapacity(kRmapLikeShape), 127u);
+      ASSERT_NO_FATAL_FAILURE(GrowAndShrinkToOneLeaf(keep, 20000, order, seed++));
+    }
+  }
+}
+
+TEST_F(BtreeMergeTest, ShrinkStaysCompact) {
+  for (uint32_t magic : {media::kBmapMagic, media::kFreeCntMagic, media::kDirMagic}) {
+    const media::TreeShape* s = media::ShapeForMagic(magic);
+    SCOPED_TRACE(s->name);
+    Use(*s, /*commit=*/true);
+    ASSERT_NO_FATAL_FAILURE(ShrinkStaysCompact(3000, 20000, magic));
+  }
+}
+
+TEST_F(BtreeMergeTest, ShrinkStaysCompactThreeWordKeys) {
+  Use(kRmapLikeShape, /*commit=*/false);
+  ASSERT_NO_FATAL_FAILURE(ShrinkStaysCompact(3000, 20000, 5));
+}
+
+// Merging two interior nodes makes the left one's last child and the right
+// one's first child siblings; they are merged too when they fit, down to the
+// leaves. Built by hand on a 4-level directory tree (sequential inserts fill
+// every node): root -> {G1 (169 full level-1 nodes), G2 -> {P2, P2'}}. The last
+// leaf under G1 (A) and the first under G2 (B) are cut to one record each, and
+// their level-1 parents P1 and P2 to a few entries; then two level-1 subtrees
+// of G1 are emptied, so that G1 and G2 fit in one node and merge: P1 and P2
+// must merge, and A and B with them.
+TEST_F(BtreeMergeTest, MergeFollowsTheSeamDownToTheLeaves) {
+  TearDown();
+  Open(uint64_t(256) << 20);
+  Use(*media::ShapeForMagic(media::kDirMagic), /*commit=*/true);
+  const uint64_t kLeaf = media::LeafCapacity(*shape_), kNode = media::NodeCapacity(*shape_);
+  ASSERT_EQ(kLeaf, 14u);
+  ASSERT_EQ(kNode, 169u);
+  const uint64_t n = kNode * kNode * kLeaf + kNode * kLeaf + 166 * kLeaf;
+  std::set<WideKey> model;
+  for (uint64_t i = 0; i < n; i++) {
+    WideKey k{i / 4, i % 4, 0, 0};
+    ASSERT_NO_FATAL_FAILURE(Insert(k));
+    model.insert(k);
+  }
+  Flush();
+  ASSERT_EQ(root_.levels, 4u);
+  auto m = Map();
+  const NodeInfo& root = m.at(root_.block);
+  ASSERT_EQ(root.children.size(), 2u);
+  const NodeInfo& g1 = m.at(root.children[0]);
+  const NodeInfo& g2 = m.at(root.children[1]);
+  ASSERT_EQ(g1.children.size(), kNode);
+  ASSERT_EQ(g2.children.size(), 2u);
+  const NodeInfo& p1 = m.at(g1.children.back());
+  const NodeInfo& p2 = m.at(g2.children[0]);
+  ASSERT_EQ(p1.children.size(), kNode);
+  ASSERT_EQ(p2.children.size(), kNode);
+  ASSERT_EQ(m.at(g2.children[1]).children.size(), 166u);
+  const NodeInfo& a = m.at(p1.children.back());
+  const NodeInfo& b = m.at(p2.children.front());
+  const WideKey ka = a.keys.front(), kb = b.keys.front();
+  // Keys to delete, from the intact map: A and B but one record each; P1's
+  // leaves 4..167 (P1 keeps 5 entries: it is last under G1 and its left
+  // neighbour is full); P2's leaves 1..149 (P2 keeps 20, too many to merge
+  // with P' of 166); then two whole level-1 subtrees of G1.
+  std::vector<WideKey> cut(a.keys.begin() + 1, a.keys.end());
+  cut.insert(cut.end(), b.keys.begin() + 1, b.keys.end());
+  for (size_t i = 4; i < kNode - 1; i++) KeysUnder(m, p1.children[i], &cut);
+  for (size_t i = 1; i < 150; i++) KeysUnder(m, p2.children[i], &cut);
+  std::vector<WideKey> drain;
+  KeysUnder(m, g1.children[10], &drain);
+  KeysUnder(m, g1.children[20], &drain);
+  for (const WideKey& k : cut) {
+    ASSERT_NO_FATAL_FAILURE(Delete(k));
+    model.erase(k);
+  }
+  Flush();
+  std::map<WideKey, uint64_t> leaf_of;
+  m = Map(&leaf_of);
+  ASSERT_EQ(root_.levels, 4u);
+  ASSERT_NE(leaf_of.at(ka), leaf_of.at(kb));
+  EXPECT_EQ(m.at(leaf_of.at(ka)).keys.size(), 1u);
+  EXPECT_EQ(m.at(leaf_of.at(kb)).keys.size(), 1u);
+  EXPECT_EQ(m.at(m.at(root_.block).children[0]).children.size(), kNode);
+  ASSERT_NO_FATAL_FAILURE(Check(model));
+  for (const WideKey& k : drain) {
+    ASSERT_NO_FATAL_FAILURE(Delete(k));
+    model.erase(k);
+  }
+  Flush();
+  // G1 + G2 = 167 + 2 entries: merged, the root collapsed, and P1 + P2 merged
+  // on the seam.
+  leaf_of.clear();
+  m = Map(&leaf_of);
+  EXPECT_EQ(root_.levels, 3u);
+  EXPECT_EQ(m.at(root_.block).children.size(), kNode - 1);
+  EXPECT_EQ(leaf_of.at(ka), leaf_of.at(kb)) << "the seam leaves were not merged";
+  EXPECT_EQ(m.at(leaf_of.at(ka)).keys, (std::vector<WideKey>{ka, kb}));
+  ASSERT_NO_FATAL_FAILURE(Check(model));
+}
+
+// Many small trials on the directory shape (14 records a leaf, so merges and
+// splits are frequent): start from up to one leaf of records, run a random
+// mix of inserts and deletes of other records (clustered or spread keys),
+// delete every other record: the tree is one leaf again.
+TEST_F(BtreeMergeTest, InterleavedWorkloadsReturnToOneLeaf) {
+  Use(*media::ShapeForMagic(media::kDirMagic), /*commit=*/true);
+  const uint64_t kLeaf = media::LeafCapacity(*shape_);
+  for (uint64_t trial = 0; trial < 300; trial++) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    std::mt19937_64 rng(trial);
+    uint64_t domain = trial % 3 == 0 ? 64 : trial % 3 == 1 ? 1000 : 1ull << 40;
+    auto key = [&] { return WideKey{rng() % domain, rng() % 8, 0, 0}; };
+    std::set<WideKey> keep;
+    size_t nkeep = 1 + rng() % kLeaf;
+    while (keep.size() < nkeep) keep.insert(key());
+    for (const WideKey& k : keep) ASSERT_NO_FATAL_FAILURE(Insert(k));
+    Flush();
+    ASSERT_EQ(root_.levels, 1u);
+    std::set<WideKey> extra;
+    std::vector<WideKey> extra_v;
+    size_t ops = 200 + rng() % 3000;
+    int grow_pct = 50 + int(rng() % 40);
+    for (size_t op = 0; op < ops; op++) {
+      if (extra_v.empty() || int(rng() % 100) < grow_pct) {
+        WideKey k = key();
+        if (keep.count(k) || !extra.insert(k).second) continue;
+        extra_v.push_back(k);
+        ASSERT_NO_FATAL_FAILURE(Insert(k));
+      } else {
+        size_t at = rng() % extra_v.size();
+        std::swap(extra_v[at], extra_v.back());
+        ASSERT_NO_FATAL_FAILURE(Delete(extra_v.back()));
+        extra.erase(extra_v.back());
+        extra_v.pop_back();
+      }
+    }
+    if (trial % 2) std::sort(extra_v.begin(), extra_v.end());
+    for (const WideKey& k : extra_v) ASSERT_NO_FATAL_FAILURE(Delete(k));
+    Flush();
+    EXPECT_EQ(root_.levels, 1u);
+    EXPECT_EQ(Check(keep), 1u);
+    for (const WideKey& k : keep) ASSERT_NO_FATAL_FAILURE(Delete(k));
+    Flush();
+    ASSERT_EQ(root_.levels, 0u);
+    ASSERT_TRUE(alloc_->live_.empty());
+  }
+}
+
+// Interleaved inserts and deletes around a steady size keep the tree compact
+// and the allocator's books balanced.
+TEST_F(BtreeMergeTest, ChurnStaysCompact) {
+  Use(*media::ShapeForMagic(media::kDirMagic), /*commit=*/true);
+  std::vector<WideKey> keys = Keys(30000, 77);
+  std::mt19937_64 rng(78);
+  std::set<WideKey> model;
+  std::vector<WideKey> present;
+  size_t next = 0;
+  for (int op = 0; op < 60000; op++) {
+    // Grow to ~6000, shrink to ~500, grow again.
+    size_t target = op < 20000 ? 6000 : op < 40000 ? 500 : 4000;
+    bool grow = present.size() < target ? rng() % 4 != 0 : rng() % 4 == 0;
+    bool insert = next < keys.size() && (present.empty() || grow);
+    if (insert) {
+      ASSERT_NO_FATAL_FAILURE(Insert(keys[next]));
+      model.insert(keys[next]);
+      present.push_back(keys[next++]);
+    } else {
+      size_t at = rng() % present.size();
+      std::swap(present[at], present.back());
+      ASSERT_NO_FATAL_FAILURE(Delete(present.back()));
+      model.erase(present.back());
+      present.pop_back();
+    }
+    if (op % 2000 == 1999) {
+      Flush();
+      ASSERT_NO_FATAL_FAILURE(Check(model));
+    }
+  }
+  Flush();
+  Check(model);
 }
 
 class BtreeCorruptionTest : public BtreeTest {

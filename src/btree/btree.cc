@@ -1,7 +1,8 @@
 // btree/btree.cc — the B+tree engine (see btree.h): descent with a recorded
 // path, lookups and scans that step between leaves through that path (there
 // are no sibling pointers), insert with split-on-the-way-up, delete with
-// freeing of empty nodes and root collapse, and the fsck node visitor.
+// merging of neighbours that fit in one node and root collapse, and the fsck
+// node visitor.
 //
 // Layout of a node block: media::BtreeNodeHeader, then nrecs packed items of
 // `stride` bytes starting at sizeof(BtreeNodeHeader): records (leaf) or
@@ -422,40 +423,145 @@ class Engine {
     return Status::Ok();
   }
 
+  // Item count of a node this delete already holds in the transaction; it
+  // may be a transiently empty interior node, which ReadNode refuses.
+  Result<uint32_t> HeldCount(uint64_t bno) {
+    ASSIGN_OR_RETURN(const uint8_t* node, tx_->Read(bno, shape_.magic));
+    return uint32_t(Header(node).nrecs);
+  }
+
+  // Removes item idx of the node at bno (on `level`); the node may become
+  // empty (the caller then frees it or fills it).
+  Status RemoveItem(uint64_t bno, uint32_t level, uint32_t idx) {
+    uint32_t stride = Stride(level);
+    ASSIGN_OR_RETURN(uint8_t * node, WriteNode(bno));
+    uint32_t n = Header(node).nrecs;
+    if (idx >= n)
+      return Corrupt(bno, std::string(shape_.name) + " btree: item to remove is missing");
+    uint8_t* at = Item(node, stride, idx);
+    std::memmove(at, at + stride, size_t(n - idx - 1) * stride);
+    std::memset(Item(node, stride, n - 1), 0, stride);
+    Header(node).nrecs = uint16_t(n - 1);
+    return Status::Ok();
+  }
+
+  // Appends the items of the node at rbno to those of its left neighbour at
+  // lbno (both on `level`); returns left's former count. Key order holds
+  // because every key under rbno is above every key under lbno.
+  Result<uint32_t> Append(uint64_t lbno, uint64_t rbno, uint32_t level) {
+    uint32_t stride = Stride(level);
+    ASSIGN_OR_RETURN(uint8_t * left, WriteNode(lbno));
+    ASSIGN_OR_RETURN(const uint8_t* right, tx_->Read(rbno, shape_.magic));
+    uint32_t ln = Header(left).nrecs, rn = Header(right).nrecs;
+    if (ln + rn > Cap(level))
+      return Corrupt(lbno, std::string(shape_.name) + " btree: merged node would overflow");
+    std::memcpy(Item(left, stride, ln), Item(right, stride, 0), size_t(rn) * stride);
+    Header(left).nrecs = uint16_t(ln + rn);
+    return ln;
+  }
+
+  // Merges child j of the interior node pbno (on plevel) into child j - 1,
+  // which the caller checked they fit in: the items move left, the right
+  // node is freed and its entry leaves the parent (whose key j - 1 stays a
+  // lower bound of the merged subtree). Merging two interior nodes makes the
+  // left one's last child and the right one's first child siblings, so those
+  // are merged too when they fit, and so on down that seam.
+  Status MergeChildren(uint64_t pbno, uint32_t plevel, uint32_t j) {
+    for (;;) {
+      uint32_t level = plevel - 1;
+      ASSIGN_OR_RETURN(const uint8_t* parent, tx_->Read(pbno, shape_.magic));
+      uint64_t lbno = Child(parent, j - 1), rbno = Child(parent, j);
+      ASSIGN_OR_RETURN(uint32_t ln, Append(lbno, rbno, level));
+      RETURN_IF_ERROR(RemoveItem(pbno, plevel, j));
+      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, rbno, shape_, owner_));
+      if (level == 0) return Status::Ok();
+      ASSIGN_OR_RETURN(const uint8_t* merged, tx_->Read(lbno, shape_.magic));
+      if (ln == 0 || ln >= Header(merged).nrecs) return Status::Ok();  // no seam
+      uint64_t a = Child(merged, ln - 1), b = Child(merged, ln);
+      ASSIGN_OR_RETURN(const uint8_t* an, ReadNode(a, level - 1));
+      uint32_t na = Header(an).nrecs;
+      ASSIGN_OR_RETURN(const uint8_t* bn, ReadNode(b, level - 1));
+      if (na + Header(bn).nrecs > Cap(level - 1)) return Status::Ok();
+      pbno = lbno;
+      plevel = level;
+      j = ln;
+    }
+  }
+
+  // The node at depth d > 0 of the path lost items. While it and its left or
+  // right neighbour under the same parent fit in one node, the two are
+  // merged (into the left one, which the path then follows); an empty only
+  // child is freed. Returns whether the parent lost entries.
+  Result<bool> MergeAround(Path* p, uint32_t d) {
+    const uint32_t level = LevelAt(*p, d), cap = Cap(level);
+    const uint64_t pbno = p->ent[d - 1].bno;
+    bool shrank = false;
+    for (;;) {
+      uint32_t i = uint32_t(p->ent[d - 1].idx);
+      uint64_t xbno = p->ent[d].bno;
+      ASSIGN_OR_RETURN(const uint8_t* parent, ReadNode(pbno, level + 1));
+      uint32_t pn = Header(parent).nrecs;
+      if (i >= pn || Child(parent, i) != xbno)
+        return Corrupt(pbno, std::string(shape_.name) + " btree: path lost its child entry");
+      uint64_t lbno = i > 0 ? Child(parent, i - 1) : 0;
+      uint64_t rbno = i + 1 < pn ? Child(parent, i + 1) : 0;
+      ASSIGN_OR_RETURN(uint32_t xn, HeldCount(xbno));
+      if (pn == 1) {
+        if (xn > 0) return shrank;
+        RETURN_IF_ERROR(RemoveItem(pbno, level + 1, i));
+        RETURN_IF_ERROR(alloc_->FreeNode(*tx_, xbno, shape_, owner_));
+        return true;
+      }
+      if (lbno) {
+        ASSIGN_OR_RETURN(const uint8_t* l, ReadNode(lbno, level));
+        if (Header(l).nrecs + xn <= cap) {
+          RETURN_IF_ERROR(MergeChildren(pbno, level + 1, i));
+          p->ent[d] = {lbno, 0};
+          p->ent[d - 1].idx = int32_t(i - 1);
+          shrank = true;
+          continue;
+        }
+      }
+      if (rbno) {
+        ASSIGN_OR_RETURN(const uint8_t* r, ReadNode(rbno, level));
+        if (xn + Header(r).nrecs <= cap) {
+          RETURN_IF_ERROR(MergeChildren(pbno, level + 1, i + 1));
+          shrank = true;
+          continue;
+        }
+      }
+      return shrank;
+    }
+  }
+
   Status Delete(const uint64_t* key) {
     RETURN_IF_ERROR(CheckWritable());
     if (root_->levels == 0 && root_->block == 0)
       return Errno(ENOENT, std::string(shape_.name) + " btree: no such key");
     Path p;
-    RETURN_IF_ERROR(Descend(key, &p));
-    uint16_t nrecs[kMaxDepth];
-    for (uint32_t d = 0; d < p.depth; d++) {
-      ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(p.ent[d].bno, LevelAt(p, d)));
-      nrecs[d] = Header(node).nrecs;
-      if (d + 1 == p.depth) {
-        uint32_t idx = uint32_t(p.ent[d].idx);
-        if (idx >= nrecs[d] || CompareAt(Item(node, shape_.rec_size, idx), key) != 0)
-          return Errno(ENOENT, std::string(shape_.name) + " btree: no such key");
+    RETURN_IF_ERROR(Descend(key, &p));  // reads (and checks) every node of the path
+    const uint32_t leafd = p.depth - 1;
+    {
+      ASSIGN_OR_RETURN(const uint8_t* leaf, Leaf(p));
+      uint32_t idx = uint32_t(p.ent[leafd].idx);
+      if (idx >= Header(leaf).nrecs || CompareAt(Item(leaf, shape_.rec_size, idx), key) != 0)
+        return Errno(ENOENT, std::string(shape_.name) + " btree: no such key");
+    }
+    RETURN_IF_ERROR(RemoveItem(p.ent[leafd].bno, 0, uint32_t(p.ent[leafd].idx)));
+    // Merge from the leaf up for as long as parents lose entries.
+    int d = int(leafd);
+    for (; d > 0; d--) {
+      ASSIGN_OR_RETURN(bool shrank, MergeAround(&p, uint32_t(d)));
+      if (!shrank) break;
+    }
+    if (d == 0) {
+      ASSIGN_OR_RETURN(uint32_t n, HeldCount(root_->block));
+      if (n == 0) {  // the last record is gone
+        uint64_t old = root_->block;
+        SetRoot(0, 0);
+        return alloc_->FreeNode(*tx_, old, shape_, owner_);
       }
     }
-    // Nodes left empty by the removal are freed bottom-up; the first node
-    // that keeps an item loses the record (leaf) or the freed child's entry.
-    int d = int(p.depth) - 1;
-    while (d >= 0 && nrecs[d] == 1) {
-      RETURN_IF_ERROR(alloc_->FreeNode(*tx_, p.ent[d].bno, shape_, owner_));
-      d--;
-    }
-    if (d < 0) {
-      SetRoot(0, 0);
-      return Status::Ok();
-    }
-    uint32_t stride = Stride(LevelAt(p, uint32_t(d)));
-    ASSIGN_OR_RETURN(uint8_t * node, WriteNode(p.ent[d].bno));
-    uint32_t n = Header(node).nrecs, idx = uint32_t(p.ent[d].idx);
-    uint8_t* at = Item(node, stride, idx);
-    std::memmove(at, at + stride, size_t(n - idx - 1) * stride);
-    std::memset(Item(node, stride, n - 1), 0, stride);
-    Header(node).nrecs = uint16_t(n - 1);
     // Collapse interior roots with a single child.
     while (root_->levels > 1) {
       ASSIGN_OR_RETURN(const uint8_t* root, ReadNode(root_->block, root_->levels - 1));

@@ -10,11 +10,27 @@
 // every key in child i is below key i+1. Lookups descend to the child with the
 // largest key <= the search key (child 0 when none is).
 //
-// Changes: insert splits full nodes (a full root grows the tree by a level);
-// delete removes the record, frees a node that becomes empty (removing its
-// entry from the parent) and collapses a root with a single child. Nodes are
-// not merged otherwise: depth stays O(log of the largest size the tree
-// reached), which keeps every operation O(log n).
+// Changes: insert splits full nodes (a full root grows the tree by a level).
+// Delete removes the record, then merges: while the node that lost an item
+// and an adjacent sibling under the same parent fit in one node (nrecs_a +
+// nrecs_b <= capacity), all items move into the left one, the right one is
+// freed and its entry leaves the parent (the left one's key stays a lower
+// bound). The merged node is checked again against its new neighbours, and a
+// parent that lost entries is treated the same way, up to the root. Merging
+// two interior nodes makes the left one's last child and the right one's
+// first child siblings: they are merged too when they fit, and so on down
+// that seam. An empty node with no sibling is freed; a root left with a
+// single child is collapsed, an empty root leaves the tree empty. Deletes
+// never allocate.
+// A delete thus re-checks every sibling pair it touches: a pair that would
+// fit in one node survives only where an insert's split left it (a half next
+// to a small sibling) and no delete has touched either node since. The node
+// count follows the record count down (a tree grown from at most one leaf's
+// worth of records and deleted back to them is a single leaf again, which
+// tests/btree_test.cc checks over many workloads) and depth stays
+// O(log n). A delete dirties the path plus, per level where merging happens,
+// the left node of each merge; an error midway (a node that fails to read)
+// leaves the transaction to be aborted, as for any failed change.
 //
 // All block access goes through a Transaction (journal/); node blocks come
 // from and return to a NodeAllocator (the filesystem's free list), which never
