@@ -10,7 +10,8 @@
 // wrote; a failed fallocate may keep zeroed blocks it allocated, nothing else).
 //
 // Environment: UDAX_DIFF_SEED (default: random, printed), UDAX_DIFF_STEPS,
-// UDAX_DIFF_DEV_MB (device size, default 32).
+// UDAX_DIFF_DEV_MB (device size, default 32), UDAX_DIFF_LOG (operations shown
+// on failure, default 60).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
@@ -64,7 +65,10 @@ class Differ {
     std::ostringstream os;
     os << ops_ok_ << " checks ok, " << ops_err_ << " expected errors, " << enospc_ << " ENOSPC, " << remounts_
        << " remounts, " << crashes_ << " crashes, " << full_compares_ << " full compares; largest directory "
-       << max_dir_ << " entries, most fragmented file " << max_runs_ << " extents";
+       << max_dir_ << " entries, most fragmented file " << max_runs_ << " extents; " << clones_ << " clones ("
+       << clone_blocks_ << " blocks), " << dedupes_ << " dedupes (" << dedupe_blocks_ << " blocks), " << ebade_
+       << " EBADE, " << e2big_ << " E2BIG, most blocks shared at once " << max_shared_
+       << ", largest statfs churn of a clone " << max_clone_churn_ << " blocks";
     return os.str();
   }
 
@@ -117,6 +121,7 @@ class Differ {
   std::string OpReadDir();
   std::string OpStat();
   std::string OpReadlink();
+  std::string OpRemap(bool dedupe);
   std::string Remount(bool crash);
 
   // ---- checks ----
@@ -127,11 +132,15 @@ class Differ {
   // Allocated blocks (Fiemap, st_blocks) and bytes of an open file vs the model.
   std::string CompareFile(File& f, const ModelNode& n, const std::string& what);
   std::string FullCompare();
+  // Blocks the model says are shared (one share group) map to one device
+  // block; blocks of different groups / private blocks to different ones.
+  std::string CheckSharing();
   std::string ResyncAllocation(Handle& h);  // after ENOSPC
   void LearnInos();
   void Log(std::string s) {
     recent_.push_back(std::to_string(step_) + ": " + std::move(s));
-    if (recent_.size() > 60) recent_.pop_front();
+    static const uint64_t keep = EnvU64("UDAX_DIFF_LOG", 60);
+    if (recent_.size() > keep) recent_.pop_front();
   }
 
  public:
@@ -153,6 +162,8 @@ class Differ {
   uint64_t step_ = 0;
   uint64_t max_dir_ = 0, max_runs_ = 0;
   uint64_t ops_ok_ = 0, ops_err_ = 0, enospc_ = 0, remounts_ = 0, crashes_ = 0, full_compares_ = 0;
+  uint64_t clones_ = 0, clone_blocks_ = 0, dedupes_ = 0, dedupe_blocks_ = 0, ebade_ = 0, e2big_ = 0;
+  uint64_t max_shared_ = 0, max_clone_churn_ = 0;
 };
 
 std::string Differ::RandName() {
@@ -414,6 +425,8 @@ std::string Differ::FullCompare() {
   }
   auto sf = fs_->GetStatFs();
   if (!sf) return "statfs: " + sf.error().ToString();
+  std::string sh = CheckSharing();
+  if (!sh.empty()) return sh;
   if (sf->used_inodes != model_.nodes().size())
     return "statfs: " + std::to_string(sf->used_inodes) + " inodes in use, the model has " +
            std::to_string(model_.nodes().size()) + " (leak or lost inode)";
@@ -523,7 +536,16 @@ std::string Differ::OpPwrite(bool positional) {
     auto rr = h.R().Pread(got.data(), got.size(), off > 4096 ? off - 4096 : 0);
     if (!rr) return "pread after write: " + rr.error().ToString();
     got.resize(*rr);
-    if (got != want) return "read-back after write differs (" + std::to_string(got.size()) + " vs " + std::to_string(want.size()) + " bytes)";
+    if (got != want) {
+      size_t i = 0;
+      while (i < got.size() && i < want.size() && got[i] == want[i]) i++;
+      std::ostringstream os;
+      os << "read-back after write differs (" << got.size() << " vs " << want.size() << " bytes); first at offset "
+         << (off > 4096 ? off - 4096 : 0) + i;
+      if (i < got.size() && i < want.size())
+        os << ": got 0x" << std::hex << (got[i] & 0xff) << ", want 0x" << (want[i] & 0xff);
+      return os.str();
+    }
   }
   return CheckHandle(h, false);
 }
@@ -746,6 +768,180 @@ std::string Differ::OpReadlink() {
   return *got == want ? "" : "readlink " + p + ": '" + *got + "', want '" + want + "'";
 }
 
+// Clone (FICLONERANGE, len 0 = to the source's EOF) or dedupe
+// (FIDEDUPERANGE) between two open files (often the same one, or two handles
+// on it). Offsets are mostly block-aligned ranges inside the files, with
+// misaligned, overlapping, past-EOF and EFBIG cases; a dedupe is often
+// prepared by writing the source's bytes over the destination range first
+// (sometimes with one byte changed: EBADE). The model copies the bytes; the
+// sharing itself is checked by CheckSharing (same device blocks) and here by
+// statfs: a remap allocates no data blocks, only B+tree nodes.
+std::string Differ::OpRemap(bool dedupe) {
+  if (handles_.empty()) return OpOpen();
+  Handle& d = *handles_[R(handles_.size())];
+  Handle& s = P(0.25) ? d : *handles_[R(handles_.size())];
+  bool use_reader = s.reader.is_open() && P(0.5);
+  File& sf = use_reader ? s.reader : s.file;
+  int sflags = use_reader ? O_RDONLY : s.flags;
+  uint64_t ssize = model_.Get(s.id)->size, dsize = model_.Get(d.id)->size;
+  auto aligned = [&](uint64_t max) { return R(max / kModelBlock + 1) * kModelBlock; };
+  auto round_up = [](uint64_t v) { return (v + kModelBlock - 1) / kModelBlock * kModelBlock; };
+  uint64_t r = R(100);
+  uint64_t src_off = r < 80 ? aligned(ssize) : r < 90 ? R(ssize + 1) : round_up(ssize) + R(3) * kModelBlock;
+  uint64_t left = ssize > src_off ? ssize - src_off : 0;
+  r = R(100);
+  uint64_t len = r < 20   ? 0
+                 : r < 45 ? left
+                 : r < 80 ? aligned(left)
+                 : r < 90 ? 1 + R(64 << 10)
+                          : aligned(256 << 10);
+  r = R(100);
+  uint64_t dst_off = r < 35   ? aligned(dsize)
+                     : r < 55 ? round_up(dsize)
+                     : r < 65 ? src_off
+                     : r < 80 ? aligned(dsize + (1 << 20))
+                     : r < 88 ? R(dsize + 1)
+                     : r < 95 ? R(1ULL << 40) / kModelBlock * kModelBlock
+                              : kModelMaxFileSize - R(4) * kModelBlock;
+  // A dedupe worth doing: the destination range gets the source's bytes first.
+  if (dedupe && P(0.6) && model_.Get(s.id)->type == S_IFREG && model_.Get(d.id)->type == S_IFREG &&
+      (d.flags & O_ACCMODE) != O_RDONLY && !(d.flags & O_APPEND) && src_off < ssize &&
+      dst_off < (64 << 20)) {
+    std::string bytes;
+    model_.Read(s.id, src_off, std::min<uint64_t>(len ? len : left, 1 << 20), &bytes);
+    if (!bytes.empty() && P(0.15)) bytes[R(bytes.size())] ^= 0x5a;
+    Log("  copy for dedupe: pwrite " + d.path + " [" + std::to_string(dst_off) + ", +" +
+        std::to_string(bytes.size()) + ")");
+    auto w = d.file.Pwrite(bytes.data(), bytes.size(), dst_off);
+    if (!w && w.error().err() == ENOSPC) {
+      enospc_++;
+      std::string e = ResyncAllocation(d);
+      return e.empty() ? CheckHandle(d, true) : e;
+    }
+    if (!w) return "pwrite (copy for dedupe): " + w.error().ToString();
+    model_.Write(d.id, dst_off, bytes.data(), *w);
+    if (*w < bytes.size()) {
+      enospc_++;
+      return ResyncAllocation(d);
+    }
+  }
+  std::string what = std::string(dedupe ? "dedupe " : "clone ") + s.path + (use_reader ? " (reader)" : "") +
+                     " [" + std::to_string(src_off) + ", +" + std::to_string(len) + ") -> " + d.path + " @" +
+                     std::to_string(dst_off);
+  Log(what);
+  int we = model_.RemapTypes(s.id, d.id);
+  if (!we && (sflags & O_ACCMODE) == O_WRONLY) we = EBADF;
+  if (!we && ((d.flags & O_ACCMODE) == O_RDONLY || (d.flags & O_APPEND))) we = EBADF;
+  uint64_t want_done = 0;
+  if (!we) we = model_.Remap(s.id, d.id, src_off, len, dst_off, dedupe, false, &want_done);
+  auto before = fs_->GetStatFs();
+  if (!before) return "statfs: " + before.error().ToString();
+  int ge = 0;
+  uint64_t got_done = 0;
+  if (dedupe) {
+    auto res = d.file.DedupeRange(sf, src_off, len, dst_off);
+    if (res) got_done = *res; else ge = res.error().err();
+  } else {
+    ge = d.file.CloneRange(sf, src_off, len, dst_off).err();
+  }
+  if ((ge == E2BIG || ge == ENOSPC) && we == 0) {
+    // One transaction: nothing changed.
+    (ge == E2BIG ? e2big_ : enospc_)++;
+    ops_err_++;
+    Log(std::string("  ") + ErrnoName(ge));
+    std::string e = CheckHandle(d, true);
+    return e.empty() ? CheckHandle(s, false) : e;
+  }
+  if (we == EBADE && ge == EBADE) ebade_++;
+  std::string e = CheckErr(what, ge, we);
+  if (!e.empty() || we) return e;
+  if (dedupe && got_done != want_done)
+    return what + ": deduplicated " + std::to_string(got_done) + " bytes, want " + std::to_string(want_done);
+  model_.Remap(s.id, d.id, src_off, len, dst_off, dedupe, true, &want_done);
+  (dedupe ? dedupes_ : clones_)++;
+  (dedupe ? dedupe_blocks_ : clone_blocks_) += (want_done + kModelBlock - 1) / kModelBlock;
+  auto after = fs_->GetStatFs();
+  if (!after) return "statfs: " + after.error().ToString();
+  if (after->free_blocks < before->free_blocks) {
+    uint64_t churn = before->free_blocks - after->free_blocks;
+    max_clone_churn_ = std::max(max_clone_churn_, churn);
+    if (churn > 64)
+      return what + ": " + std::to_string(churn) + " blocks were allocated (B+tree nodes only expected)";
+  }
+  e = CheckHandle(d, model_.Get(d.id)->size < (8 << 20));
+  if (e.empty()) e = CheckHandle(s, false);
+  if (e.empty()) e = CheckSharing();
+  return e;
+}
+
+std::string Differ::CheckSharing() {
+  // Every regular file the model has: reachable ones by path, the others
+  // (unlinked, still open) through a handle.
+  std::map<uint64_t, std::pair<std::string, std::vector<FileExtent>>> files;
+  for (auto& h : handles_) {
+    const ModelNode* n = model_.Get(h->id);
+    if (!n || n->type != S_IFREG || files.count(h->id)) continue;
+    auto ex = h->R().Fiemap();
+    if (!ex) return "fiemap " + h->path + ": " + ex.error().ToString();
+    files[h->id] = {"<" + h->path + ">", std::move(*ex)};
+  }
+  for (const auto& [id, path] : model_.PathsById()) {
+    const ModelNode* n = model_.Get(id);
+    if (n->type != S_IFREG || files.count(id) || n->blocks.empty()) continue;
+    auto f = fs_->Open(path, O_RDONLY | O_NOFOLLOW);
+    if (!f) return "open " + path + ": " + f.error().ToString();
+    auto ex = f->Fiemap();
+    if (!ex) return "fiemap " + path + ": " + ex.error().ToString();
+    files[id] = {path, std::move(*ex)};
+  }
+  constexpr uint64_t kPrivate = UINT64_MAX;
+  struct Owner {
+    uint64_t id, blk, group;
+    bool flagged;
+  };
+  std::map<uint64_t, std::vector<Owner>> by_dev;
+  std::map<uint64_t, std::pair<uint64_t, Owner>> group_dev;  // group -> device block, first owner
+  auto where = [&](const Owner& o) {
+    return files.at(o.id).first + " block " + std::to_string(o.blk) +
+           (o.group == kPrivate ? " (private)" : " (share group " + std::to_string(o.group) + ")");
+  };
+  for (const auto& [id, fe] : files) {
+    const ModelNode* n = model_.Get(id);
+    for (const FileExtent& x : fe.second) {
+      for (uint64_t i = 0; i < x.length / kModelBlock; i++) {
+        uint64_t b = x.file_offset / kModelBlock + i, dev = x.device_offset / kModelBlock + i;
+        if (!n->blocks.count(b)) continue;  // CompareFile reports it
+        auto sh = n->share.find(b);
+        uint64_t g = sh == n->share.end() ? kPrivate : sh->second;
+        if (g == kShareUnknown) continue;
+        Owner o{id, b, g, (x.flags & kExtentShared) != 0};
+        if (g != kPrivate) {
+          auto [it, fresh] = group_dev.emplace(g, std::make_pair(dev, o));
+          if (!fresh && it->second.first != dev)
+            return "sharing: " + where(o) + " is at device block " + std::to_string(dev) + ", but " +
+                   where(it->second.second) + " of the same share group is at " +
+                   std::to_string(it->second.first) + " (clone did not share, or an unneeded copy)";
+        }
+        by_dev[dev].push_back(o);
+      }
+    }
+  }
+  uint64_t shared = 0;
+  for (const auto& [dev, owners] : by_dev) {
+    if (owners.size() < 2) continue;
+    shared++;
+    for (const Owner& o : owners) {
+      if (o.group == kPrivate || o.group != owners[0].group)
+        return "sharing: device block " + std::to_string(dev) + " is mapped by " + where(owners[0]) + " and by " +
+               where(o) + ", which the model says do not share (missed copy-on-write?)";
+      if (!o.flagged) return "fiemap: " + where(o) + " at shared device block " + std::to_string(dev) +
+                             " lacks the shared flag";
+    }
+  }
+  max_shared_ = std::max(max_shared_, shared);
+  return "";
+}
+
 std::string Differ::Remount(bool crash) {
   Log(crash ? "CRASH" : "remount");
   if (crash) {
@@ -799,6 +995,7 @@ std::string Differ::MakeRoom() {
 
 std::string Differ::Step() {
   if (R(100) < 3) return MakeRoom();
+  if (R(100) < 5) return OpRemap(P(0.35));
   uint64_t r = R(1000);
   if (r < 100) return OpOpen();
   if (r < 160) return OpClose();

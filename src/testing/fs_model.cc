@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <sstream>
 
@@ -338,14 +339,27 @@ int FsModel::ReadDir(const std::string& path, std::map<std::string, uint64_t>* o
   return 0;
 }
 
-void FsModel::ZeroRange(ModelNode& n, uint64_t a, uint64_t b) {
+void FsModel::ZeroRange(ModelNode& n, uint64_t a, uint64_t b, bool lazy) {
   if (a >= b) return;
   for (auto it = n.blocks.lower_bound(a / kModelBlock); it != n.blocks.end(); ++it) {
     uint64_t bs = it->first * kModelBlock;
     if (bs >= b) break;
     uint64_t lo = std::max(a, bs), hi = std::min(b, bs + kModelBlock);
     std::memset(it->second.data() + (lo - bs), 0, hi - lo);
+    auto sh = n.share.find(it->first);
+    if (sh != n.share.end()) {
+      if (lazy)
+        sh->second = kShareUnknown;
+      else
+        n.share.erase(sh);
+    }
   }
+}
+
+void FsModel::Extending(ModelNode& n, uint64_t new_size) {
+  if (new_size <= n.size || n.size % kModelBlock == 0) return;
+  auto sh = n.share.find(n.size / kModelBlock);
+  if (sh != n.share.end()) sh->second = kShareUnknown;
 }
 
 int FsModel::Truncate(uint64_t id, uint64_t len) {
@@ -355,8 +369,10 @@ int FsModel::Truncate(uint64_t id, uint64_t len) {
   if (len > kModelMaxFileSize) return EFBIG;
   // udax frees every whole block past the new EOF, growing or not (blocks
   // preallocated past EOF with FALLOC_FL_KEEP_SIZE do not survive a truncate).
+  Extending(n, len);
   n.blocks.erase(n.blocks.lower_bound(RoundUpBlk(len)), n.blocks.end());
-  if (len < n.size) ZeroRange(n, len, RoundUpBlk(len) * kModelBlock);
+  n.share.erase(n.share.lower_bound(RoundUpBlk(len)), n.share.end());
+  if (len < n.size) ZeroRange(n, len, RoundUpBlk(len) * kModelBlock, true);
   n.size = len;
   return 0;
 }
@@ -371,6 +387,7 @@ int FsModel::CheckWrite(uint64_t id, uint64_t off, uint64_t len) const {
 void FsModel::Write(uint64_t id, uint64_t off, const void* data, size_t len) {
   ModelNode& n = nodes_.at(id);
   const auto* src = static_cast<const uint8_t*>(data);
+  Extending(n, off + len);
   size_t done = 0;
   while (done < len) {
     uint64_t pos = off + done;
@@ -378,6 +395,7 @@ void FsModel::Write(uint64_t id, uint64_t off, const void* data, size_t len) {
     size_t k = std::min<size_t>(len - done, kModelBlock - in);
     std::string& b = n.blocks[blk];
     if (b.empty()) b.assign(kModelBlock, '\0');
+    n.share.erase(blk);
     std::memcpy(b.data() + in, src + done, k);
     done += k;
   }
@@ -416,14 +434,19 @@ int FsModel::Fallocate(uint64_t id, int mode, uint64_t off, uint64_t len, bool a
   if (punch) {
     ZeroRange(n, off, end);
     uint64_t first_full = RoundUpBlk(off), end_full = end / kModelBlock;
-    if (first_full < end_full)
+    if (first_full < end_full) {
       n.blocks.erase(n.blocks.lower_bound(first_full), n.blocks.lower_bound(end_full));
+      n.share.erase(n.share.lower_bound(first_full), n.share.lower_bound(end_full));
+    }
     return 0;
   }
   if (zero) ZeroRange(n, off, end);
   for (uint64_t b = off / kModelBlock; b < RoundUpBlk(end); b++)
     if (!n.blocks.count(b)) n.blocks[b].assign(kModelBlock, '\0');
-  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > n.size) n.size = end;
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > n.size) {
+    Extending(n, end);
+    n.size = end;
+  }
   return 0;
 }
 
@@ -431,6 +454,88 @@ void FsModel::AddZeroBlocks(uint64_t id, const std::set<uint64_t>& blocks) {
   ModelNode& n = nodes_.at(id);
   for (uint64_t b : blocks)
     if (!n.blocks.count(b)) n.blocks[b].assign(kModelBlock, '\0');
+}
+
+int FsModel::RemapTypes(uint64_t src, uint64_t dst) const {
+  const ModelNode& s = nodes_.at(src);
+  const ModelNode& d = nodes_.at(dst);
+  if (s.type == S_IFDIR || d.type == S_IFDIR) return EISDIR;
+  if (s.type != S_IFREG || d.type != S_IFREG) return EINVAL;
+  return 0;
+}
+
+// The rules of udax's CheckRemap (fs/reflink.cc), which are Linux's
+// generic_remap_file_range_prep / generic_remap_checks.
+int FsModel::Remap(uint64_t src_id, uint64_t dst_id, uint64_t src_off, uint64_t len,
+                   uint64_t dst_off, bool dedupe, bool apply, uint64_t* done) {
+  *done = 0;
+  int e = RemapTypes(src_id, dst_id);
+  if (e) return e;
+  ModelNode& s = nodes_.at(src_id);
+  ModelNode& d = nodes_.at(dst_id);
+  if (src_off > s.size) return EINVAL;
+  if (len == 0) len = s.size - src_off;
+  if (dedupe) {
+    if (dst_off > d.size) return EINVAL;
+    len = std::min<uint64_t>({len, s.size - src_off, d.size - dst_off});
+  }
+  if (src_off + len > s.size || src_off + len < src_off) return EINVAL;
+  if (dst_off > kModelMaxFileSize || len > kModelMaxFileSize - dst_off) return EFBIG;
+  if (src_off % kModelBlock || dst_off % kModelBlock) return EINVAL;
+  if (len % kModelBlock) {
+    if (src_off + len != s.size) return EINVAL;
+    if (dst_off + len < d.size) return EINVAL;
+  }
+  uint64_t n = RoundUpBlk(len);
+  if (src_id == dst_id) {
+    uint64_t a = src_off, b = dst_off, nb = n * kModelBlock;
+    if (a < b + nb && b < a + nb) return EINVAL;
+  }
+  if (len == 0) return 0;
+  if (dedupe) {
+    // Block by block where either side is allocated (holes read as zero;
+    // past both ranges' ends every byte is zero in the model).
+    static const std::string kZero(kModelBlock, '\0');
+    uint64_t sb = src_off / kModelBlock, db = dst_off / kModelBlock;
+    std::set<uint64_t> rel;
+    for (auto it = s.blocks.lower_bound(sb); it != s.blocks.end() && it->first < sb + n; ++it)
+      rel.insert(it->first - sb);
+    for (auto it = d.blocks.lower_bound(db); it != d.blocks.end() && it->first < db + n; ++it)
+      rel.insert(it->first - db);
+    for (uint64_t i : rel) {
+      auto a = s.blocks.find(sb + i), b = d.blocks.find(db + i);
+      const std::string& x = a == s.blocks.end() ? kZero : a->second;
+      const std::string& y = b == d.blocks.end() ? kZero : b->second;
+      if (x != y) return EBADE;
+    }
+  }
+  *done = len;
+  if (!apply) return 0;
+  uint64_t sb = src_off / kModelBlock, db = dst_off / kModelBlock;
+  // The source's blocks and their share groups (a private block starts a group).
+  std::vector<std::pair<uint64_t, std::string>> copy;
+  std::vector<uint64_t> groups;
+  for (auto it = s.blocks.lower_bound(sb); it != s.blocks.end() && it->first < sb + n; ++it) {
+    auto sh = s.share.find(it->first);
+    uint64_t g;
+    if (sh == s.share.end()) {
+      g = next_share_++;
+      s.share[it->first] = g;
+    } else {
+      g = sh->second;
+    }
+    copy.emplace_back(it->first - sb + db, it->second);
+    groups.push_back(g);
+  }
+  if (!dedupe) Extending(d, dst_off + len);
+  d.blocks.erase(d.blocks.lower_bound(db), d.blocks.lower_bound(db + n));
+  d.share.erase(d.share.lower_bound(db), d.share.lower_bound(db + n));
+  for (size_t i = 0; i < copy.size(); i++) {
+    d.blocks[copy[i].first] = std::move(copy[i].second);
+    d.share[copy[i].first] = groups[i];
+  }
+  if (!dedupe) d.size = std::max(d.size, dst_off + len);
+  return 0;
 }
 
 void FsModel::Close(uint64_t id) {

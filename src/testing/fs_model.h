@@ -11,6 +11,15 @@
 // content; bytes past EOF are kept zero (udax zeroes them before any size
 // extension can expose them).
 //
+// Reflink (clone/dedupe) copies the source's blocks into the destination (the
+// model is plain per-file bytes: sharing is invisible to reads), and records
+// which blocks must share one device block: `share` maps a file block to a
+// share group. Blocks of one group must map to one device block and blocks of
+// different groups (or private blocks) to different ones; any change of a
+// block's content makes it private (copy-on-write). kShareUnknown marks a
+// block whose sharing the model does not decide (the partial last block after
+// a shrinking truncate: udax may zero its tail in place or lazily).
+//
 // Not modelled: timestamps, uid/gid, space accounting (ENOSPC is decided by
 // the filesystem; the tests resynchronise after it).
 #pragma once
@@ -27,6 +36,7 @@ namespace udax::testing {
 
 inline constexpr uint64_t kModelBlock = 4096;
 inline constexpr uint64_t kModelMaxFileSize = 1ULL << 46;
+inline constexpr uint64_t kShareUnknown = 0;
 
 struct ModelNode {
   uint64_t id = 0;
@@ -35,6 +45,7 @@ struct ModelNode {
   uint32_t nlink = 0;
   uint64_t size = 0;                        // files and symlinks
   std::map<uint64_t, std::string> blocks;   // files: allocated blocks (kModelBlock bytes each)
+  std::map<uint64_t, uint64_t> share;       // files: block -> share group (absent: private)
   std::string target;                       // symlinks
   std::map<std::string, uint64_t> entries;  // directories
   uint64_t parent = 0;                      // directories
@@ -94,6 +105,15 @@ class FsModel {
   void AddZeroBlocks(uint64_t id, const std::set<uint64_t>& blocks);
   // Zeroes [a, b) of the allocated blocks of file `id` (holes stay holes).
   void ZeroData(uint64_t id, uint64_t a, uint64_t b) { ZeroRange(nodes_.at(id), a, b); }
+  // Reflink (FICLONERANGE / FIDEDUPERANGE) of src [src_off, +len) into dst at
+  // dst_off. RemapTypes: the file-type checks that come before the handles'
+  // access checks (EISDIR, EINVAL). Remap: the range checks (EINVAL, EFBIG;
+  // dedupe: EBADE when the bytes differ), then, when `apply`, the effect;
+  // *done = the bytes remapped (len 0 = to the source's EOF; dedupe clamps
+  // to both EOFs).
+  int RemapTypes(uint64_t src, uint64_t dst) const;
+  int Remap(uint64_t src, uint64_t dst, uint64_t src_off, uint64_t len, uint64_t dst_off,
+            bool dedupe, bool apply, uint64_t* done);
   void Close(uint64_t id);
   // Unmount/crash: every open file is gone; unlinked ones are freed.
   void DropOpenFiles();
@@ -119,11 +139,17 @@ class FsModel {
   uint64_t NewNode(uint32_t type, uint32_t perm);
   void DropLink(uint64_t id);
   void MaybeFree(uint64_t id);
-  void ZeroRange(ModelNode& n, uint64_t a, uint64_t b);  // mapped blocks only
+  // Zeroes [a, b) of the mapped blocks; they become private (or
+  // kShareUnknown when `lazy`).
+  void ZeroRange(ModelNode& n, uint64_t a, uint64_t b, bool lazy = false);
+  // The size grows past an unaligned EOF: whether udax copies the shared
+  // last block to zero its tail is its choice (kShareUnknown).
+  void Extending(ModelNode& n, uint64_t new_size);
   void SnapshotDir(uint64_t dir, const std::string& path, bool with_data, TreeSnap* out) const;
 
   std::map<uint64_t, ModelNode> nodes_;
   uint64_t next_id_ = 2;
+  uint64_t next_share_ = 1;
   mutable bool paths_valid_ = false;
   mutable std::map<uint64_t, std::string> paths_;
   mutable std::vector<std::string> dir_paths_;
