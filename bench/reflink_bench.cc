@@ -102,11 +102,23 @@ class UdaxDevice {
   // Blocks on the node free list (committed state): the most new B+tree nodes
   // one transaction can take.
   uint32_t FreeListCount() {
-    const uint8_t* p = impl()->device()->BlockPtr(media::kRootBlockNo, kBlockSize);
-    return p ? reinterpret_cast<const media::RootBlock*>(p)->freelist_count : 0;
+    const media::RootBlock* r = Root();
+    return r ? r->freelist_count : 0;
+  }
+  // Free blocks plus free-list blocks (committed state). Across a
+  // transaction that allocates no data, the drop is the B+tree nodes it
+  // took, net of the nodes it freed.
+  uint64_t FreeAndFreeList() {
+    const media::RootBlock* r = Root();
+    return r ? r->free_blocks + r->freelist_count : 0;
   }
 
  private:
+  const media::RootBlock* Root() {
+    const uint8_t* p = impl()->device()->BlockPtr(media::kRootBlockNo, kBlockSize);
+    return reinterpret_cast<const media::RootBlock*>(p);
+  }
+
   std::string path_;
   bool made_ = false;
   std::unique_ptr<Filesystem> fs_;
@@ -310,7 +322,9 @@ class CloneBench {
 
   // Clones [0, len) of the source (len 0: File::Clone) into a new file; only
   // the call is timed. The clone is then unlinked (untimed).
-  Result<double> UdaxCloneMs(uint64_t len, uint32_t* log_blocks) {
+  // *log_blocks: the size of the clone's transaction; *nodes: B+tree nodes
+  // it took (net).
+  Result<double> UdaxCloneMs(uint64_t len, uint32_t* log_blocks, int64_t* nodes = nullptr) {
     Filesystem* fs = dev_.fs();
     const std::string path = "/clone";
     Status st;
@@ -318,6 +332,7 @@ class CloneBench {
     {
       ASSIGN_OR_RETURN(File dst, fs->Open(path, O_CREAT | O_RDWR | O_TRUNC, 0644));
       const uint64_t commits0 = dev_.impl()->journal()->commits();
+      const uint64_t free0 = dev_.FreeAndFreeList();
       const Clock::time_point t0 = Clock::now();
       st = len == 0 ? dst.Clone(src_) : dst.CloneRange(src_, 0, len, 0);
       ms = Ms(t0, Clock::now());
@@ -325,6 +340,7 @@ class CloneBench {
         st = Errno(EPROTO, "the clone took " + std::to_string(dev_.impl()->journal()->commits() - commits0) +
                                " commits, not one");
       if (st.ok() && log_blocks) *log_blocks = dev_.LastCommitBlocks();
+      if (st.ok() && nodes) *nodes = static_cast<int64_t>(free0) - static_cast<int64_t>(dev_.FreeAndFreeList());
       RETURN_IF_ERROR(dst.Close());
     }
     RETURN_IF_ERROR(fs->Unlink(path));
@@ -333,19 +349,22 @@ class CloneBench {
   }
 
   // The whole clone failed: find the largest prefix of the source (in pieces,
-  // i.e. extents) that clones, and how many log blocks that transaction
-  // takes; time that prefix on both sides.
+  // i.e. extents) that clones, the size of that transaction in log blocks and
+  // in new B+tree nodes, and time a prefix that fits on both sides.
   Status FindLargestClone(std::string* diag) {
     uint64_t lo = 0, hi = kPieces;  // lo clones, hi does not
     uint32_t lo_blocks = 0, lo_free = 0, hi_free = dev_.FreeListCount();
+    int64_t lo_nodes = 0;
     std::string hi_error;
     while (hi - lo > 1) {
       uint64_t mid = lo + (hi - lo) / 2;
       uint32_t free_list = dev_.FreeListCount(), blocks = 0;
-      Result<double> ms = UdaxCloneMs(PrefixBytes(mid), &blocks);
+      int64_t nodes = 0;
+      Result<double> ms = UdaxCloneMs(PrefixBytes(mid), &blocks, &nodes);
       if (ms.has_value()) {
         lo = mid;
         lo_blocks = blocks;
+        lo_nodes = nodes;
         lo_free = free_list;
       } else {
         if (ms.error().err() == EINTR) return ms.error();
@@ -356,32 +375,41 @@ class CloneBench {
       if (Interrupted()) return Errno(EINTR, "interrupted");
     }
     const uint32_t max_blocks = dev_.impl()->journal()->max_blocks_per_txn();
-    *diag += Fmt("reflink: the largest prefix that clones is %llu extents: one transaction of %u log blocks "
-                 "(of at most %u; %.4f blocks per extent -> ~%.0f for all %llu), free list %u blocks at its "
-                 "start; %llu extents fail (free list %u)%s%s\n",
-                 static_cast<unsigned long long>(lo), lo_blocks, max_blocks,
-                 lo ? double(lo_blocks) / double(lo) : 0.0,
-                 lo ? double(lo_blocks) / double(lo) * double(kPieces) : 0.0,
-                 static_cast<unsigned long long>(kPieces), lo_free, static_cast<unsigned long long>(hi), hi_free,
-                 hi_error.empty() ? "" : ": ", hi_error.c_str());
-    if (lo == 0) return Status::Ok();
-    // Time that prefix on both sides (best of the clone rounds).
-    double u = 0, x = 0;
-    int u_fail = 0;
-    for (int r = 0; r < plan_.clone_rounds; r++) {
-      Result<double> ms = UdaxCloneMs(PrefixBytes(lo), nullptr);
-      if (ms.has_value()) {
-        if (u == 0 || *ms < u) u = *ms;
-      } else {
-        u_fail++;
+    const double per_blocks = lo ? double(lo_blocks) / double(lo) : 0, per_nodes = lo ? double(lo_nodes) / double(lo) : 0;
+    *diag += Fmt("reflink: the largest prefix that clones: %llu extents, one transaction of %u log blocks "
+                 "(at most %u) taking %lld new B+tree nodes (net) from a free list of %u; %llu extents fail "
+                 "(free list %u)%s%s\n",
+                 static_cast<unsigned long long>(lo), lo_blocks, max_blocks, static_cast<long long>(lo_nodes),
+                 lo_free, static_cast<unsigned long long>(hi), hi_free, hi_error.empty() ? "" : ": ",
+                 hi_error.c_str());
+    *diag += Fmt("reflink: per extent %.4f log blocks and %.4f nodes: all %llu extents need ~%.0f log blocks "
+                 "(fits %u) and ~%.0f nodes (the free list holds %u-%u at a transaction's start)\n",
+                 per_blocks, per_nodes, static_cast<unsigned long long>(kPieces), per_blocks * double(kPieces),
+                 max_blocks, per_nodes * double(kPieces), Allocator::kFreeListLow, Allocator::kFreeListHigh);
+    // Time a prefix that fits whatever the free list holds (its low mark),
+    // on both sides; halve it while udax refuses.
+    uint64_t k = lo_nodes > 0 ? std::min<uint64_t>(lo, uint64_t(double(Allocator::kFreeListLow) * 0.9 / per_nodes)) : lo;
+    for (; k > 0; k /= 2) {
+      double u = 0, x = 0;
+      int u_fail = 0;
+      for (int r = 0; r < plan_.clone_rounds; r++) {
+        Result<double> ms = UdaxCloneMs(PrefixBytes(k), nullptr);
+        if (ms.has_value()) {
+          if (u == 0 || *ms < u) u = *ms;
+        } else {
+          u_fail++;
+        }
+        ASSIGN_OR_RETURN(double xm, xfs_side_.CloneMs(PrefixBytes(k), nullptr, nullptr));
+        if (x == 0 || xm < x) x = xm;
       }
-      ASSIGN_OR_RETURN(double xm, xfs_side_.CloneMs(PrefixBytes(lo), nullptr, nullptr));
-      if (x == 0 || xm < x) x = xm;
+      if (u == 0) continue;
+      *diag += Fmt("reflink: a prefix of %llu extents (%llu MiB): udax CloneRange %.3f ms (%.2f us per extent), "
+                   "xfs-loop FICLONERANGE %.3f ms (%.2f us per extent): ratio %.2fx%s\n",
+                   static_cast<unsigned long long>(k), static_cast<unsigned long long>(PrefixBytes(k) >> 20), u,
+                   u * 1e3 / double(k), x, x * 1e3 / double(k), x / u,
+                   u_fail ? Fmt(" (%d udax attempts failed)", u_fail).c_str() : "");
+      break;
     }
-    *diag += Fmt("reflink: that prefix (%llu MiB): udax CloneRange %.3f ms, xfs-loop FICLONERANGE %.3f ms "
-                 "(ratio %.2fx)%s\n",
-                 static_cast<unsigned long long>(PrefixBytes(lo) >> 20), u, x, u > 0 ? x / u : 0.0,
-                 u_fail ? Fmt("; %d udax attempts at this size failed", u_fail).c_str() : "");
     return Status::Ok();
   }
 
