@@ -49,6 +49,26 @@ std::unique_ptr<Target> MakeKernelTarget(std::string parent_dir, std::string nam
 // (the caller then skips XFS) and undoes whatever it had done.
 std::unique_ptr<Target> MakeXfsLoopTarget();                      // kernel_baseline.cc
 
+// XFS (mkfs.xfs -m reflink=1) on a loop device over a sparse image in
+// /dev/shm, mounted on a new directory under /tmp (kernel_baseline.cc). Needs
+// root and xfsprogs; Setup fails with a Status otherwise. Teardown (also run
+// by the destructor, and after a failed Setup) undoes exactly what was done:
+// umount, losetup -d, remove the image and the mount point.
+class XfsLoop {
+ public:
+  XfsLoop() = default;
+  XfsLoop(const XfsLoop&) = delete;
+  XfsLoop& operator=(const XfsLoop&) = delete;
+  ~XfsLoop() { Teardown(); }
+  Status Setup(uint64_t image_bytes, const std::string& tag);
+  void Teardown();
+  const std::string& mount_point() const { return mnt_; }
+
+ private:
+  std::string image_, loop_, mnt_;
+  bool mounted_ = false;
+};
+
 // Extra facts a target reports about its last measurements (udax: fences).
 std::string UdaxFenceReport(Target* udax);                       // fs_bench.cc
 
@@ -79,6 +99,37 @@ struct DaxResult {
 // Sets up (a 2 GiB udax device and raw /dev/shm files), runs the rounds and
 // tears down; facts about the layout are appended to *diag.
 Result<std::vector<DaxResult>> RunDaxBench(const DaxPlan& plan, std::string* diag);
+
+// ---- reflink, copy-on-write faults, rmap (reflink_bench.cc) ----
+//   reflink_1g_10k_extents  ms  File::Clone of a 1 GiB file of ~10k extents vs
+//                               ioctl(FICLONE) on XFS (xfs-loop)
+//   cow_fault_4k            us  first store into a shared block through a mapping
+//                               vs a store into a hole (hole-fault)
+//   rmap_lookup             us  FsImpl::QueryRmap(random block, 1) with ~1M extents
+//                               in the filesystem vs the goal constant (goal-10us)
+struct ReflinkPlan {
+  int clone_rounds = 0;        // FICLONE / Clone per side, best counts
+  uint64_t cow_stores = 0;     // stores (64 KiB apart) per cow / hole cycle
+  int cow_rounds = 0;          // cycles per side, best cycle counts
+  uint64_t rmap_extents = 0;   // 1-block extents made for rmap_lookup
+  uint64_t rmap_files = 0;     // ... spread over this many files
+  uint64_t rmap_queries = 0;   // random blocks per rmap measurement
+  int rmap_rounds = 0;
+  bool diag = false;           // human mode: extra facts for stderr
+};
+ReflinkPlan MakeReflinkPlan(bool quick);
+
+struct ReflinkResult {
+  std::string name, unit;
+  double udax = 0, baseline = 0;  // best round of each side
+  std::string baseline_name;
+  double goal = 0;                // minimum ratio
+  std::string error;              // non-empty: the udax side failed (no udax number)
+};
+// Runs the three rows (each on its own devices, set up and torn down in
+// turn); a row whose baseline cannot run (XFS: not root, no xfsprogs) is left
+// out with a note in *diag. Facts about layouts and distributions go to *diag.
+Result<std::vector<ReflinkResult>> RunReflinkBench(const ReflinkPlan& plan, std::string* diag);
 
 // True once SIGINT/SIGTERM arrived during `udax bench` (bench_main.cc): the
 // loops stop with EINTR so that everything is torn down on the way out.

@@ -3,7 +3,8 @@
 // unlinkat relative to a directory fd) in a fresh directory of a kernel
 // filesystem — tmpfs (/dev/shm), or XFS on a loop device that this file sets
 // up (sparse image, mkfs.xfs -m reflink=1, losetup, mount) and always tears
-// down again (umount, losetup -d, remove image and mount point).
+// down again (umount, losetup -d, remove image and mount point); the XFS
+// part (XfsLoop) also serves the reflink rows (reflink_bench.cc).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -144,64 +145,74 @@ class KernelTarget : public Target {
   alignas(64) uint8_t buf_[kIoSize];
 };
 
-// XFS on a loop device over a sparse image in /dev/shm (RAM, like the udax
-// device): each step is recorded so Teardown undoes exactly what was done.
+// XFS on a loop device: the XfsLoop (below) plus the three loops in a
+// directory of it.
 class XfsLoopTarget : public Target {
  public:
   ~XfsLoopTarget() override { Teardown(); }
   std::string name() const override { return "xfs-loop"; }
 
   Status Setup() override {
-    if (geteuid() != 0) return Errno(EPERM, "needs root (losetup, mount)");
-    image_ = "/dev/shm/udax-bench-xfs-" + std::to_string(getpid()) + ".img";
-    int fd = open(image_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      Status st = SysErr("create " + image_);
-      image_.clear();
-      return st;
-    }
-    int rc = ftruncate(fd, static_cast<off_t>(kXfsImageSize));
-    close(fd);
-    if (rc != 0) return SysErr("size " + image_);
-    std::string out;
-    RETURN_IF_ERROR(RunCommand({"mkfs.xfs", "-f", "-q", "-m", "reflink=1", image_}, &out));
-    RETURN_IF_ERROR(RunCommand({"losetup", "-f", "--show", image_}, &out));
-    size_t at = out.rfind("/dev/");
-    if (at == std::string::npos) return Errno(EIO, "losetup printed no device: " + out);
-    loop_ = out.substr(at, out.find_first_of(" \n", at) - at);
-    std::string tmpl = "/tmp/udax-bench-xfs-XXXXXX";
-    if (!mkdtemp(tmpl.data())) return SysErr("mkdtemp");
-    mnt_ = tmpl;
-    RETURN_IF_ERROR(RunCommand({"mount", "-t", "xfs", loop_, mnt_}, &out));
-    mounted_ = true;
-    inner_ = std::make_unique<KernelTarget>(mnt_, name());
+    RETURN_IF_ERROR(loop_.Setup(kXfsImageSize, "fs"));
+    inner_ = std::make_unique<KernelTarget>(loop_.mount_point(), name());
     return inner_->Setup();
   }
 
   Result<double> Measure(Op op, const Workload& w) override { return inner_->Measure(op, w); }
 
   void Teardown() override {
-    std::string out;
     inner_.reset();
-    if (mounted_ && !RunCommand({"umount", mnt_}, &out).ok())
-      std::fprintf(stderr, "udax bench: cannot umount %s: %s\n", mnt_.c_str(), out.c_str());
-    mounted_ = false;
-    if (!mnt_.empty()) rmdir(mnt_.c_str());
-    mnt_.clear();
-    if (!loop_.empty() && !RunCommand({"losetup", "-d", loop_}, &out).ok())
-      std::fprintf(stderr, "udax bench: cannot detach %s: %s\n", loop_.c_str(), out.c_str());
-    loop_.clear();
-    if (!image_.empty()) unlink(image_.c_str());
-    image_.clear();
+    loop_.Teardown();
   }
 
  private:
-  std::string image_, loop_, mnt_;
-  bool mounted_ = false;
+  XfsLoop loop_;
   std::unique_ptr<KernelTarget> inner_;
 };
 
 }  // namespace
+
+// A sparse image in /dev/shm (RAM, like the udax device): each step is
+// recorded so Teardown undoes exactly what was done.
+Status XfsLoop::Setup(uint64_t image_bytes, const std::string& tag) {
+  if (geteuid() != 0) return Errno(EPERM, "needs root (losetup, mount)");
+  image_ = "/dev/shm/udax-bench-xfs-" + tag + "-" + std::to_string(getpid()) + ".img";
+  int fd = open(image_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    Status st = SysErr("create " + image_);
+    image_.clear();
+    return st;
+  }
+  int rc = ftruncate(fd, static_cast<off_t>(image_bytes));
+  close(fd);
+  if (rc != 0) return SysErr("size " + image_);
+  std::string out;
+  RETURN_IF_ERROR(RunCommand({"mkfs.xfs", "-f", "-q", "-m", "reflink=1", image_}, &out));
+  RETURN_IF_ERROR(RunCommand({"losetup", "-f", "--show", image_}, &out));
+  size_t at = out.rfind("/dev/");
+  if (at == std::string::npos) return Errno(EIO, "losetup printed no device: " + out);
+  loop_ = out.substr(at, out.find_first_of(" \n", at) - at);
+  std::string tmpl = "/tmp/udax-bench-xfs-XXXXXX";
+  if (!mkdtemp(tmpl.data())) return SysErr("mkdtemp");
+  mnt_ = tmpl;
+  RETURN_IF_ERROR(RunCommand({"mount", "-t", "xfs", loop_, mnt_}, &out));
+  mounted_ = true;
+  return Status::Ok();
+}
+
+void XfsLoop::Teardown() {
+  std::string out;
+  if (mounted_ && !RunCommand({"umount", mnt_}, &out).ok())
+    std::fprintf(stderr, "udax bench: cannot umount %s: %s\n", mnt_.c_str(), out.c_str());
+  mounted_ = false;
+  if (!mnt_.empty()) rmdir(mnt_.c_str());
+  mnt_.clear();
+  if (!loop_.empty() && !RunCommand({"losetup", "-d", loop_}, &out).ok())
+    std::fprintf(stderr, "udax bench: cannot detach %s: %s\n", loop_.c_str(), out.c_str());
+  loop_.clear();
+  if (!image_.empty()) unlink(image_.c_str());
+  image_.clear();
+}
 
 std::unique_ptr<Target> MakeKernelTarget(std::string dir, std::string name) {
   return std::make_unique<KernelTarget>(std::move(dir), std::move(name));
