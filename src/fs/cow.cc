@@ -11,6 +11,8 @@
 #include "fs/fs_impl.h"
 #include "fs/refcount.h"
 
+#include <vector>
+
 namespace udax {
 
 
@@ -54,6 +56,28 @@ Result<size_t> FsImpl::WriteMapped(FsTxn& t, media::InodeRec& rec, const ExtentL
   RETURN_IF_ERROR(dev_->CopyIn(dev_b * kBlockSize + in_blk, src, n, false));
   t.data_pending = true;
   return n;
+}
+
+Status FsImpl::ZeroMapped(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b) {
+  while (a < b) {
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t.tx, rec, a / kBlockSize));
+    if (!e.mapped) {
+      if (e.hole_end == UINT64_MAX) return Status::Ok();
+      a = std::max(a, e.hole_end * kBlockSize);
+      continue;
+    }
+    if ((rec.flags & media::kInodeFlagReflinked) && alloc_.freed_in_txn()) {
+      // A copy below may allocate; no data after a free in one transaction.
+      RETURN_IF_ERROR(WriteInode(t, rec));
+      RETURN_IF_ERROR(RollIfNeeded(t, SIZE_MAX));
+    }
+    // WriteMapped copies shared blocks first, then writes (zeroes) in place.
+    static const std::vector<uint8_t> zeroes(64 * 1024, 0);
+    uint64_t want = std::min<uint64_t>(b - a, zeroes.size());
+    ASSIGN_OR_RETURN(size_t n, WriteMapped(t, rec, e, zeroes.data(), want, a));
+    a += n;
+  }
+  return Status::Ok();
 }
 
 }  // namespace udax

@@ -123,14 +123,8 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
   if (append) off = rec.size;
   if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
   // Zero stale bytes past the old EOF in its block before extending over them.
-  if (off > rec.size && rec.size % kBlockSize) {
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, rec.size / kBlockSize));
-    if (e.mapped) {
-      uint64_t dev_off = e.ext.start_block * kBlockSize + (rec.size - e.ext.file_block * kBlockSize);
-      RETURN_IF_ERROR(dev_->Fill(dev_off, 0, RoundUp(rec.size) - rec.size, false));
-      t->data_pending = true;
-    }
-  }
+  if (off > rec.size && rec.size % kBlockSize)
+    RETURN_IF_ERROR(ZeroMapped(*t, rec, rec.size, RoundUp(rec.size)));
   size_t done = 0;
   Status err;
   while (done < len) {
@@ -212,14 +206,8 @@ Status FsImpl::Truncate(Inode* ip, uint64_t len) {
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(rec.mode)) return Errno(EINVAL, "not a regular file");
   if (len > kMaxFileSize) return Errno(EFBIG, "file too large");
-  if (len > rec.size && rec.size % kBlockSize) {
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, rec.size / kBlockSize));
-    if (e.mapped) {
-      uint64_t dev_off = e.ext.start_block * kBlockSize + (rec.size - e.ext.file_block * kBlockSize);
-      RETURN_IF_ERROR(dev_->Fill(dev_off, 0, RoundUp(rec.size) - rec.size, false));
-      t->data_pending = true;
-    }
-  }
+  if (len > rec.size && rec.size % kBlockSize)
+    RETURN_IF_ERROR(ZeroMapped(*t, rec, rec.size, RoundUp(rec.size)));
   SetSize(this, rec, len);
   rec.mtime = rec.ctime = Now();
   RETURN_IF_ERROR(WriteInode(*t, rec));
@@ -265,22 +253,8 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(rec.mode)) return Errno(ENODEV, "not a regular file");
   uint64_t end = off + len;
-  // Zeroes [a, b) of already-mapped blocks in place.
-  auto zero_mapped = [&](uint64_t a, uint64_t b) -> Status {
-    while (a < b) {
-      ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, a / kBlockSize));
-      if (!e.mapped) {
-        if (e.hole_end == UINT64_MAX) return Status::Ok();
-        a = std::max(a, e.hole_end * kBlockSize);
-        continue;
-      }
-      uint64_t ext_end = std::min(b, (e.ext.file_block + e.ext.length) * kBlockSize);
-      RETURN_IF_ERROR(dev_->Fill(e.ext.start_block * kBlockSize + (a - e.ext.file_block * kBlockSize), 0, ext_end - a, false));
-      t->data_pending = true;
-      a = ext_end;
-    }
-    return Status::Ok();
-  };
+  // Zeroes [a, b) of already-mapped blocks in place (shared ones copied first).
+  auto zero_mapped = [&](uint64_t a, uint64_t b) { return ZeroMapped(*t, rec, a, b); };
   if (punch) {
     uint64_t first_full = RoundUp(off) / kBlockSize, end_full = end / kBlockSize;
     RETURN_IF_ERROR(zero_mapped(off, std::min(end, RoundUp(off))));

@@ -129,6 +129,9 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // returns the bytes written (up to the end of a shared/unshared run).
   Result<size_t> WriteMapped(FsTxn& t, media::InodeRec& rec, const struct ExtentLookup& e,
                              const uint8_t* src, size_t len, uint64_t pos);
+  // Zeroes file bytes [a, b) of mapped blocks in place (holes stay holes),
+  // copying shared blocks first. May roll the transaction.
+  Status ZeroMapped(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b);
   // FICLONERANGE: dst[dst_off, +len) becomes a reflink of src[src_off, +len).
   Status CloneRange(Inode* dst, Inode* src, uint64_t src_off, uint64_t len, uint64_t dst_off);
   // FIDEDUPERANGE: shares the ranges when their bytes are equal.
@@ -221,7 +224,8 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Status CheckWritable() const;
   void ReleaseDevice();
   Result<std::string> ReadSymlink(Transaction& tx, const media::InodeRec& rec);
-  Status WriteSymlinkTarget(FsTxn& t, media::InodeRec& rec, const std::string& target);
+  Status WriteSymlinkTarget(FsTxn& t, media::InodeRec& rec, const std::string& target,
+                            const BlockExtent& block);
 
   std::unique_ptr<PmemDevice> dev_;
   std::unique_ptr<Journal> journal_;

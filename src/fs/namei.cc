@@ -141,26 +141,18 @@ Result<std::string> FsImpl::ReadSymlink(Transaction& tx, const InodeRec& rec) {
   return out;
 }
 
-Status FsImpl::WriteSymlinkTarget(FsTxn& t, InodeRec& rec, const std::string& target) {
+// A target longer than the inline area lives in one data block (targets are
+// shorter than kMaxPathLen = one block). The block is allocated and filled
+// before anything else in the transaction can free a block (see Allocator).
+Status FsImpl::WriteSymlinkTarget(FsTxn& t, InodeRec& rec, const std::string& target,
+                                  const BlockExtent& block) {
   rec.size = target.size();
   if (target.size() <= media::kInodeInlineMax) {
     rec.inline_len = static_cast<uint16_t>(target.size());
     std::memcpy(rec.inline_data, target.data(), target.size());
     return Status::Ok();
   }
-  uint64_t blocks = (target.size() + media::kBlockSize - 1) / media::kBlockSize;
-  uint64_t fblk = 0;
-  while (fblk < blocks) {
-    ASSIGN_OR_RETURN(BlockExtent e, alloc_.AllocData(t, blocks - fblk, 0));
-    RETURN_IF_ERROR(dev_->Fill(e.start * media::kBlockSize, 0, e.length * media::kBlockSize, false));
-    uint64_t from = fblk * media::kBlockSize;
-    uint64_t n = std::min<uint64_t>(target.size() - from, e.length * media::kBlockSize);
-    RETURN_IF_ERROR(dev_->CopyIn(e.start * media::kBlockSize, target.data() + from, n, false));
-    t.data_pending = true;
-    RETURN_IF_ERROR(MapExtent(this, t, rec, fblk, e.start, e.length));
-    fblk += e.length;
-  }
-  return Status::Ok();
+  return MapExtent(this, t, rec, 0, block.start, 1);
 }
 
 Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
@@ -312,8 +304,16 @@ Status FsImpl::Symlink(const std::string& target, const std::string& path) {
   DirHit hit;
   ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
   if (found) return Errno(EEXIST, "file exists");
+  static_assert(kMaxPathLen <= media::kBlockSize, "a symlink target fits one block");
+  BlockExtent block;
+  if (target.size() > media::kInodeInlineMax) {
+    ASSIGN_OR_RETURN(block, alloc_.AllocData(*t, 1, 0));
+    RETURN_IF_ERROR(dev_->Fill(block.start * media::kBlockSize, 0, media::kBlockSize, false));
+    RETURN_IF_ERROR(dev_->CopyIn(block.start * media::kBlockSize, target.data(), target.size(), false));
+    t->data_pending = true;
+  }
   ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFLNK | 0777, pn.parent.ino));
-  RETURN_IF_ERROR(WriteSymlinkTarget(*t, rec, target));
+  RETURN_IF_ERROR(WriteSymlinkTarget(*t, rec, target, block));
   RETURN_IF_ERROR(WriteInode(*t, rec));
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
   RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, rec.ino, S_IFLNK));

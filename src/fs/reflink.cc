@@ -80,6 +80,9 @@ static Status ShareBlocks(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, ui
   }
   for (const auto& e : exts) {
     if (t.tx.room() < kMinRoom) return TooLarge();
+    // Between extents no B+tree operation is in progress: top the node free
+    // list up, so a large clone is bounded by the log, not by the list.
+    RETURN_IF_ERROR(fs->allocator()->FixFreeList(t));
     RETURN_IF_ERROR(MapExtent(fs, t, dst, db + (e.file_block - sb), e.start_block, e.length));
     std::vector<BlockExtent> none;
     RETURN_IF_ERROR(RefcountAdjust(fs->allocator(), t.tx, e.start_block, e.length, +1, &none));
@@ -99,6 +102,7 @@ static Status Remap(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, uint64_t
   bool done = false;
   while (!done) {
     if (t.tx.room() < kMinRoom) return TooLarge();
+    RETURN_IF_ERROR(fs->allocator()->FixFreeList(t));
     RETURN_IF_ERROR(UnmapRange(fs, t, dst, db, db + n, 8, &done));
   }
   RETURN_IF_ERROR(ShareBlocks(fs, t, src, dst, sb, n, db));
@@ -118,14 +122,8 @@ Status FsImpl::CloneRange(Inode* dip, Inode* sip, uint64_t src_off, uint64_t len
   InodeRec& d = same ? src : dst;
   // Stale bytes past the destination's EOF in its block must read as zero
   // once the file grows over them.
-  if (dst_off > d.size && d.size % kBlockSize) {
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, d, d.size / kBlockSize));
-    if (e.mapped && !(d.flags & media::kInodeFlagReflinked)) {
-      uint64_t dev_off = e.ext.start_block * kBlockSize + (d.size - e.ext.file_block * kBlockSize);
-      RETURN_IF_ERROR(dev_->Fill(dev_off, 0, kBlockSize - d.size % kBlockSize, false));
-      t->data_pending = true;
-    }
-  }
+  if (dst_off > d.size && d.size % kBlockSize)
+    RETURN_IF_ERROR(ZeroMapped(*t, d, d.size, (d.size / kBlockSize + 1) * kBlockSize));
   RETURN_IF_ERROR(Remap(this, *t, src, d, src_off, len, dst_off));
   uint64_t new_size = std::max<uint64_t>(d.size, dst_off + len);
   SizeChanged(d.ino, d.size, new_size);
