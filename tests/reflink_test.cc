@@ -318,7 +318,9 @@ TEST_F(ReflinkTest, CowIsCrashSafeAtEveryFence) {
         bool new_ok = std::equal(b.begin() + blk * 4096, b.begin() + (blk + 1) * 4096, want.begin() + blk * 4096);
         ASSERT_TRUE(old_ok || new_ok) << "fence " << k << ": block " << blk << " torn";
       }
-      if (k == fences) ASSERT_EQ(b, want);
+      if (k == fences) {
+        ASSERT_EQ(b, want);
+      }
       ASSERT_OK(cfs->Unmount());
     }
     ASSIGN_OR_FAIL(auto rep, Fsck(img.path()));
