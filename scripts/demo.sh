@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
 scripts/build.sh build
 UDAX=build/udax
-if $UDAX demo --help >/dev/null 2>&1; then exec $UDAX demo "$@"; fi
 img=${UDAX_DEMO_IMAGE:-/dev/shm/udax-demo.img}
 trap 'rm -f "$img" /tmp/udax-demo-host.txt' EXIT
 echo "== mkfs: a 256 MiB emulated pmem device in $img"
