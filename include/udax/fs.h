@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "udax/mapping.h"
@@ -174,6 +175,26 @@ class Filesystem {
   Result<std::vector<DirEntry>> ReadDir(const std::string& path);
   Result<StatFs> GetStatFs();
   Status Sync();
+
+  // ---- device removal and memory failure (docs/failure.md) ----
+  // Removes the device under the mounted filesystem, in order: new
+  // operations, mappings and faults fail (ENODEV) at once; operations in
+  // flight finish (bounded wait); the filesystem shuts down and revokes every
+  // mapping (on_invalidate: reason Removed); then the device memory is taken
+  // away. Every later operation fails with ENODEV "filesystem shut down:
+  // device removed"; Unmount() then succeeds. The image keeps every committed
+  // change: mount it again to re-attach. ENODEV when already removed or not
+  // mounted; EDEADLK from inside a udax operation or callback.
+  Status RemoveDevice();
+  // Emulates a memory failure of device bytes [device_offset, +len) (4 KiB
+  // aligned, inside the device; EINVAL otherwise). File data: every owner's
+  // mappings of the range are revoked (reason MemoryFailure), read() there
+  // gives EIO, an overwrite of whole blocks or a punch gives the file fresh
+  // blocks. Free blocks are retired. Metadata: the filesystem shuts down
+  // (EIO). Failed blocks are listed persistently and never allocated again.
+  Status InjectPoison(uint64_t device_offset, uint64_t len);
+  // The persistent bad-block list, in bytes (device offset, length).
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> BadBlocks();
 
   FsImpl* impl() { return impl_.get(); }
 

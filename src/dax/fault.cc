@@ -129,6 +129,7 @@ Status Guarded(const std::function<void()>& fn) {
     case ENODEV: return Errno(ENODEV, "mapping revoked: device removed (SIGBUS)");
     case ESHUTDOWN: return Errno(ESHUTDOWN, "filesystem shut down (SIGBUS)");
     case EFAULT: return Errno(EFAULT, "access beyond end of file (SIGBUS)");
+    case EIO: return Errno(EIO, "memory failure: the page is poisoned (SIGBUS)");
     default: return Errno(frame.err ? frame.err : EIO, "bad access to a udax mapping (SIGBUS)");
   }
 }

@@ -48,6 +48,15 @@ Result<std::unique_ptr<MappingImpl>> MappingImpl::Create(std::shared_ptr<FsImpl>
 MappingImpl::~MappingImpl() { Unmap().IgnoreError(); }
 
 Status MappingImpl::HandleFault(uint8_t* addr, bool write) {
+  // The fault holds a device reference while it maps (removal waits for it);
+  // once removal began it fails at once. A fault nested in a udax operation
+  // (copying a user buffer) is covered by that operation's reference.
+  DeviceRef ref;
+  if (tls_meta_lock_depth == 0) {
+    auto r = fs_->Enter();
+    if (!r.has_value()) return r.error();
+    ref = std::move(*r);
+  }
   uint64_t page_va = reinterpret_cast<uintptr_t>(addr) & ~(kPage - 1);
   uint64_t off = file_off_ + (page_va - reinterpret_cast<uintptr_t>(base_));
   PmemDevice* dev = fs_->device();
@@ -91,8 +100,8 @@ Status MappingImpl::Persist(const void* p, size_t len) const {
   auto* b = static_cast<const uint8_t*>(p);
   if (b < base_ || len > size_ || b + len > base_ + size_) return Errno(EINVAL, "range outside the mapping");
   if (len == 0) return Status::Ok();
+  ASSIGN_OR_RETURN(DeviceRef ref, fs_->Enter());  // the memory stays while it is flushed
   PmemDevice* dev = fs_->device();
-  if (!dev) return Errno(ESHUTDOWN, "filesystem is not mounted");
   if (dev->observed()) {
     // Crash tests: report the flush in device terms so the recorder sees it.
     uint64_t off = file_off_ + static_cast<uint64_t>(b - base_);
@@ -134,6 +143,7 @@ Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
   if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
   if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
     return Errno(EACCES, "file not open for writing");
+  ASSIGN_OR_RETURN(DeviceRef ref, fs_->Enter());  // a removal waits, or this fails (ENODEV)
   std::shared_ptr<Inode> ip = fs_->GrabInode(inode_.get());
   if (!ip) return Errno(EBADF, "file is not open");
   auto m = MappingImpl::Create(fs_, ip, offset, length, prot);

@@ -9,8 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace udax {
 namespace {
@@ -23,7 +26,28 @@ Status Pmem2Error(const char* what) {
 // persist (not an msync). libpmem2 reads this once per mapping.
 void ForceCacheLineGranularity() { setenv("PMEM2_FORCE_GRANULARITY", "CACHE_LINE", 0); }
 
+thread_local int tls_refs = 0;  // references held by this thread
+
+// Every open device, for routing a memory-failure address (not async-signal
+// code: the routing thread reads it).
+std::mutex g_devices_mu;
+std::vector<PmemDevice*>& Devices() {
+  static std::vector<PmemDevice*> devices;
+  return devices;
+}
+
+constexpr uint64_t kPage = 4096;
+
 }  // namespace
+
+DeviceRef::DeviceRef(PmemDevice* dev) : dev_(dev) { tls_refs++; }
+
+void PmemDevice::PutRef() {
+  tls_refs--;
+  refs_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+int PmemDevice::thread_refs() { return tls_refs; }
 
 DeviceRef& DeviceRef::operator=(DeviceRef&& o) noexcept {
   if (this != &o) {
@@ -84,11 +108,18 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
   dev->drain_ = pmem2_get_drain_fn(dev->map_);
   dev->memcpy_ = pmem2_get_memcpy_fn(dev->map_);
   dev->memset_ = pmem2_get_memset_fn(dev->map_);
+  std::lock_guard<std::mutex> g(g_devices_mu);
+  Devices().push_back(dev.get());
   return dev;
 }
 
 PmemDevice::~PmemDevice() {
-  if (map_) pmem2_map_delete(&map_);
+  {
+    std::lock_guard<std::mutex> g(g_devices_mu);
+    auto& d = Devices();
+    d.erase(std::remove(d.begin(), d.end(), this), d.end());
+  }
+  if (map_) pmem2_map_delete(&map_);  // also unmaps a PROT_NONE placeholder
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -97,6 +128,9 @@ Result<std::span<uint8_t>> PmemDevice::Range(uint64_t off, uint64_t len) {
     return Errno(EFAULT, "device range [" + std::to_string(off) + ", +" + std::to_string(len) +
                              ") is outside the device");
   if (state() == DeviceState::kDead) return Errno(ENODEV, "device removed");
+  if (any_poison_.load(std::memory_order_acquire) && IsPoisoned(off, len))
+    return Errno(EIO, "memory failure: device range [" + std::to_string(off) + ", +" + std::to_string(len) +
+                          ") is poisoned");
   return std::span<uint8_t>(base_ + off, len);
 }
 
@@ -148,6 +182,8 @@ Status PmemDevice::MapFixed(void* addr, uint64_t off, uint64_t len, bool writabl
   if (!Contains(off, len) || off % page || len % page || reinterpret_cast<uintptr_t>(addr) % page)
     return Errno(EINVAL, "device mapping out of range or unaligned");
   if (state() != DeviceState::kLive) return Errno(ENODEV, "device " + path_ + " is being removed");
+  if (any_poison_.load(std::memory_order_acquire) && IsPoisoned(off, len))
+    return Errno(EIO, "memory failure: refusing to map a poisoned device range");
   ScopedTsanIgnore remap;  // see util/tsan.h
   void* p = ::mmap(addr, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, fd_,
                    static_cast<off_t>(off));
@@ -168,6 +204,100 @@ Result<DeviceRef> PmemDevice::TryRef() {
 void PmemDevice::Kill() {
   DeviceState expected = DeviceState::kLive;
   state_.compare_exchange_strong(expected, DeviceState::kDying, std::memory_order_acq_rel);
+}
+
+Status PmemDevice::DrainRefs(uint64_t timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (int spins = 0; refs_.load(std::memory_order_acquire) > 0; spins++) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return Errno(ETIMEDOUT, "device " + path_ + " removal: " +
+                                  std::to_string(refs_.load()) + " operation(s) still in progress after " +
+                                  std::to_string(timeout_ms) + " ms; the device stays dying, call Remove() again");
+    if (spins < 64) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  return Status::Ok();
+}
+
+void PmemDevice::TakeMemoryAway() {
+  // The pages go (the kernel drops them from this process); the address
+  // range stays reserved PROT_NONE so that a stale pointer faults instead of
+  // landing in whatever the next mmap puts there.
+  ScopedTsanIgnore remap;
+  mmap(base_, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  state_.store(DeviceState::kDead, std::memory_order_release);
+  if (fd_ >= 0) ::close(fd_);  // drops the exclusive lock: the image can be re-attached
+  fd_ = -1;
+}
+
+Status PmemDevice::Remove(uint64_t drain_timeout_ms) {
+  if (tls_refs > 0)
+    return Errno(EDEADLK, "device " + path_ + " removal requested from inside a udax operation");
+  std::lock_guard<std::mutex> g(remove_mu_);
+  if (state() == DeviceState::kDead) return Errno(ENODEV, "device " + path_ + " is already removed");
+  Kill();                                        // 1. no new references, mappings, faults
+  RETURN_IF_ERROR(DrainRefs(drain_timeout_ms));  // 2. in-flight operations finish
+  DeviceHolder* holder;                          // 3. the holder shuts down, revokes mappings
+  {
+    std::lock_guard<std::mutex> hg(holder_mu_);
+    holder = holder_;
+  }
+  if (holder) holder->NotifyFailure(0, size_, FailureFlags::kPreRemove);
+  TakeMemoryAway();                              // 4. only then: the memory goes
+  return Status::Ok();
+}
+
+Status PmemDevice::InjectPoison(uint64_t off, uint64_t len) {
+  if (len == 0 || off % kPage || len % kPage)
+    return Errno(EINVAL, "poison range [" + std::to_string(off) + ", +" + std::to_string(len) +
+                             ") must be page-aligned (4096) and non-empty");
+  if (!Contains(off, len))
+    return Errno(EINVAL, "poison range [" + std::to_string(off) + ", +" + std::to_string(len) +
+                             ") is past the end of the device (" + std::to_string(size_) + " bytes)");
+  ASSIGN_OR_RETURN(DeviceRef ref, TryRef());
+  MarkPoisoned(off, len);
+  // The reference is held while the holder handles it: a removal waits.
+  DeviceHolder* holder;
+  {
+    std::lock_guard<std::mutex> hg(holder_mu_);
+    holder = holder_;
+  }
+  if (holder) holder->NotifyFailure(off, len, FailureFlags::kMemoryFailure);
+  return Status::Ok();
+}
+
+void PmemDevice::MarkPoisoned(uint64_t off, uint64_t len) {
+  off = off / kPage * kPage;
+  len = (len + kPage - 1) / kPage * kPage;
+  if (!Contains(off, len)) return;
+  std::lock_guard<std::mutex> g(poison_mu_);
+  poisoned_.emplace_back(off, len);
+  ScopedTsanIgnore remap;
+  mprotect(base_ + off, len, PROT_NONE);  // the memory is gone for everyone
+  any_poison_.store(true, std::memory_order_release);
+}
+
+bool PmemDevice::IsPoisoned(uint64_t off, uint64_t len) const {
+  std::lock_guard<std::mutex> g(poison_mu_);
+  for (auto [o, l] : poisoned_)
+    if (off < o + l && o < off + len) return true;
+  return false;
+}
+
+PmemDevice* PmemDevice::FindByAddress(const void* addr, uint64_t* off) {
+  auto a = reinterpret_cast<uintptr_t>(addr);
+  std::lock_guard<std::mutex> g(g_devices_mu);
+  for (PmemDevice* d : Devices()) {
+    auto b = reinterpret_cast<uintptr_t>(d->base_);
+    if (a >= b && a < b + d->size_) {
+      *off = a - b;
+      return d;
+    }
+  }
+  return nullptr;
 }
 
 Status PmemDevice::SetHolder(DeviceHolder* holder) {

@@ -5,13 +5,19 @@
 // memfd, or a devdax character device, all through libpmem2), persistence
 // (flush / drain / non-temporal copies), bounds-checked access, the exclusive
 // lock (flock) that keeps a second process away, the lifecycle
-// Live -> Dying -> Dead with cheap references, and the single holder that is
-// told about failures.
+// Live -> Dying -> Dead with cheap references, the single holder that is
+// told about failures, removal (Remove) and emulated memory failure
+// (InjectPoison). See docs/failure.md.
 //
 // Invariants:
 //  * every access is bounds-checked: callers name (offset, length) and get a
 //    span only when it lies inside the device;
 //  * after Kill() no new reference can be taken (ENODEV);
+//  * Remove() tells the holder only after every reference was dropped, and
+//    takes the memory away only after the holder returned: a stale access
+//    then faults (the range is PROT_NONE), it never reads old bytes;
+//  * poisoned pages are PROT_NONE in the device's own mapping, so code that
+//    reads a poisoned block without asking crashes in tests.
 //  * a PersistObserver, when installed, sees every flush and every drain in
 //    program order (the crash-recording test device uses it).
 // Thread safety: all methods may be called concurrently; data races on device
@@ -24,6 +30,8 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "udax/status.h"
 
@@ -61,7 +69,7 @@ class PmemDevice;
 class DeviceRef {
  public:
   DeviceRef() = default;
-  explicit DeviceRef(PmemDevice* dev) : dev_(dev) {}
+  explicit DeviceRef(PmemDevice* dev);
   DeviceRef(DeviceRef&& o) noexcept : dev_(o.dev_) { o.dev_ = nullptr; }
   DeviceRef& operator=(DeviceRef&& o) noexcept;
   DeviceRef(const DeviceRef&) = delete;
@@ -132,6 +140,31 @@ class PmemDevice {
   Result<DeviceRef> TryRef();
   // Live -> Dying: new references fail from this instant.
   void Kill();
+  // Removal (unbind), in the seed's order: Kill; wait until every reference
+  // is dropped (at most `drain_timeout`; ETIMEDOUT leaves the device Dying and
+  // a later Remove() resumes); holder->NotifyFailure(0, size, kPreRemove);
+  // then the memory is taken away (PROT_NONE) and the file closed (the image
+  // stays intact and can be opened again). ENODEV when already removed,
+  // EDEADLK when the calling thread holds a reference itself.
+  Status Remove(uint64_t drain_timeout_ms = kDrainTimeoutMs);
+  static constexpr uint64_t kDrainTimeoutMs = 10'000;
+  // References held by the calling thread (an operation in progress).
+  static int thread_refs();
+
+  // Memory failure (emulated): [off, off+len) — page-aligned, inside the
+  // device — becomes poisoned: its pages are taken away (PROT_NONE) in the
+  // device's own mapping, then the holder is told (kMemoryFailure). EINVAL for
+  // a bad range, ENODEV after removal.
+  Status InjectPoison(uint64_t off, uint64_t len);
+  // A real memory failure at device offset `off` (a SIGBUS with
+  // BUS_MCEERR_*): recorded and routed like InjectPoison.
+  Status ReportPoison(uint64_t off, uint64_t len) { return InjectPoison(off, len); }
+  bool IsPoisoned(uint64_t off, uint64_t len) const;
+  // Marks a range poisoned without telling the holder (the holder's own
+  // persistent bad-block list, applied at mount).
+  void MarkPoisoned(uint64_t off, uint64_t len);
+  // The device whose own mapping contains `addr`, if any (memory-failure routing).
+  static PmemDevice* FindByAddress(const void* addr, uint64_t* off);
 
   // Holder.
   Status SetHolder(DeviceHolder* holder);
@@ -141,7 +174,9 @@ class PmemDevice {
  private:
   friend class DeviceRef;
   PmemDevice() = default;
-  void PutRef() { refs_.fetch_sub(1, std::memory_order_acq_rel); }
+  void PutRef();
+  Status DrainRefs(uint64_t timeout_ms);
+  void TakeMemoryAway();
 
   std::string path_;
   int fd_ = -1;
@@ -158,6 +193,10 @@ class PmemDevice {
   std::atomic<int64_t> refs_{0};
   std::mutex holder_mu_;
   DeviceHolder* holder_ = nullptr;
+  std::mutex remove_mu_;  // one Remove() at a time
+  mutable std::mutex poison_mu_;
+  std::vector<std::pair<uint64_t, uint64_t>> poisoned_;
+  std::atomic<bool> any_poison_{false};  // (offset, length), page-aligned
 };
 
 }  // namespace udax

@@ -138,7 +138,37 @@ Status Allocator::Free(FsTxn& t, uint64_t start, uint64_t length) {
                               std::to_string(length) + ") outside the data area");
   freed_in_txn_ = true;
   RETURN_IF_ERROR(FixFreeList(t));
-  RETURN_IF_ERROR(InsertMerged(t, start, length));
+  const BadBlockList& bad = fs_->bad_blocks();
+  for (uint64_t b = start, end = start + length; b < end;) {
+    uint64_t good_end = bad.FirstBad(b, end);
+    if (good_end > b) {
+      RETURN_IF_ERROR(InsertMerged(t, b, good_end - b));
+      b = good_end;
+      continue;
+    }
+    for (uint64_t bad_end = bad.BadRunEnd(b, end); b < bad_end; b++)
+      RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnBad, 0, 1, 0}));
+  }
+  return FixFreeList(t);
+}
+
+Status Allocator::Retire(FsTxn& t, uint64_t b) {
+  for (uint32_t i = 0; i < t.root->freelist_count; i++) {
+    if (t.root->freelist[i] != b) continue;
+    t.root->freelist[i] = t.root->freelist[--t.root->freelist_count];
+    RETURN_IF_ERROR(RmapDelete(this, t.tx, b, media::kOwnAg, 0));
+    RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnBad, 0, 1, 0}));
+    return FixFreeList(t);
+  }
+  Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
+  FreeBnoRec found{};
+  ASSIGN_OR_RETURN(bool hit, bno.LookupLE(&b, &found));
+  if (!hit || found.start + found.length <= b)
+    return Errno(EUCLEAN, "retiring block " + std::to_string(b) + ", which is not free");
+  RETURN_IF_ERROR(RemoveFree(t, found));
+  if (b > found.start) RETURN_IF_ERROR(InsertFree(t, found.start, b - found.start));
+  if (b + 1 < found.start + found.length) RETURN_IF_ERROR(InsertFree(t, b + 1, found.start + found.length - b - 1));
+  RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnBad, 0, 1, 0}));
   return FixFreeList(t);
 }
 

@@ -41,8 +41,12 @@ class Allocator : public NodeAllocator {
 
   // Up to `want` contiguous data blocks, preferring to start at `hint`.
   Result<BlockExtent> AllocData(FsTxn& t, uint64_t want, uint64_t hint);
-  // Returns an extent to the free trees.
+  // Returns an extent to the free trees — except its bad blocks (see
+  // badblocks.h), which go to owner kOwnBad for good.
   Status Free(FsTxn& t, uint64_t start, uint64_t length);
+  // Takes free block `b` (in a free tree or on the free list) out of
+  // circulation: its rmap owner becomes kOwnBad. EUCLEAN when b is not free.
+  Status Retire(FsTxn& t, uint64_t b);
   // Brings the free list between its low and high marks and flushes node frees.
   Status FixFreeList(FsTxn& t);
   // True once the current transaction freed a block (a B+tree node, a free

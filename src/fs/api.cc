@@ -9,6 +9,17 @@
 
 namespace udax {
 
+namespace {
+// Every operation runs holding a device reference: a removal waits for it,
+// and once removal began the operation fails at once with ENODEV.
+template <typename Fn>
+auto Entered(FsImpl& fs, Fn&& fn) -> decltype(fn()) {
+  auto ref = fs.Enter();
+  if (!ref.has_value()) return ref.error();
+  return fn();
+}
+}  // namespace
+
 Filesystem::Filesystem(std::shared_ptr<FsImpl> impl) : impl_(std::move(impl)) {}
 Filesystem::~Filesystem() = default;
 
@@ -20,23 +31,38 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& device,
 
 Status Filesystem::Unmount() { return impl_->Unmount(); }
 void Filesystem::CrashForTesting() { impl_->Crash(); }
-Result<File> Filesystem::Open(const std::string& p, int flags, uint32_t mode) { return impl_->Open(p, flags, mode); }
-Status Filesystem::Mkdir(const std::string& p, uint32_t mode) { return impl_->Mkdir(p, mode); }
-Status Filesystem::Rmdir(const std::string& p) { return impl_->Rmdir(p); }
-Status Filesystem::Unlink(const std::string& p) { return impl_->Unlink(p); }
-Status Filesystem::Rename(const std::string& a, const std::string& b) { return impl_->Rename(a, b); }
-Status Filesystem::Link(const std::string& a, const std::string& b) { return impl_->Link(a, b); }
-Status Filesystem::Symlink(const std::string& t, const std::string& p) { return impl_->Symlink(t, p); }
-Result<std::string> Filesystem::Readlink(const std::string& p) { return impl_->Readlink(p); }
-Result<Stat> Filesystem::GetStat(const std::string& p) { return impl_->GetStat(p, true); }
-Result<Stat> Filesystem::GetLstat(const std::string& p) { return impl_->GetStat(p, false); }
-Status Filesystem::Chmod(const std::string& p, uint32_t m) { return impl_->Chmod(p, m); }
-Status Filesystem::Chown(const std::string& p, uint32_t u, uint32_t g) { return impl_->Chown(p, u, g); }
-Status Filesystem::Utimens(const std::string& p, Timespec a, Timespec m) { return impl_->Utimens(p, a, m); }
-Status Filesystem::Truncate(const std::string& p, uint64_t len) { return impl_->TruncatePath(p, len); }
-Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& p) { return impl_->ReadDir(p); }
-Result<StatFs> Filesystem::GetStatFs() { return impl_->GetStatFs(); }
-Status Filesystem::Sync() { return impl_->Sync(); }
+Result<File> Filesystem::Open(const std::string& p, int flags, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Open(p, flags, mode); }); }
+Status Filesystem::Mkdir(const std::string& p, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Mkdir(p, mode); }); }
+Status Filesystem::Rmdir(const std::string& p) { return Entered(*impl_, [&] { return impl_->Rmdir(p); }); }
+Status Filesystem::Unlink(const std::string& p) { return Entered(*impl_, [&] { return impl_->Unlink(p); }); }
+Status Filesystem::Rename(const std::string& a, const std::string& b) { return Entered(*impl_, [&] { return impl_->Rename(a, b); }); }
+Status Filesystem::Link(const std::string& a, const std::string& b) { return Entered(*impl_, [&] { return impl_->Link(a, b); }); }
+Status Filesystem::Symlink(const std::string& t, const std::string& p) { return Entered(*impl_, [&] { return impl_->Symlink(t, p); }); }
+Result<std::string> Filesystem::Readlink(const std::string& p) { return Entered(*impl_, [&] { return impl_->Readlink(p); }); }
+Result<Stat> Filesystem::GetStat(const std::string& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, true); }); }
+Result<Stat> Filesystem::GetLstat(const std::string& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, false); }); }
+Status Filesystem::Chmod(const std::string& p, uint32_t m) { return Entered(*impl_, [&] { return impl_->Chmod(p, m); }); }
+Status Filesystem::Chown(const std::string& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g); }); }
+Status Filesystem::Utimens(const std::string& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m); }); }
+Status Filesystem::Truncate(const std::string& p, uint64_t len) { return Entered(*impl_, [&] { return impl_->TruncatePath(p, len); }); }
+Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& p) { return Entered(*impl_, [&] { return impl_->ReadDir(p); }); }
+Status Filesystem::RemoveDevice() {
+  PmemDevice* dev = impl_->device();
+  if (!dev) return Errno(ENODEV, "no device to remove: the filesystem is not mounted");
+  return dev->Remove();
+}
+Status Filesystem::InjectPoison(uint64_t off, uint64_t len) {
+  PmemDevice* dev = impl_->device();
+  if (!dev) return Errno(ENODEV, "no device: the filesystem is not mounted");
+  return dev->InjectPoison(off, len);
+}
+Result<std::vector<std::pair<uint64_t, uint64_t>>> Filesystem::BadBlocks() {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (const auto& e : impl_->bad_blocks().List()) out.emplace_back(e.start * kBlockSize, e.length * kBlockSize);
+  return out;
+}
+Result<StatFs> Filesystem::GetStatFs() { return Entered(*impl_, [&] { return impl_->GetStatFs(); }); }
+Status Filesystem::Sync() { return Entered(*impl_, [&] { return impl_->Sync(); }); }
 
 File::File(std::shared_ptr<FsImpl> fs, std::shared_ptr<Inode> inode, int flags)
     : fs_(std::move(fs)), inode_(std::move(inode)), flags_(flags) {}
@@ -87,14 +113,14 @@ Result<size_t> File::Pread(void* buf, size_t len, uint64_t off) {
   if (!inode_) return NotOpen();
   if (!CanRead(flags_)) return Errno(EBADF, "file not open for reading");
   PrefaultForWrite(buf, len);
-  return fs_->Pread(inode_.get(), buf, len, off);
+  return Entered(*fs_, [&] { return fs_->Pread(inode_.get(), buf, len, off); });
 }
 
 Result<size_t> File::Pwrite(const void* buf, size_t len, uint64_t off) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
   PrefaultForRead(buf, len);
-  return fs_->Pwrite(inode_.get(), buf, len, off, false);
+  return Entered(*fs_, [&] { return fs_->Pwrite(inode_.get(), buf, len, off, false); });
 }
 
 Result<size_t> File::Read(void* buf, size_t len) {
@@ -108,7 +134,7 @@ Result<size_t> File::Write(const void* buf, size_t len) {
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
   bool append = flags_ & O_APPEND;
   PrefaultForRead(buf, len);
-  ASSIGN_OR_RETURN(size_t n, fs_->Pwrite(inode_.get(), buf, len, pos_, append));
+  ASSIGN_OR_RETURN(size_t n, Entered(*fs_, [&] { return fs_->Pwrite(inode_.get(), buf, len, pos_, append); }));
   if (append) {
     ASSIGN_OR_RETURN(Stat st, fs_->StatInode(inode_.get()));
     pos_ = st.size;
@@ -127,24 +153,27 @@ Result<uint64_t> File::Seek(uint64_t pos) {
 Status File::Truncate(uint64_t len) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EINVAL, "file not open for writing");
-  return fs_->Truncate(inode_.get(), len);
+  return Entered(*fs_, [&] { return fs_->Truncate(inode_.get(), len); });
 }
 
 Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
-  return fs_->Fallocate(inode_.get(), mode, off, len);
+  return Entered(*fs_, [&] { return fs_->Fallocate(inode_.get(), mode, off, len); });
 }
 
-Status File::Fsync() { return inode_ ? fs_->Fsync(inode_.get()) : NotOpen(); }
-Status File::Fdatasync() { return inode_ ? fs_->Fsync(inode_.get()) : NotOpen(); }
+Status File::Fsync() {
+  if (!inode_) return NotOpen();
+  return Entered(*fs_, [&] { return fs_->Fsync(inode_.get()); });
+}
+Status File::Fdatasync() { return Fsync(); }
 Result<Stat> File::GetStat() {
   if (!inode_) return NotOpen();
-  return fs_->StatInode(inode_.get());
+  return Entered(*fs_, [&] { return fs_->StatInode(inode_.get()); });
 }
 Result<std::vector<FileExtent>> File::Fiemap() {
   if (!inode_) return NotOpen();
-  return fs_->Fiemap(inode_.get());
+  return Entered(*fs_, [&] { return fs_->Fiemap(inode_.get()); });
 }
 
 namespace {
@@ -167,13 +196,13 @@ Status CheckRemapHandles(Inode* dst, Inode* src, FsImpl* dfs, FsImpl* sfs, int d
 Status File::CloneRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
   if (!inode_ || !src.inode_) return NotOpen();
   RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
-  return fs_->CloneRange(inode_.get(), src.inode_.get(), src_off, len, dst_off);
+  return Entered(*fs_, [&] { return fs_->CloneRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
 }
 
 Result<uint64_t> File::DedupeRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
   if (!inode_ || !src.inode_) return NotOpen();
   RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
-  return fs_->DedupeRange(inode_.get(), src.inode_.get(), src_off, len, dst_off);
+  return Entered(*fs_, [&] { return fs_->DedupeRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
 }
 
 Status File::Close() {

@@ -7,6 +7,10 @@
 // invalidated with reason CopyOnWrite) and maps the copies — all in the
 // caller's transaction, so the switch is atomic. Other sharers keep the old
 // blocks and their mappings never notice.
+//
+// Failed (poisoned) blocks are replaced the same way, without the copy: a
+// write of whole blocks over them gets fresh blocks (OverwriteBad), a partial
+// write gets EIO — the old bytes are gone and are never read.
 #include "fs/bmap.h"
 #include "fs/fs_impl.h"
 #include "fs/refcount.h"
@@ -16,19 +20,23 @@
 namespace udax {
 
 
-Result<uint64_t> FsImpl::CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t n) {
+Result<uint64_t> FsImpl::CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t n, bool copy) {
   ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t.tx, rec, fblk));
   if (!e.mapped) return Errno(EIO, "internal error: copy-on-write of a hole");
   uint64_t old_dev = e.ext.start_block + (fblk - e.ext.file_block);
   n = std::min<uint64_t>(n, e.ext.file_block + e.ext.length - fblk);
   ASSIGN_OR_RETURN(BlockExtent fresh, alloc_.AllocData(t, n, 0));
-  ASSIGN_OR_RETURN(auto old, dev_->Range(old_dev * kBlockSize, fresh.length * kBlockSize));
-  RETURN_IF_ERROR(dev_->CopyIn(fresh.start * kBlockSize, old.data(), fresh.length * kBlockSize, false));
+  if (copy) {
+    ASSIGN_OR_RETURN(auto old, dev_->Range(old_dev * kBlockSize, fresh.length * kBlockSize));
+    RETURN_IF_ERROR(dev_->CopyIn(fresh.start * kBlockSize, old.data(), fresh.length * kBlockSize, false));
+  } else {
+    RETURN_IF_ERROR(dev_->Fill(fresh.start * kBlockSize, 0, fresh.length * kBlockSize, false));
+  }
   t.data_pending = true;
   bool done = false;
   while (!done)
     RETURN_IF_ERROR(UnmapRange(this, t, rec, fblk, fblk + fresh.length, 1 << 20, &done,
-                               InvalidateReason::kCopyOnWrite));
+                               copy ? InvalidateReason::kCopyOnWrite : InvalidateReason::kMemoryFailure));
   RETURN_IF_ERROR(MapExtent(this, t, rec, fblk, fresh.start, fresh.length));
   return fresh.length;
 }
@@ -38,6 +46,11 @@ Result<size_t> FsImpl::WriteMapped(FsTxn& t, media::InodeRec& rec, const ExtentL
   uint64_t fblk = pos / kBlockSize, in_blk = pos % kBlockSize;
   uint64_t dev_b = e.ext.start_block + (fblk - e.ext.file_block);
   uint64_t ext_dev_end = e.ext.start_block + e.ext.length;
+  if (bad_.any()) {
+    uint64_t first_bad = bad_.FirstBad(dev_b, ext_dev_end);
+    if (first_bad == dev_b) return OverwriteBad(t, rec, src, len, pos, bad_.BadRunEnd(dev_b, ext_dev_end) - dev_b);
+    ext_dev_end = first_bad;  // write up to the failed block
+  }
   uint64_t run_end = ext_dev_end;
   bool shared = false;
   if (rec.flags & media::kInodeFlagReflinked) {
@@ -58,6 +71,19 @@ Result<size_t> FsImpl::WriteMapped(FsTxn& t, media::InodeRec& rec, const ExtentL
   return n;
 }
 
+Result<size_t> FsImpl::OverwriteBad(FsTxn& t, media::InodeRec& rec, const uint8_t* src, size_t len,
+                                    uint64_t pos, uint64_t bad_run) {
+  uint64_t fblk = pos / kBlockSize;
+  if (pos % kBlockSize || len < kBlockSize)
+    return Errno(EIO, "memory failure: file block " + std::to_string(fblk) +
+                          " is poisoned (overwrite whole blocks, or punch the range, to replace it)");
+  ASSIGN_OR_RETURN(uint64_t got, CowBlocks(t, rec, fblk, std::min<uint64_t>(bad_run, len / kBlockSize), false));
+  ASSIGN_OR_RETURN(ExtentLookup now, LookupExtent(t.tx, rec, fblk));
+  uint64_t dev_b = now.ext.start_block + (fblk - now.ext.file_block);
+  RETURN_IF_ERROR(dev_->CopyIn(dev_b * kBlockSize, src, got * kBlockSize, false));
+  return got * kBlockSize;
+}
+
 Status FsImpl::ZeroMapped(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b) {
   while (a < b) {
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t.tx, rec, a / kBlockSize));
@@ -66,7 +92,7 @@ Status FsImpl::ZeroMapped(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b
       a = std::max(a, e.hole_end * kBlockSize);
       continue;
     }
-    if ((rec.flags & media::kInodeFlagReflinked) && alloc_.freed_in_txn()) {
+    if (((rec.flags & media::kInodeFlagReflinked) || bad_.any()) && alloc_.freed_in_txn()) {
       // A copy below may allocate; no data after a free in one transaction.
       RETURN_IF_ERROR(WriteInode(t, rec));
       RETURN_IF_ERROR(RollIfNeeded(t, SIZE_MAX));

@@ -72,10 +72,12 @@ void FsImpl::SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size) {
 // The device range a fault at `off` installs from the mapped extent `e`:
 // the whole extent (within [lo, hi)) when the file shares nothing; else,
 // from the faulting page, the run of blocks that are all shared (installed
-// read-only, so a store faults and copies) or all unshared.
+// read-only, so a store faults and copies) or all unshared. Failed blocks
+// are never mapped: the piece stops short of them, and a fault on one is EIO.
 static Result<FsImpl::DaxExtent> MappedPiece(Transaction& tx, const media::InodeRec& rec,
                                              const ExtentLookup& e, uint64_t off, uint64_t lo,
-                                             uint64_t hi, bool may_write, bool* shared) {
+                                             uint64_t hi, bool may_write, const BadBlockList& bad,
+                                             bool* shared) {
   uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
   FsImpl::DaxExtent d;
   d.kind = FsImpl::DaxExtent::kDevice;
@@ -89,6 +91,16 @@ static Result<FsImpl::DaxExtent> MappedPiece(Transaction& tx, const media::Inode
     ASSIGN_OR_RETURN(*shared, SharedRun(tx, *reinterpret_cast<const media::RootBlock*>(rb), dev_b,
                                         e.ext.start_block + e.ext.length, &run_end));
     end = std::min(end, d.file_off + (run_end - dev_b) * kPage);
+  }
+  if (bad.any()) {
+    auto dev_block = [&](uint64_t file_off) { return e.ext.start_block + (file_off - ext_lo) / kPage; };
+    uint64_t fault_b = dev_block(off / kPage * kPage);
+    if (bad.Overlaps(fault_b, 1))
+      return Errno(EIO, "memory failure: file offset " + std::to_string(off) + " is poisoned");
+    uint64_t good_lo = bad.GoodRunStart(dev_block(d.file_off), fault_b);
+    uint64_t good_hi = bad.FirstBad(fault_b, dev_block(end));
+    d.file_off = ext_lo + (good_lo - e.ext.start_block) * kPage;
+    end = ext_lo + (good_hi - e.ext.start_block) * kPage;
   }
   d.len = end - d.file_off;
   d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
@@ -120,7 +132,7 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, off / kPage));
     if (e.mapped) {
       bool shared;
-      ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(tx, rec, e, off, lo, hi, may_write, &shared));
+      ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(tx, rec, e, off, lo, hi, may_write, bad_, &shared));
       if (!(write && shared)) return install(d);
     } else if (!write) {
       DaxExtent d;
@@ -145,7 +157,7 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
   bool changed = false;
   if (e.mapped) {
     bool shared;
-    ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, &shared));
+    ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, bad_, &shared));
     if (shared) {  // another thread may have copied it meanwhile: re-checked under the lock
       uint64_t n = std::min<uint64_t>(d.len / kPage, kHoleAllocWindow / kPage);
       RETURN_IF_ERROR(CowBlocks(*t, rec, off / kPage, n).status());
@@ -190,7 +202,7 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
   ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPage));
   if (!e.mapped) return Errno(EIO, "internal error: allocated block not found");
   bool shared;
-  ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(rtx, rec, e, off, lo, hi, may_write, &shared));
+  ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(rtx, rec, e, off, lo, hi, may_write, bad_, &shared));
   return install(d);
 }
 

@@ -59,6 +59,16 @@ Result<size_t> FsImpl::Pread(Inode* ip, void* buf, size_t len, uint64_t off) {
     if (lk2.mapped) {
       uint64_t ext_end = (lk2.ext.file_block + lk2.ext.length) * kBlockSize;
       uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
+      uint64_t dev_b = lk2.ext.start_block + (pos / kBlockSize - lk2.ext.file_block);
+      if (bad_.any()) {  // stop before failed memory: a short read, or EIO at it
+        uint64_t nblk = (pos % kBlockSize + n + kBlockSize - 1) / kBlockSize;
+        uint64_t first_bad = bad_.FirstBad(dev_b, dev_b + nblk);
+        if (first_bad == dev_b) {
+          if (done) return done;
+          return Errno(EIO, "memory failure: file offset " + std::to_string(pos) + " is poisoned");
+        }
+        n = std::min<uint64_t>(n, (first_bad - dev_b) * kBlockSize - pos % kBlockSize);
+      }
       uint64_t dev_off = lk2.ext.start_block * kBlockSize + (pos - lk2.ext.file_block * kBlockSize);
       RETURN_IF_ERROR(dev_->CopyOut(out + done, dev_off, n));
       done += n;
@@ -105,7 +115,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
     if (append) off = rec.size;
     if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
-    if (off + len <= rec.size && !(rec.flags & media::kInodeFlagReflinked)) {
+    if (off + len <= rec.size && !(rec.flags & media::kInodeFlagReflinked) && !bad_.any()) {
       Transaction tx(journal_.get(), true);
       ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), tx, rec, src, len, off));
       if (n == len) {

@@ -30,6 +30,7 @@
 #include "device/pmem_device.h"
 #include "fs/address_space.h"
 #include "fs/alloc.h"
+#include "fs/badblocks.h"
 #include "journal/journal.h"
 #include "media/format.h"
 #include "udax/fs.h"
@@ -124,7 +125,12 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // ---- copy-on-write (cow.cc) and reflink (reflink.cc) ----
   // Replaces up to n shared blocks of `rec` from file block fblk with private
   // copies; returns how many (>= 1). Caller commits.
-  Result<uint64_t> CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t n);
+  // copy=false: the old blocks failed; the copies are zeroed instead.
+  Result<uint64_t> CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t n, bool copy = true);
+  // A write starting at a failed block (bad_run bad blocks from pos): whole
+  // blocks are replaced by fresh ones and written; a partial block is EIO.
+  Result<size_t> OverwriteBad(FsTxn& t, media::InodeRec& rec, const uint8_t* src, size_t len, uint64_t pos,
+                              uint64_t bad_run);
   // Writes into the mapped extent `e` at pos (copying shared blocks first);
   // returns the bytes written (up to the end of a shared/unshared run).
   Result<size_t> WriteMapped(FsTxn& t, media::InodeRec& rec, const struct ExtentLookup& e,
@@ -166,8 +172,14 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // A Mapping was created or destroyed (keeps the inode in core meanwhile).
   std::shared_ptr<Inode> GrabInode(Inode* ip);
 
-  // ---- DeviceHolder ----
+  // ---- DeviceHolder: removal and memory failure (failure.cc) ----
   void NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) override;
+  // Device blocks [start, start+n) failed: file owners (every sharer) lose
+  // their mappings of the range (reason MemoryFailure, callbacks run) and read
+  // EIO there; free blocks are retired; a metadata block shuts the fs down.
+  // The blocks join the persistent bad-block list.
+  Status MemoryFailure(uint64_t start, uint64_t n);
+  const BadBlockList& bad_blocks() const { return bad_; }
 
   // ---- internals shared by the fs/*.cc files ----
   PmemDevice* device() { return dev_.get(); }
@@ -201,8 +213,17 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
 
   std::shared_mutex& meta_mu() { return meta_mu_; }
   Status CheckMounted() const {
-    return mounted_ ? Status::Ok() : Errno(ESHUTDOWN, "filesystem is not mounted");
+    if (!mounted_) return Errno(ESHUTDOWN, "filesystem is not mounted");
+    if (shut_down_.load(std::memory_order_acquire)) return shutdown_status_;
+    return Status::Ok();
   }
+  // Entry to every public operation: a reference on the device (so removal
+  // waits for the operation) — ENODEV once removal began — and a live fs.
+  Result<DeviceRef> Enter();
+  // Stops every later operation with `why` (device removed, metadata lost)
+  // and revokes every mapping. Caller holds meta_mu_ exclusive.
+  void Shutdown(Status why, InvalidateReason reason);
+  bool shut_down() const { return shut_down_.load(std::memory_order_acquire); }
 
   // ---- path resolution (namei.cc); callers hold meta_mu_ ----
   // The inode `path` names; follows symlinks (the final one when follow_last).
@@ -231,8 +252,11 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   std::unique_ptr<Journal> journal_;
   media::Superblock sb_{};
   Allocator alloc_{this};
+  BadBlockList bad_;
   bool read_only_ = false;
   std::atomic<bool> mounted_{false};
+  std::atomic<bool> shut_down_{false};
+  Status shutdown_status_;  // written once, before shut_down_ is set
   std::shared_mutex meta_mu_;
   std::mutex inodes_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Inode>> inodes_;

@@ -147,6 +147,10 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
     const auto* root = reinterpret_cast<const media::RootBlock*>(rb);
     ASSIGN_OR_RETURN(media::InodeRec rootino, fs->ReadInode(tx, root->root_ino));
     if (!S_ISDIR(rootino.mode)) return Errno(EUCLEAN, "root inode is not a directory");
+    // Known-bad memory stays off limits (the device refuses to touch it).
+    fs->bad_.Assign(*root);
+    for (const auto& e : fs->bad_.List())
+      fs->dev_->MarkPoisoned(e.start * kBlockSize, e.length * kBlockSize);
   }
   RETURN_IF_ERROR(fs->dev_->SetHolder(fs.get()));
   fs->mounted_ = true;
@@ -166,6 +170,13 @@ Status FsImpl::Unmount() {
   MetaWriteLock lk(meta_mu_);
   if (!mounted_) return Errno(EINVAL, "not mounted");
   Status result;
+  if (shut_down_) {
+    // Nothing more may be written (the device is gone, or its metadata is):
+    // every commit is already durable, the journal replays what is left.
+    mounted_ = false;
+    ReleaseDevice();
+    return Status::Ok();
+  }
   if (!read_only_) {
     std::vector<std::shared_ptr<Inode>> open;
     {
@@ -205,7 +216,7 @@ void FsImpl::ReleaseDevice() {
 }
 
 Status FsImpl::CheckWritable() const {
-  if (!mounted_) return Errno(ESHUTDOWN, "filesystem is not mounted");
+  RETURN_IF_ERROR(CheckMounted());
   if (read_only_) return Errno(EROFS, "read-only filesystem");
   return Status::Ok();
 }
@@ -247,10 +258,25 @@ Status FsImpl::RollIfNeeded(FsTxn& t, size_t need) {
   return Status::Ok();
 }
 
-void FsImpl::NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) {
-  // Device removal and memory failure are handled by a later layer; until
-  // then a failure shuts the filesystem down so nothing more is written.
-  mounted_ = false;
+Result<DeviceRef> FsImpl::Enter() {
+  PmemDevice* dev = dev_.get();
+  if (!dev) return Errno(ESHUTDOWN, "filesystem is not mounted");
+  auto ref = dev->TryRef();
+  if (!ref.has_value()) return Errno(ENODEV, "filesystem shut down: device removed");
+  RETURN_IF_ERROR(CheckMounted());
+  return ref;
+}
+
+void FsImpl::Shutdown(Status why, InvalidateReason reason) {
+  if (shut_down_) return;
+  shutdown_status_ = std::move(why);
+  shut_down_.store(true, std::memory_order_release);
+  std::vector<std::shared_ptr<Inode>> open;
+  {
+    std::lock_guard<std::mutex> g(inodes_mu_);
+    for (auto& [ino, ip] : inodes_) open.push_back(ip);
+  }
+  for (auto& ip : open) ip->mappings.Invalidate(ip->ino, 0, UINT64_MAX, reason, true);
 }
 
 }  // namespace udax

@@ -58,6 +58,7 @@ const char* RmapMetaName(uint64_t owner) {
     case media::kOwnAg: return "ag";          // free list, free-space/rmap/refcount trees
     case media::kOwnInodeTree: return "inode-btree";
     case media::kOwnOrphanTree: return "orphan-btree";
+    case media::kOwnBad: return "bad-block";
   }
   return "unknown";
 }

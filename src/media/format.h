@@ -96,6 +96,13 @@ static_assert(sizeof(BtreeRoot) == 16);
 // to allocate from the tree it is splitting (XFS's AGFL).
 inline constexpr uint32_t kFreeListMax = 128;
 
+// A run of device blocks whose memory failed (the persistent bad-block list).
+struct BadExtent {
+  uint64_t start;
+  uint64_t length;
+};
+inline constexpr uint32_t kBadListMax = 128;
+
 struct RootBlock {
   BlockHeader hdr;
   BtreeRoot free_bno;
@@ -111,6 +118,13 @@ struct RootBlock {
   uint32_t freelist_count;
   uint32_t reserved0;
   uint64_t freelist[kFreeListMax];
+  // Blocks whose memory failed, sorted, disjoint and not adjacent. A bad
+  // block is never free: a file that owned it keeps it (reads give EIO) until
+  // it overwrites or punches it; otherwise it is owned by kOwnBad in the
+  // rmap tree. Zero in images made before the list existed.
+  uint32_t bad_count;
+  uint32_t reserved1;
+  BadExtent bad[kBadListMax];
 };
 static_assert(sizeof(RootBlock) <= kBlockSize);
 
@@ -228,6 +242,7 @@ inline constexpr uint64_t kOwnStatic = kOwnMetaBit | 1;     // superblocks, root
 inline constexpr uint64_t kOwnAg = kOwnMetaBit | 2;         // free list, free-space, rmap and refcount trees
 inline constexpr uint64_t kOwnInodeTree = kOwnMetaBit | 3;  // inode B+tree nodes
 inline constexpr uint64_t kOwnOrphanTree = kOwnMetaBit | 4; // orphan B+tree nodes
+inline constexpr uint64_t kOwnBad = kOwnMetaBit | 5;        // retired bad blocks (one record per block)
 // With an inode owner: the block is a node of that inode's extent map or
 // directory tree, not file data.
 inline constexpr uint32_t kRmapTreeBlock = 1;

@@ -56,6 +56,14 @@ Status VerifyStructure(const uint8_t* b, uint64_t bno, uint64_t total_blocks) {
     for (uint32_t i = 0; i < r->freelist_count; i++)
       if (r->freelist[i] < kLogStart || r->freelist[i] >= total_blocks)
         return Corrupt(bno, "free list entry outside the device");
+    if (r->bad_count > kBadListMax) return Corrupt(bno, "bad-block list too long");
+    for (uint32_t i = 0; i < r->bad_count; i++) {
+      const BadExtent& e = r->bad[i];
+      if (e.length == 0 || e.start < kLogStart || e.start >= total_blocks || e.length > total_blocks - e.start)
+        return Corrupt(bno, "bad-block list entry outside the device");
+      if (i > 0 && e.start <= r->bad[i - 1].start + r->bad[i - 1].length)
+        return Corrupt(bno, "bad-block list out of order");
+    }
     return Status::Ok();
   }
   if (const TreeShape* s = ShapeForMagic(hdr->magic)) return VerifyNode(b, bno, *s, total_blocks);

@@ -1,0 +1,112 @@
+// fs/failure.cc — the filesystem as the device's holder: what it does when
+// the device is being removed (kPreRemove) and when part of its memory failed
+// (kMemoryFailure). The device calls in only after it stopped new references
+// (removal) or marked the memory poisoned (failure). See docs/failure.md.
+//
+// Locking: both paths take meta_mu_ exclusive, so no fault can map a range
+// between its invalidation and the change that caused it; mapping callbacks
+// run in the notifying thread with meta_mu_ held (they must not call udax).
+#include <sys/stat.h>
+
+#include <cstring>
+#include <map>
+
+#include "fs/fs_impl.h"
+#include "fs/rmap.h"
+
+namespace udax {
+
+namespace {
+
+bool InFreeList(const media::RootBlock& root, uint64_t b) {
+  for (uint32_t i = 0; i < root.freelist_count; i++)
+    if (root.freelist[i] == b) return true;
+  return false;
+}
+
+struct FileHit {
+  uint64_t ino, off, len;
+};
+
+}  // namespace
+
+void FsImpl::NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) {
+  if (flags == FailureFlags::kPreRemove) {
+    MetaWriteLock lk(meta_mu_);
+    Shutdown(Errno(ENODEV, "filesystem shut down: device removed"), InvalidateReason::kRemoved);
+    return;
+  }
+  uint64_t first = off / kBlockSize, end = (off + len + kBlockSize - 1) / kBlockSize;
+  MemoryFailure(first, end - first).IgnoreError();  // a failure to record it shuts the fs down
+}
+
+Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
+  MetaWriteLock lk(meta_mu_);
+  if (!mounted_ || shut_down_) return CheckMounted();
+  auto metadata_lost = [&](uint64_t b, const std::string& what) {
+    Status why = Errno(EIO, "filesystem shut down: memory failure in metadata block " + std::to_string(b) +
+                                " (" + what + ")");
+    Shutdown(why, InvalidateReason::kMemoryFailure);
+    return why;
+  };
+  // 1. Who owns each failed block (rmap), classified.
+  std::vector<FileHit> hits;
+  std::vector<uint64_t> retire;  // free blocks (free trees or free list)
+  {
+    Transaction tx(journal_.get(), true);
+    ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+    media::RootBlock root;
+    std::memcpy(&root, rb, sizeof root);
+    ASSIGN_OR_RETURN(auto recs, RmapQuery(tx, start, n));
+    std::vector<bool> owned(n, false);
+    std::map<uint64_t, uint32_t> modes;
+    for (const auto& r : recs) {
+      uint64_t lo = std::max(r.start, start), hi = std::min(r.start + r.length, start + n);
+      if (lo >= hi) continue;
+      for (uint64_t b = lo; b < hi; b++) owned[b - start] = true;
+      if (r.owner == media::kOwnBad) continue;
+      if (r.owner == media::kOwnAg) {
+        for (uint64_t b = lo; b < hi; b++) {
+          if (!InFreeList(root, b)) return metadata_lost(b, "free-space, rmap or refcount tree");
+          retire.push_back(b);
+        }
+        continue;
+      }
+      if (r.owner & media::kOwnMetaBit) return metadata_lost(lo, RmapMetaName(r.owner));
+      if (r.flags & media::kRmapTreeBlock)
+        return metadata_lost(lo, "extent map or directory tree of inode " + std::to_string(r.owner));
+      if (!modes.count(r.owner)) {
+        auto in = ReadInode(tx, r.owner);
+        if (!in.has_value()) return metadata_lost(lo, "inode " + std::to_string(r.owner) + " unreadable");
+        modes[r.owner] = in->mode;
+      }
+      if (!S_ISREG(modes[r.owner]))
+        return metadata_lost(lo, "directory or symlink block of inode " + std::to_string(r.owner));
+      hits.push_back({r.owner, (r.offset + (lo - r.start)) * kBlockSize, (hi - lo) * kBlockSize});
+    }
+    for (uint64_t i = 0; i < n; i++)
+      if (!owned[i]) retire.push_back(start + i);
+  }
+  // 2. Every mapping of every owner loses the range first (no program may
+  // touch the memory again), then the program is told.
+  for (const auto& h : hits) InvalidateMappings(h.ino, h.off, h.len, InvalidateReason::kMemoryFailure, true);
+  bad_.Add(start, n);  // reads and faults refuse the blocks from now on
+  if (read_only_) return Status::Ok();  // recorded in core only
+  // 3. The persistent record: the bad-block list, free blocks retired.
+  auto t = BeginTxn();
+  if (!t.has_value()) return t.error();
+  Status st = BadBlockList::AddToRoot((*t)->root, start, n);
+  for (uint64_t b : retire) {
+    if (!st.ok()) break;
+    st = alloc_.Retire(**t, b);
+  }
+  if (st.ok()) st = CommitTxn(**t);
+  if (!st.ok()) {
+    Shutdown(Errno(EIO, "filesystem shut down: cannot record bad blocks: " + st.message()),
+             InvalidateReason::kMemoryFailure);
+    return st;
+  }
+  return Status::Ok();
+}
+
+}  // namespace udax
