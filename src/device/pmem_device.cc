@@ -40,12 +40,9 @@ constexpr uint64_t kPage = 4096;
 
 }  // namespace
 
-DeviceRef::DeviceRef(PmemDevice* dev) : dev_(dev) { tls_refs++; }
+DeviceRef::DeviceRef(PmemDevice* dev) : dev_(dev), owner_(pthread_self()) { tls_refs++; }
 
-void PmemDevice::PutRef() {
-  tls_refs--;
-  refs_.fetch_sub(1, std::memory_order_acq_rel);
-}
+void PmemDevice::PutRef() { refs_.fetch_sub(1, std::memory_order_acq_rel); }
 
 int PmemDevice::thread_refs() { return tls_refs; }
 
@@ -53,13 +50,16 @@ DeviceRef& DeviceRef::operator=(DeviceRef&& o) noexcept {
   if (this != &o) {
     Release();
     dev_ = o.dev_;
+    owner_ = o.owner_;
     o.dev_ = nullptr;
   }
   return *this;
 }
 
 void DeviceRef::Release() {
-  if (dev_) dev_->PutRef();
+  if (!dev_) return;
+  if (pthread_equal(owner_, pthread_self())) tls_refs--;
+  dev_->PutRef();
   dev_ = nullptr;
 }
 

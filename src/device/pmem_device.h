@@ -24,6 +24,8 @@
 // bytes are the callers' business (the filesystem's locks).
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -70,7 +72,7 @@ class DeviceRef {
  public:
   DeviceRef() = default;
   explicit DeviceRef(PmemDevice* dev);
-  DeviceRef(DeviceRef&& o) noexcept : dev_(o.dev_) { o.dev_ = nullptr; }
+  DeviceRef(DeviceRef&& o) noexcept : dev_(o.dev_), owner_(o.owner_) { o.dev_ = nullptr; }
   DeviceRef& operator=(DeviceRef&& o) noexcept;
   DeviceRef(const DeviceRef&) = delete;
   DeviceRef& operator=(const DeviceRef&) = delete;
@@ -80,6 +82,7 @@ class DeviceRef {
 
  private:
   PmemDevice* dev_ = nullptr;
+  pthread_t owner_{};  // the thread that took it (counted in its thread_refs())
 };
 
 class PmemDevice {
@@ -99,10 +102,13 @@ class PmemDevice {
   bool Contains(uint64_t off, uint64_t len) const {
     return off <= size_ && len <= size_ - off;
   }
-  // Fast checked block access for metadata readers (nullptr when out of range).
+  // Fast checked block access for metadata readers (nullptr when out of
+  // range or poisoned: IsPoisoned tells which).
   uint8_t* BlockPtr(uint64_t bno, uint32_t block_size) {
     uint64_t off = bno * block_size;
-    return (bno < size_ / block_size) ? base_ + off : nullptr;
+    if (bno >= size_ / block_size) return nullptr;
+    if (any_poison_.load(std::memory_order_acquire) && IsPoisoned(off, block_size)) return nullptr;
+    return base_ + off;
   }
 
   // Persistence. *NoDrain variants leave the data pending until Drain().

@@ -49,18 +49,23 @@ Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
     Shutdown(why, InvalidateReason::kMemoryFailure);
     return why;
   };
-  // 1. Who owns each failed block (rmap), classified.
+  // 1. Who owns each failed block (rmap), classified. Static metadata needs
+  // no lookup (and the lookup itself reads metadata that may have failed).
+  for (uint64_t b = start; b < start + n; b++)
+    if (b < data_start() || b >= data_end()) return metadata_lost(b, "superblock, root block or journal");
   std::vector<FileHit> hits;
   std::vector<uint64_t> retire;  // free blocks (free trees or free list)
   {
     Transaction tx(journal_.get(), true);
-    ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+    auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
+    if (!rb.has_value()) return metadata_lost(media::kRootBlockNo, rb.error().message());
     media::RootBlock root;
-    std::memcpy(&root, rb, sizeof root);
-    ASSIGN_OR_RETURN(auto recs, RmapQuery(tx, start, n));
+    std::memcpy(&root, *rb, sizeof root);
+    auto recs = RmapQuery(tx, start, n);  // fails when an rmap node is the failed block
+    if (!recs.has_value()) return metadata_lost(start, "rmap tree: " + recs.error().message());
     std::vector<bool> owned(n, false);
     std::map<uint64_t, uint32_t> modes;
-    for (const auto& r : recs) {
+    for (const auto& r : *recs) {
       uint64_t lo = std::max(r.start, start), hi = std::min(r.start + r.length, start + n);
       if (lo >= hi) continue;
       for (uint64_t b = lo; b < hi; b++) owned[b - start] = true;

@@ -24,10 +24,10 @@ namespace udax {
 
 namespace {
 
-enum Owner : uint8_t { kUnclaimed = 0, kReserved, kNode, kFreeList, kFree, kData };
+enum Owner : uint8_t { kUnclaimed = 0, kReserved, kNode, kFreeList, kFree, kData, kBad };
 const char* OwnerName(uint8_t o) {
   static const char* names[] = {"nothing", "static metadata", "a B+tree node", "the free list",
-                                "free space", "file data"};
+                                "free space", "file data", "a retired bad block"};
   return names[o];
 }
 
@@ -55,6 +55,7 @@ class Checker {
   void CheckInodes(Transaction& tx, const media::RootBlock& root);
   void CheckFile(Transaction& tx, const media::InodeRec& rec);
   void CheckDir(Transaction& tx, const media::InodeRec& rec);
+  void CheckBadBlocks(const media::RootBlock& root);
 
   PmemDevice* dev_;
   FsckReport* r_;
@@ -345,6 +346,31 @@ void Checker::CheckRmapAndRefcount(Transaction& tx, const media::RootBlock& root
   }
 }
 
+// A listed bad block is either still held by a file (reads give EIO until
+// the file replaces it) or retired: owner kOwnBad, never free, never metadata.
+void Checker::CheckBadBlocks(const media::RootBlock& root) {
+  for (uint32_t i = 0; i < root.bad_count && i < media::kBadListMax; i++) {
+    const media::BadExtent& e = root.bad[i];
+    r_->bad_blocks += e.length;
+    for (uint64_t b = e.start; b < e.start + e.length; b++) {
+      if (b < data_start_ || b >= data_end_) {
+        Problem("bad-block list: block " + std::to_string(b) + " lies outside the data area");
+        break;
+      }
+      if (owner_[b] == kData) continue;
+      if (owner_[b] == kUnclaimed) {
+        owner_[b] = kBad;
+        ExpectRmap(b, 1, media::kOwnBad, 0, 0);
+        continue;
+      }
+      Problem("bad block " + std::to_string(b) + " is in use as " + OwnerName(owner_[b]));
+    }
+  }
+  if (r_->bad_blocks)
+    r_->notes.push_back(std::to_string(r_->bad_blocks) +
+                        " bad block(s) listed (memory failures): never allocated again; not corruption");
+}
+
 void Checker::Run() {
   uint64_t dev_blocks = dev_->size() / kBlockSize;
   if (dev_blocks < 16) {
@@ -392,6 +418,7 @@ void Checker::Run() {
   std::memcpy(&root, *rb, sizeof root);
   CheckFreeSpace(tx, root);
   CheckInodes(tx, root);
+  CheckBadBlocks(root);
   CheckRmapAndRefcount(tx, root);
   uint64_t leaked = 0, first_leak = 0;
   for (uint64_t b = data_start_; b < data_end_; b++) {

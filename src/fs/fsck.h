@@ -6,7 +6,8 @@
 // free-by-block and free-by-size trees describing the same extents,
 // free ∪ used = the allocatable area and disjoint, free-block counters, link
 // counts, directory tree connectivity (every inode reachable from the root),
-// directory entry counts and parents, and no orphan left after recovery.
+// directory entry counts and parents, no orphan left after recovery, and the
+// bad-block list (each listed block held by a file or retired, never free).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,7 @@ struct FsckReport {
   uint64_t inodes = 0, directories = 0, files = 0, symlinks = 0;
   uint64_t used_blocks = 0, free_blocks = 0, metadata_blocks = 0, data_blocks = 0;
   uint64_t shared_blocks = 0;  // blocks with more than one file owner
+  uint64_t bad_blocks = 0;     // in the bad-block list (memory failures)
   bool clean() const { return problems.empty(); }
 };
 

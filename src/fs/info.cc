@@ -38,6 +38,17 @@ Result<FsInfo> ReadInfo(const std::string& device) {
   info.free_blocks = root->free_blocks;
   info.used_blocks = info.total_blocks - info.free_blocks;
   info.inode_count = root->inode_count;
+  if (root->bad_count > media::kBadListMax)
+    return Errno(EUCLEAN, "root block lists " + std::to_string(root->bad_count) + " bad extents (at most " +
+                              std::to_string(media::kBadListMax) + ")");
+  for (uint32_t i = 0; i < root->bad_count; i++) {
+    const media::BadExtent& e = root->bad[i];
+    if (e.length == 0 || e.start >= info.total_blocks || e.length > info.total_blocks - e.start)
+      return Errno(EUCLEAN, "bad extent " + std::to_string(i) + " [" + std::to_string(e.start) + ", +" +
+                                std::to_string(e.length) + ") is outside the filesystem");
+    info.bad_extents.emplace_back(e.start * info.block_size, e.length * info.block_size);
+    info.bad_blocks += e.length;
+  }
   media::BtreeRoot refroot = root->refcount;
   Btree refs(&tx, *media::ShapeForMagic(media::kRefcountMagic), &refroot, 0, nullptr);
   RETURN_IF_ERROR(refs.Scan(nullptr, [&](const void* p) {

@@ -1,9 +1,11 @@
-// fs/info.h — what `udax info` shows: geometry, space, inodes, features and
-// journal state, read from an unmounted device without changing it.
+// fs/info.h — what `udax info` shows: geometry, space, inodes, features,
+// journal state and the bad-block list, read from an unmounted device without
+// changing it.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "udax/status.h"
@@ -24,6 +26,10 @@ struct FsInfo {
   std::vector<std::string> features;  // names of set feature bits
   std::string journal_state;          // "clean" or "dirty (N blocks to replay)"
   uint32_t fences_per_commit = 0;
+  // The persistent bad-block list (root block), as (device offset, length)
+  // in bytes, sorted; bad_blocks is the number of blocks it covers.
+  std::vector<std::pair<uint64_t, uint64_t>> bad_extents;
+  uint64_t bad_blocks = 0;
 };
 
 Result<FsInfo> ReadInfo(const std::string& device);

@@ -36,6 +36,8 @@ Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
     return Errno(EUCLEAN, "metadata corruption: pointer to block " + std::to_string(bno) +
                               " which cannot hold metadata");
   const uint8_t* p = dev_->BlockPtr(bno, kBlockSize);
+  if (!p && dev_->IsPoisoned(bno * kBlockSize, kBlockSize))
+    return Errno(EIO, "memory failure in metadata block " + std::to_string(bno));
   if (!p) return Errno(EIO, "block " + std::to_string(bno) + " outside the device");
   if (!IsVerified(bno)) {
     RETURN_IF_ERROR(media::VerifyRead(p, bno, magic, total_blocks_));
