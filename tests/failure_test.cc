@@ -4,6 +4,9 @@
 // free and metadata blocks with the outcome each must have, persistently.
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -13,6 +16,7 @@
 #include <thread>
 
 #include "fs/fs_impl.h"
+#include "dax/memory_failure.h"
 #include "fs/rmap.h"
 #include "test_util.h"
 #include "udax/fs.h"
@@ -387,6 +391,56 @@ TEST_F(FailureTest, PoisonOnAJournalBlockShutsDownAndRemountRecovers) {
   Reattach();
   ASSIGN_OR_FAIL(Stat st, fs_->GetStat("/d"));
   EXPECT_TRUE(S_ISDIR(st.mode));
+}
+
+// What the kernel does on a machine check in device memory: SIGBUS with
+// BUS_MCEERR_AR (the access hit it) or BUS_MCEERR_AO (found by a scrubber).
+// Sent here to ourselves with that si_code and address (allowed within one
+// process), it takes the same path a real one would.
+void RaiseMemoryFailure(const void* addr, int code) {
+  siginfo_t si = {};
+  si.si_signo = SIGBUS;
+  si.si_code = code;
+  si.si_addr = const_cast<void*>(addr);
+  syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGBUS, &si);
+}
+
+TEST_F(FailureTest, MachineCheckSigbusIsRoutedLikeInjectedPoison) {
+  auto data = Pattern(32768, 4);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/a", data));
+  File a = Open("/a"), b = Open("/b");
+  ASSERT_OK(b.Clone(a));
+  Events ev;
+  ASSIGN_OR_FAIL(Mapping ma, a.Map(0, data.size(), Prot::kRead));
+  ASSIGN_OR_FAIL(Mapping mb, b.Map(0, data.size(), Prot::kRead));
+  ma.OnInvalidate(ev.Callback());
+  mb.OnInvalidate(ev.Callback());
+  EXPECT_EQ(ma.data()[3 * 4096], data[3 * 4096]);
+  uint64_t bad = DeviceOffset(a, 3);
+  // Action required, inside Guarded: the access fails with EIO...
+  Status st = Guarded([&] { RaiseMemoryFailure(ma.data() + 3 * 4096 + 12, BUS_MCEERR_AR); });
+  EXPECT_EQ(st.err(), EIO) << st.ToString();
+  // ...and the routing thread tells both sharers, through the rmap.
+  ASSERT_TRUE(WaitMemoryFailureRouted(5000));
+  auto got = ev.Take();
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& e : got) {
+    EXPECT_EQ(e.why, InvalidateReason::kMemoryFailure);
+    EXPECT_EQ(e.off, 3 * 4096u);
+  }
+  ASSIGN_OR_FAIL(auto list, fs_->BadBlocks());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].first, bad);
+  // Action optional (the program was not touching it): routed, the program runs on.
+  RaiseMemoryFailure(mb.data() + 6 * 4096, BUS_MCEERR_AO);
+  ASSERT_TRUE(WaitMemoryFailureRouted(5000));
+  got = ev.Take();
+  EXPECT_EQ(got.size(), 2u);
+  ASSIGN_OR_FAIL(list, fs_->BadBlocks());
+  EXPECT_EQ(list.size(), 2u);
+  uint8_t buf[8];
+  EXPECT_ERRNO(a.Pread(buf, 8, 6 * 4096), EIO);
+  EXPECT_EQ(ma.data()[4 * 4096], data[4 * 4096]);
 }
 
 TEST_F(FailureTest, BadPoisonRangesAreClearErrors) {

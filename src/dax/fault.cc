@@ -20,6 +20,7 @@
 
 #include "dax/arena.h"
 #include "dax/mapping_impl.h"
+#include "dax/memory_failure.h"
 #include "util/tsan.h"
 
 namespace udax {
@@ -82,6 +83,16 @@ void SegvHandler(int sig, siginfo_t* si, void* uctx) {
 
 void BusHandler(int sig, siginfo_t* si, void* uctx) {
   Arena* arena = Arena::Existing();
+  if (si->si_code == BUS_MCEERR_AR || si->si_code == BUS_MCEERR_AO) {
+    // A machine check: the memory at si_addr failed. Route it (the holder
+    // revokes every mapping of it); the interrupted access itself fails.
+    int saved_errno = errno;
+    QueueMemoryFailure(si->si_addr);
+    errno = saved_errno;
+    if (si->si_code == BUS_MCEERR_AO) return;  // action optional: nobody was touching it
+    if (tls_guard) JumpToGuard(EIO);
+    return Chain(g_old_bus, sig, si, uctx);  // as the kernel: the program's handler, or death
+  }
   if (arena && arena->Contains(si->si_addr) && tls_guard) JumpToGuard(EFAULT);
   Chain(g_old_bus, sig, si, uctx);
 }
@@ -111,6 +122,7 @@ void InstallFaultHandlers() {
     sa.sa_sigaction = BusHandler;
     sigaction(SIGBUS, &sa, &g_old_bus);
     pthread_atfork(nullptr, nullptr, ForkChild);
+    StartMemoryFailureRouting();
   });
 }
 

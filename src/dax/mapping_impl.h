@@ -37,6 +37,15 @@ class MappingImpl : public MappedRange {
     cb_ = std::move(cb);
   }
 
+  // What a memory failure at `addr` (inside this mapping) concerns.
+  struct Target {
+    std::shared_ptr<FsImpl> fs;
+    std::shared_ptr<Inode> inode;
+    uint64_t file_off = 0;
+  };
+  Target TargetOf(const void* addr) const {
+    return {fs_, inode_, file_off_ + static_cast<uint64_t>(static_cast<const uint8_t*>(addr) - base_)};
+  }
   uint8_t* base() const { return base_; }
   size_t size() const { return size_; }
   uint64_t file_offset() const { return file_off_; }
