@@ -220,7 +220,7 @@ void RunTrial(int trial, uint64_t seed) {
   ASSERT_OK(fs->Unmount());
 }
 
-TEST(RemovalConcurrentStress, RemoveAtARandomInstantLosesNothingAndHangsNothing) {
+TEST(RemovalStress, ConcurrentRemovalAtARandomInstantLosesNothingAndHangsNothing) {
   uint64_t base = std::random_device{}();
   if (const char* s = std::getenv("UDAX_REMOVAL_SEED")) base = std::strtoull(s, nullptr, 0);
   int trials = Trials();
