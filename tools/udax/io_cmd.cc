@@ -7,7 +7,9 @@
 //
 // A failing command prints "CMD: message (ERRNO)" on stderr and the next one
 // runs; the exit status is 1 when any command failed. A failed mount prints
-// "io: <status>" and exits 1.
+// "io: <status>" and exits 1. After `remove` (the device is gone) the commands
+// fail with ENODEV, and the final munmap/close/unmount succeed: the run's
+// status is that of its commands.
 #include <unistd.h>
 
 #include <algorithm>
@@ -266,8 +268,20 @@ void SetupIo(CLI::App& app, int* exit_code) {
       "  the mapping start) or -f (from the file start); -r accesses backwards.\n"
       "  A SIGBUS (beyond EOF, device full) prints \"CMD: message (SIGBUS)\" and the next\n"
       "  command runs; mwrite through a read-only mapping fails with EACCES. When udax\n"
-      "  takes a range away (truncate, punch) each mapping prints\n"
-      "  \"invalidate: ino=N offset=OFF len=LEN reason=REASON\".\n";
+      "  takes a range away (truncate, punch, copy-on-write, poison, remove) each mapping\n"
+      "  prints \"invalidate: ino=N offset=OFF len=LEN reason=REASON\" (REASON: Truncate,\n"
+      "  CopyOnWrite, MemoryFailure, Removed), at once, before the command's own output.\n"
+      "\nDevice failure:\n"
+      "  poison DEVOFF LEN emulates a memory failure of device bytes [DEVOFF, +LEN) (4k\n"
+      "  aligned, inside the device, else EINVAL; find a file's bytes with bmap) and prints\n"
+      "  \"poisoned LEN bytes at device offset DEVOFF\": mappings of file data there are\n"
+      "  invalidated (MemoryFailure), pread there fails with EIO, mread with SIGBUS, and the\n"
+      "  blocks join the persistent bad-block list (`udax info` lists it). Poisoned metadata\n"
+      "  shuts the filesystem down (EIO).\n"
+      "  remove takes the device away and prints \"device removed\": every mapping is\n"
+      "  invalidated (Removed), later commands fail with \"filesystem shut down: device\n"
+      "  removed (ENODEV)\" (a second remove: \"... is already removed (ENODEV)\"), and the\n"
+      "  final unmount succeeds; committed data stays on the image for the next mount.\n";
   sub->footer(footer);
   sub->callback([args, exit_code] { *exit_code = RunIo(*args); });
 }

@@ -546,6 +546,37 @@ Status CmdCat(IoContext& ctx, const IoArgs& args) {
   return st;
 }
 
+// ---- device failure --------------------------------------------------------
+
+// poison: a memory failure of device bytes [devoff, +len) (4 KiB aligned,
+// inside the device). Mappings of the file data there print their
+// "invalidate: ... reason=MemoryFailure" lines while it runs.
+Status CmdPoison(IoContext& ctx, const IoArgs& args) {
+  uint64_t off, len;
+  RETURN_IF_ERROR(ParseNumber(args.operands[0], "device offset", &off));
+  RETURN_IF_ERROR(ParseNumber(args.operands[1], "length", &len));
+  RETURN_IF_ERROR(CheckRange(off, len));
+  Status st = ctx.fs->InjectPoison(off, len);
+  if (!st.ok() && st.err() == ENODEV) {
+    // After `remove` the device only says it is going away: report the
+    // filesystem's own state ("filesystem shut down: device removed").
+    Result<StatFs> fs_state = ctx.fs->GetStatFs();
+    if (!fs_state.has_value() && fs_state.error().err() == ENODEV) return fs_state.error();
+  }
+  RETURN_IF_ERROR(st);
+  std::printf("poisoned %" PRIu64 " bytes at device offset %" PRIu64 "\n", len, off);
+  return Status::Ok();
+}
+
+// remove: takes the device away from under the mounted filesystem. Every
+// mapping prints "invalidate: ... reason=Removed"; later commands fail with
+// ENODEV "filesystem shut down: device removed".
+Status CmdRemove(IoContext& ctx, const IoArgs& args) {
+  RETURN_IF_ERROR(ctx.fs->RemoveDevice());
+  std::printf("device removed\n");
+  return Status::Ok();
+}
+
 // ---- control -----------------------------------------------------------------
 
 Status CmdSync(IoContext& ctx, const IoArgs& args) { return ctx.fs->Sync(); }
@@ -601,6 +632,9 @@ constexpr IoCommand kCommands[] = {
      "share equal ranges of srcpath and the current file", CmdDedupe},
     {"bmap", "", 0, 0, "bmap", "extents as FILE_OFFSET DEVICE_OFFSET LENGTH FLAGS (bytes)", CmdBmap},
     {"rmap", "", 1, 2, "rmap devoff [len]", "owners of device bytes [devoff, +len)", CmdRmap},
+    {"poison", "", 2, 2, "poison devoff len",
+     "memory failure of device bytes [devoff, +len) (4k aligned)", CmdPoison},
+    {"remove", "", 0, 0, "remove", "remove the device (later commands fail: ENODEV)", CmdRemove},
     {"stat", "", 0, 1, "stat [path]", "show the current file's (or path's) attributes", CmdStat},
     {"fiemap", "", 0, 0, "fiemap", "show the current file's extents (512-byte units)",
      CmdFiemap},

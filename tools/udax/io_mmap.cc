@@ -13,8 +13,12 @@
 // read-only mapping fails with EACCES instead of dying of SIGSEGV; range
 // errors are "CMD: message (EINVAL)" failures; -x (PROT_EXEC) is refused and
 // -s (address space reservation) is accepted and ignored. Each mapping prints
-// "invalidate: ino=N offset=OFF len=LEN reason=REASON" when udax takes a range
-// of it away (truncate, punch hole).
+// exactly one line "invalidate: ino=N offset=OFF len=LEN reason=REASON" (decimal;
+// REASON from InvalidateReasonName: Truncate, CopyOnWrite, MemoryFailure,
+// Removed) per callback, when udax takes a range of it away (truncate, punch
+// hole, copy-on-write, `poison`, `remove`). Callbacks run synchronously in the
+// thread of the command that caused them, so the lines come out in order,
+// before that command's own output.
 #include <unistd.h>
 
 #include <algorithm>
