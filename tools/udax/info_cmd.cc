@@ -1,7 +1,12 @@
 // tools/udax/info_cmd.cc — `udax info [--json] DEVICE`: shows what
 // ReadInfo (fs/info.h) reads from an unmounted device — geometry, space,
-// inodes, features, journal state — as `key: value` lines or one JSON object
-// with the same snake_case keys.
+// inodes, features, journal state, bad blocks — as `key: value` lines or one
+// JSON object with the same snake_case keys.
+//
+// The bad-block list (blocks whose memory failed) prints as
+//   bad_blocks: N              (number of 4 KiB blocks listed)
+//   bad: DEVOFF LEN            (one line per extent, bytes, decimal)
+// and in JSON as "bad_blocks": N, "bad_extents": [{"device_offset", "length"}].
 #include <cinttypes>
 #include <cstdio>
 #include <memory>
@@ -44,6 +49,10 @@ int RunInfo(const InfoArgs& args) {
     j["features"] = i.features;
     j["journal_state"] = i.journal_state;
     j["fences_per_commit"] = i.fences_per_commit;
+    j["bad_blocks"] = i.bad_blocks;
+    j["bad_extents"] = nlohmann::json::array();
+    for (const auto& [off, len] : i.bad_extents)
+      j["bad_extents"].push_back({{"device_offset", off}, {"length", len}});
     std::printf("%s\n",
                 j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
@@ -67,6 +76,8 @@ int RunInfo(const InfoArgs& args) {
   std::printf("features: %s\n", features.c_str());
   std::printf("journal_state: %s\n", i.journal_state.c_str());
   std::printf("fences_per_commit: %u\n", i.fences_per_commit);
+  std::printf("bad_blocks: %" PRIu64 "\n", i.bad_blocks);
+  for (const auto& [off, len] : i.bad_extents) std::printf("bad: %" PRIu64 " %" PRIu64 "\n", off, len);
   return 0;
 }
 
