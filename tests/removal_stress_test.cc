@@ -1,5 +1,6 @@
 // tests/removal_stress_test.cc — device removal at a random instant while
-// threads store into mapped files (faulting holes in), map and unmap, and do
+// threads store into mapped files (faulting holes in, copying shared blocks
+// on write), map and unmap, and do
 // metadata work (create, write, clone, truncate, unlink, fsync). After every
 // trial: no thread hung, every thread ended with the documented ENODEV, every
 // mapped page and the device memory are really gone (PROT_NONE), the image
@@ -72,9 +73,13 @@ void RunTrial(int trial, uint64_t seed) {
   std::vector<File> files;
   std::vector<Mapping> maps;
   std::atomic<int> revoked{0};
+  // /f0 holds data, /f1 is its reflink (every first store copies a block),
+  // /f2 is all holes (every first store allocates).
   for (int f = 0; f < kFiles; f++) {
     ASSIGN_OR_FAIL(File file, fs->Open("/f" + std::to_string(f), O_CREAT | O_RDWR));
-    ASSERT_OK(file.Truncate(kFileSize));
+    if (f == 0) ASSERT_OK(file.Pwrite(Pattern(kFileSize, seed).data(), kFileSize, 0));
+    if (f == 1) ASSERT_OK(file.Clone(files[0]));
+    if (f == 2) ASSERT_OK(file.Truncate(kFileSize));
     ASSIGN_OR_FAIL(Mapping m, file.Map(0, kFileSize, Prot::kReadWrite));
     m.OnInvalidate([&](uint64_t, uint64_t, uint64_t, InvalidateReason why) {
       if (why == InvalidateReason::kRemoved) revoked++;
