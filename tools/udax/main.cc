@@ -15,6 +15,10 @@
 
 #include "cli.h"
 
+namespace udax::cli {
+void SetupDemo(CLI::App& app, int* exit_code);  // demo_cmd.cc
+}  // namespace udax::cli
+
 namespace {
 
 // Adding a subcommand (e.g. `bench`, `demo`): write its Setup function in its
@@ -25,6 +29,7 @@ constexpr udax::cli::SetupFn kSubcommands[] = {
     udax::cli::SetupInfo,
     udax::cli::SetupIo,
     udax::cli::SetupBench,
+    udax::cli::SetupDemo,
 };
 
 int Main(int argc, char** argv) {
