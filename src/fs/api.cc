@@ -54,6 +54,7 @@ Status Filesystem::RemoveDevice() {
 Status Filesystem::InjectPoison(uint64_t off, uint64_t len) {
   PmemDevice* dev = impl_->device();
   if (!dev) return Errno(ENODEV, "no device: the filesystem is not mounted");
+  if (dev->state() != DeviceState::kLive) return Errno(ENODEV, "filesystem shut down: device removed");
   return dev->InjectPoison(off, len);
 }
 Result<std::vector<std::pair<uint64_t, uint64_t>>> Filesystem::BadBlocks() {

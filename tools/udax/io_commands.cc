@@ -556,14 +556,7 @@ Status CmdPoison(IoContext& ctx, const IoArgs& args) {
   RETURN_IF_ERROR(ParseNumber(args.operands[0], "device offset", &off));
   RETURN_IF_ERROR(ParseNumber(args.operands[1], "length", &len));
   RETURN_IF_ERROR(CheckRange(off, len));
-  Status st = ctx.fs->InjectPoison(off, len);
-  if (!st.ok() && st.err() == ENODEV) {
-    // After `remove` the device only says it is going away: report the
-    // filesystem's own state ("filesystem shut down: device removed").
-    Result<StatFs> fs_state = ctx.fs->GetStatFs();
-    if (!fs_state.has_value() && fs_state.error().err() == ENODEV) return fs_state.error();
-  }
-  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(ctx.fs->InjectPoison(off, len));
   std::printf("poisoned %" PRIu64 " bytes at device offset %" PRIu64 "\n", len, off);
   return Status::Ok();
 }
