@@ -23,13 +23,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 
 #include "bench.h"
+#include "bench_udax.h"
 #include "fs/fs_impl.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"
@@ -54,80 +54,6 @@ constexpr uint64_t kFillChunk = 1ULL << 20;
 
 uint64_t PieceLen(uint64_t i) { return std::min(kPieceBytes, kCloneFileBytes - i * kPieceBytes); }
 uint64_t PrefixBytes(uint64_t pieces) { return std::min(pieces * kPieceBytes, kCloneFileBytes); }
-
-Status SysErr(const std::string& what) { return Errno(errno, what + ": " + strerror(errno)); }
-
-std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string Fmt(const char* fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  return line;
-}
-
-// A udax device file in /dev/shm, made and mounted; removed again by Close
-// (also from the destructor).
-class UdaxDevice {
- public:
-  explicit UdaxDevice(const std::string& tag)
-      : path_("/dev/shm/udax-bench-" + tag + "-" + std::to_string(getpid()) + ".dev") {}
-  ~UdaxDevice() { Close(); }
-  Status Make(uint64_t bytes) {
-    MkfsOptions mo;
-    mo.size = bytes;
-    mo.force = true;
-    RETURN_IF_ERROR(Filesystem::Mkfs(path_, mo).Prefixed("mkfs " + path_));
-    made_ = true;
-    ASSIGN_OR_RETURN(fs_, Filesystem::Mount(path_));
-    return Status::Ok();
-  }
-  Filesystem* fs() { return fs_.get(); }
-  FsImpl* impl() { return fs_->impl(); }
-  void Close() {
-    if (fs_) {
-      fs_->Unmount().IgnoreError();
-      fs_.reset();
-    }
-    if (made_) ::unlink(path_.c_str());
-    made_ = false;
-  }
-
-  // What the journal's header says about the last commit: its size in blocks.
-  uint32_t LastCommitBlocks() {
-    const uint8_t* p = impl()->device()->BlockPtr(media::kLogStart, kBlockSize);
-    return p ? reinterpret_cast<const media::LogHeader*>(p)->nblocks : 0;
-  }
-  // Blocks on the node free list (committed state): the most new B+tree nodes
-  // one transaction can take.
-  uint32_t FreeListCount() {
-    const media::RootBlock* r = Root();
-    return r ? r->freelist_count : 0;
-  }
-  // Free blocks plus free-list blocks (committed state). Across a
-  // transaction that allocates no data, the drop is the B+tree nodes it
-  // took, net of the nodes it freed.
-  uint64_t FreeAndFreeList() {
-    const media::RootBlock* r = Root();
-    return r ? r->free_blocks + r->freelist_count : 0;
-  }
-
- private:
-  const media::RootBlock* Root() {
-    const uint8_t* p = impl()->device()->BlockPtr(media::kRootBlockNo, kBlockSize);
-    return reinterpret_cast<const media::RootBlock*>(p);
-  }
-
-  std::string path_;
-  bool made_ = false;
-  std::unique_ptr<Filesystem> fs_;
-};
-
-Status WriteAll(File& f, const uint8_t* p, uint64_t n, uint64_t off) {
-  ASSIGN_OR_RETURN(size_t done, f.Pwrite(p, n, off));
-  return done == n ? Status::Ok() : Errno(EIO, "short write while filling a bench file");
-}
 
 // Writes a file of `bytes` through Pwrite (1 MiB at a time), then unlinks it:
 // every device page below the high-water mark is then backed by tmpfs, so
@@ -545,29 +471,13 @@ class RmapBench {
 
   Result<ReflinkResult> Run(std::string* diag) {
     ReflinkResult res{"rmap_lookup", "us", 0, 10.0, "goal-10us", 1.0, ""};
-    // The extents' blocks, ~3 % of metadata, and slack; rounded up to 1 GiB.
-    uint64_t blocks = plan_.rmap_extents + plan_.rmap_extents / 10 + 65536;
-    uint64_t dev_bytes = (blocks * kBlockSize + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
+    const uint64_t dev_bytes = ExtentsDeviceBytes(plan_.rmap_extents);
     RETURN_IF_ERROR(dev_.Make(dev_bytes));
     Filesystem* fs = dev_.fs();
 
-    // Every other block of each file: each write allocates one block that
-    // cannot merge with its file neighbours, i.e. one extent (and one rmap
-    // record) per write.
+    // Every other block of each file: one extent (and one rmap record) per write.
     const Clock::time_point b0 = Clock::now();
-    std::vector<uint8_t> blk(kBlockSize, 0x42);
-    const uint64_t per_file = plan_.rmap_extents / plan_.rmap_files;
-    uint64_t extents = 0;
-    for (uint64_t f = 0; f < plan_.rmap_files; f++) {
-      ASSIGN_OR_RETURN(File file, fs->Open("/r" + std::to_string(f), O_CREAT | O_RDWR, 0644));
-      for (uint64_t i = 0; i < per_file; i++) {
-        RETURN_IF_ERROR(WriteAll(file, blk.data(), kBlockSize, 2 * i * kBlockSize));
-        if ((i & 4095) == 0 && Interrupted()) return Errno(EINTR, "interrupted");
-      }
-      ASSIGN_OR_RETURN(auto ext, file.Fiemap());
-      extents += ext.size();
-      RETURN_IF_ERROR(file.Close());
-    }
+    ASSIGN_OR_RETURN(uint64_t extents, BuildSingleBlockExtents(fs, plan_.rmap_extents, plan_.rmap_files));
     const double build_s = Ms(b0, Clock::now()) / 1e3;
 
     // Random blocks over the used part of the device (allocation fills it
