@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "udax/status.h"
@@ -130,6 +131,40 @@ struct ReflinkResult {
 // turn); a row whose baseline cannot run (XFS: not root, no xfsprogs) is left
 // out with a note in *diag. Facts about layouts and distributions go to *diag.
 Result<std::vector<ReflinkResult>> RunReflinkBench(const ReflinkPlan& plan, std::string* diag);
+
+// ---- device removal and memory failure (failure_bench.cc) ----
+//   remove_revoke_N  ms  N files, one touched mapping each: from RemoveDevice()
+//                        to the last on_invalidate (reason Removed), vs N raw
+//                        mmap(PROT_NONE, MAP_FIXED) over N touched mappings
+//                        (raw-mmap-prot-none); N = 1, 100, 10 000
+//   poison_route     us  InjectPoison() of a mapped block (two owners: a file
+//                        and its clone) with ~1M extents in the filesystem,
+//                        to the last on_invalidate (reason MemoryFailure),
+//                        minus the raw mmap(PROT_NONE) of the same pages;
+//                        vs the goal constant 10 us (goal-10us)
+struct FailurePlan {
+  std::vector<uint64_t> remove_files;  // N per remove_revoke row
+  int remove_rounds = 0;               // per side at N = 10 000; 3x that for smaller N
+  uint64_t poison_extents = 0;         // 1-block extents made for poison_route
+  uint64_t poison_files = 0;           // ... spread over this many files
+  int poison_reps = 0;                 // poisons per side (<= 100: one image)
+  bool diag = false;                   // human mode: extra facts for stderr
+};
+FailurePlan MakeFailurePlan(bool quick);
+
+struct FailureResult {
+  std::string name, unit;
+  double udax = 0, baseline = 0;  // best round of each side
+  std::string baseline_name;
+  double goal = 0;      // minimum ratio (0: none)
+  double udax_max = 0;  // and udax at most this, in `unit` (0: none)
+  // More numbers of the row, added to its JSON object under these keys.
+  std::vector<std::pair<std::string, double>> extra;
+  std::string error;  // non-empty: the udax side failed (no udax number)
+};
+// Runs the rows in turn, each on a fresh image (and raw mappings) of its own;
+// facts about the setup and distributions go to *diag.
+Result<std::vector<FailureResult>> RunFailureBench(const FailurePlan& plan, std::string* diag);
 
 // True once SIGINT/SIGTERM arrived during `udax bench` (bench_main.cc): the
 // loops stop with EINTR so that everything is torn down on the way out.

@@ -1,18 +1,22 @@
-// bench/bench_main.cc — `udax bench [--quick] [--json] [--dax-only] [--reflink-only]`:
+// bench/bench_main.cc — `udax bench [--quick] [--json] [--dax-only] [--reflink-only]
+// [--failure-only]`:
 // builds the workload,
 // sets up udax and the kernel baselines (tmpfs; XFS on a loop device when it
 // can), runs the measurements interleaved in rounds (best round per side),
-// then the DAX rows and the reflink rows (clone, CoW fault, rmap),
+// then the DAX rows, the reflink rows (clone, CoW fault, rmap) and the
+// failure rows (device removal, poison routing),
 // and prints the table with ratios and goals — or, with --json, only a JSON
 // array of {name, unit, udax, baseline, baseline_name, ratio} on stdout.
 #include <algorithm>
 #include <csignal>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -46,6 +50,7 @@ struct BenchArgs {
   bool json = false;
   bool dax_only = false;      // only the dax_* rows
   bool reflink_only = false;  // only reflink_1g_10k_extents, cow_fault_4k, rmap_lookup
+  bool failure_only = false;  // only remove_revoke_{1,100,10000}, poison_route
 };
 
 struct Plan {
@@ -76,6 +81,8 @@ struct Row {
   std::string baseline_name;
   double goal = 0;  // minimum ratio; 0 = no goal
   std::string error;  // the udax side failed: no udax number, no ratio
+  double udax_max = 0;  // also: udax at most this (in unit); 0 = none
+  std::vector<std::pair<std::string, double>> extra;  // more numbers, as more JSON keys
 };
 // ratio > 1 means udax is better: udax/baseline for a rate, baseline/udax for a time.
 bool TimeUnit(const std::string& unit) { return unit == "us" || unit == "ms"; }
@@ -105,7 +112,10 @@ const char* DaxBaselineName(DaxOp op) {
   return op == DaxOp::kFaultExtent ? "raw-sigsegv-mmap" : "raw-mmap";
 }
 double Round(double v, double scale) { return std::round(v * scale) / scale; }
-double RoundFor(const std::string& unit, double v) { return Round(v, unit == "ops/s" ? 10 : 1000); }
+// Below 1, six decimals (remove_revoke_1 is a few us, in ms).
+double RoundFor(const std::string& unit, double v) {
+  return Round(v, unit == "ops/s" ? 10 : std::fabs(v) < 1 ? 1e6 : 1000);
+}
 
 // Catches SIGINT/SIGTERM while alive, so an interrupted run still cleans up.
 class SignalGuard {
@@ -129,7 +139,7 @@ int RunBench(const BenchArgs& args) {
   SignalGuard signals;
   Plan plan = MakePlan(args.quick);
   std::vector<std::unique_ptr<Target>> targets;  // [0] is udax, then the baselines
-  const bool fs_rows = !args.dax_only && !args.reflink_only;
+  const bool fs_rows = !args.dax_only && !args.reflink_only && !args.failure_only;
   if (fs_rows) {
     targets.push_back(MakeUdaxTarget());
     targets.push_back(MakeKernelTarget("/dev/shm", "tmpfs"));
@@ -173,7 +183,7 @@ int RunBench(const BenchArgs& args) {
     for (size_t o = 0; o < std::size(kOps); o++) {
       Op op = kOps[o];
       rows.push_back(Row{OpName(op), "ops/s", best[0][o], best[t][o], targets[t]->name(),
-                         Goal(op, targets[t]->name()), ""});
+                         Goal(op, targets[t]->name()), "", 0, {}});
     }
   }
   targets.clear();  // tear the fs sides down before the DAX rows need the memory
@@ -181,13 +191,13 @@ int RunBench(const BenchArgs& args) {
   DaxPlan dax = MakeDaxPlan(args.quick);
   dax.control = !args.json;  // the control goes to stderr, which --json keeps quiet
   Result<std::vector<DaxResult>> dax_rows = std::vector<DaxResult>{};
-  if (!args.reflink_only) dax_rows = RunDaxBench(dax, &diag);
+  if (!args.reflink_only && !args.failure_only) dax_rows = RunDaxBench(dax, &diag);
   if (!dax_rows.has_value()) {
     cli::PrintError("bench", dax_rows.error());
     return 1;
   }
   for (const DaxResult& d : *dax_rows) {
-    rows.push_back(Row{DaxOpName(d.op), DaxUnit(d.op), d.udax, d.raw, DaxBaselineName(d.op), DaxGoal(d.op), ""});
+    rows.push_back(Row{DaxOpName(d.op), DaxUnit(d.op), d.udax, d.raw, DaxBaselineName(d.op), DaxGoal(d.op), "", 0, {}});
     if (d.control > 0) {
       char line[256];
       std::snprintf(line, sizeof line,
@@ -201,7 +211,7 @@ int RunBench(const BenchArgs& args) {
   // The reflink rows (reflink_bench.cc), each on devices of its own.
   ReflinkPlan rplan = MakeReflinkPlan(args.quick);
   rplan.diag = !args.json;
-  if (!args.dax_only) {
+  if (!args.dax_only && !args.failure_only) {
     Result<std::vector<ReflinkResult>> rrows = RunReflinkBench(rplan, &diag);
     if (!rrows.has_value()) {
       std::fflush(stdout);
@@ -210,7 +220,22 @@ int RunBench(const BenchArgs& args) {
       return 1;
     }
     for (const ReflinkResult& r : *rrows)
-      rows.push_back(Row{r.name, r.unit, r.udax, r.baseline, r.baseline_name, r.goal, r.error});
+      rows.push_back(Row{r.name, r.unit, r.udax, r.baseline, r.baseline_name, r.goal, r.error, 0, {}});
+  }
+
+  // The failure rows (failure_bench.cc): device removal, poison routing.
+  FailurePlan fplan = MakeFailurePlan(args.quick);
+  fplan.diag = !args.json;
+  if (!args.dax_only && !args.reflink_only) {
+    Result<std::vector<FailureResult>> frows = RunFailureBench(fplan, &diag);
+    if (!frows.has_value()) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "%s", diag.c_str());
+      cli::PrintError("bench", frows.error());
+      return 1;
+    }
+    for (const FailureResult& r : *frows)
+      rows.push_back(Row{r.name, r.unit, r.udax, r.baseline, r.baseline_name, r.goal, r.error, r.udax_max, r.extra});
   }
 
   nlohmann::json out = nlohmann::json::array();
@@ -221,6 +246,7 @@ int RunBench(const BenchArgs& args) {
                         {"baseline", RoundFor(r.unit, r.baseline)},
                         {"baseline_name", r.baseline_name},
                         {"ratio", Round(Ratio(r), 1000)}};
+    for (const auto& [key, v] : r.extra) j[key] = RoundFor(r.unit, v);
     if (!r.error.empty()) {  // no udax number: null, and why
       j["udax"] = nullptr;
       j["ratio"] = nullptr;
@@ -240,26 +266,37 @@ int RunBench(const BenchArgs& args) {
               static_cast<unsigned long long>(dax.seq_bytes >> 20),
               static_cast<unsigned long long>(dax.rand_offsets.size()),
               static_cast<unsigned long long>(dax.fault_bytes >> 21), plan.rounds);
-  if (!args.dax_only)
+  if (!args.dax_only && !args.failure_only)
     std::printf("reflink: Clone of a 1 GiB file of ~10k extents (best of %d); %llu CoW/hole stores per cycle "
                 "(best of %d); %llu rmap queries over %llu extents (best of %d)\n",
                 rplan.clone_rounds, static_cast<unsigned long long>(rplan.cow_stores), rplan.cow_rounds,
                 static_cast<unsigned long long>(rplan.rmap_queries),
                 static_cast<unsigned long long>(rplan.rmap_extents), rplan.rmap_rounds);
-  std::printf("%-22s %-6s %12s %12s %-16s %8s  %s\n", "name", "unit", "udax", "baseline",
+  if (!args.dax_only && !args.reflink_only)
+    std::printf("failure: RemoveDevice with N touched mappings, N one-block files (best of %d; %d for N < 10000); "
+                "InjectPoison of a block with 2 owners over %llu extents (best of %d poisons)\n",
+                fplan.remove_rounds, 3 * fplan.remove_rounds, static_cast<unsigned long long>(fplan.poison_extents),
+                fplan.poison_reps);
+  std::printf("%-22s %-6s %12s %12s %-18s %8s  %s\n", "name", "unit", "udax", "baseline",
               "baseline_name", "ratio", "goal");
   for (const Row& r : rows) {
     double ratio = Ratio(r);
     char goal_text[64] = "-";
     if (r.goal > 0)
       std::snprintf(goal_text, sizeof goal_text, ">= %gx %s", r.goal, ratio >= r.goal ? "met" : "MISSED");
+    if (r.udax_max > 0 && r.error.empty()) {
+      size_t used = std::strlen(goal_text);
+      std::snprintf(goal_text + used, sizeof goal_text - used, ", <= %g %s %s", r.udax_max, r.unit.c_str(),
+                    r.udax <= r.udax_max ? "met" : "MISSED");
+    }
     if (!r.error.empty()) {
-      std::printf("%-22s %-6s %12s %12.3f %-16s %8s  %s (udax failed: see below)\n", r.name.c_str(), r.unit.c_str(),
+      std::printf("%-22s %-6s %12s %12.3f %-18s %8s  %s (udax failed: see below)\n", r.name.c_str(), r.unit.c_str(),
                   "FAILED", r.baseline, r.baseline_name.c_str(), "-", goal_text);
       continue;
     }
-    const char* fmt = r.unit == "ops/s" ? "%-22s %-6s %12.0f %12.0f %-16s %7.2fx  %s\n"
-                                        : "%-22s %-6s %12.3f %12.3f %-16s %7.2fx  %s\n";
+    const char* fmt = r.unit == "ops/s"                       ? "%-22s %-6s %12.0f %12.0f %-18s %7.2fx  %s\n"
+                      : std::min(r.udax, r.baseline) < 0.1 ? "%-22s %-6s %12.5f %12.5f %-18s %7.2fx  %s\n"
+                                                           : "%-22s %-6s %12.3f %12.3f %-18s %7.2fx  %s\n";
     std::printf(fmt, r.name.c_str(), r.unit.c_str(), r.udax, r.baseline, r.baseline_name.c_str(), ratio,
                 goal_text);
   }
@@ -282,6 +319,8 @@ void SetupBench(CLI::App& app, int* exit_code) {
   sub->add_flag("--dax-only", args->dax_only, "run only the dax_* rows");
   sub->add_flag("--reflink-only", args->reflink_only,
                 "run only the reflink rows (reflink_1g_10k_extents, cow_fault_4k, rmap_lookup)");
+  sub->add_flag("--failure-only", args->failure_only,
+                "run only the failure rows (remove_revoke_1/_100/_10000, poison_route)");
   sub->callback([args, exit_code] { *exit_code = bench::RunBench(*args); });
 }
 
