@@ -283,7 +283,7 @@ int RunBench(const BenchArgs& args) {
     double ratio = Ratio(r);
     char goal_text[64] = "-";
     if (r.goal > 0)
-      std::snprintf(goal_text, sizeof goal_text, ">= %gx %s", r.goal, ratio >= r.goal ? "met" : "MISSED");
+      std::snprintf(goal_text, sizeof goal_text, ">= %.3gx %s", r.goal, ratio >= r.goal ? "met" : "MISSED");
     if (r.udax_max > 0 && r.error.empty()) {
       size_t used = std::strlen(goal_text);
       std::snprintf(goal_text + used, sizeof goal_text - used, ", <= %g %s %s", r.udax_max, r.unit.c_str(),
