@@ -75,6 +75,16 @@ TEST(DeviceTest, ExclusiveLock) {
   EXPECT_TRUE(d.has_value()) << "the lock is dropped with the device";
 }
 
+// The device is mapped 2 MiB-aligned, so a backing with huge pages (devdax,
+// fsdax, a huge=always tmpfs) can map it with them.
+TEST(DeviceTest, MappedTwoMegabyteAligned) {
+  TempDevice t;
+  auto d = OpenOrDie(t.path(), {.create = true, .size = kSize});
+  ASSERT_TRUE(d);
+  ASSIGN_OR_FAIL(auto span, d->Range(0, 4096));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(span.data()) % (2 * kMiB), 0u);
+}
+
 TEST(DeviceTest, BoundsCheckedAccess) {
   TempDevice t;
   auto d = OpenOrDie(t.path(), {.create = true, .size = kSize});

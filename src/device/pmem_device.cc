@@ -37,6 +37,16 @@ std::vector<PmemDevice*>& Devices() {
 }
 
 constexpr uint64_t kPage = 4096;
+constexpr uint64_t kHugePage = 2ull << 20;
+
+// A 2 MiB-aligned address with `len` free bytes after it (a hint: another
+// thread may take it before it is used, and then the caller goes without).
+void* AlignedHint(size_t len) {
+  void* p = mmap(nullptr, len + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  munmap(p, len + kHugePage);
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(p) + kHugePage - 1) / kHugePage * kHugePage);
+}
 
 }  // namespace
 
@@ -98,12 +108,19 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
     pmem2_config_delete(&cfg);
     return Errno(EINVAL, "device " + path + " is empty (0 bytes): give mkfs a size (-s)");
   }
+  // Map 2 MiB-aligned: a backing with huge pages (devdax, fsdax, a tmpfs
+  // mounted huge=always) can then map the device with them, as the kernel
+  // maps real pmem — one TLB entry per 2 MiB instead of 512.
+  if (void* hint = AlignedHint(src_size);
+      hint && pmem2_vm_reservation_new(&dev->rsv_, hint, src_size) == 0)
+    pmem2_config_set_vm_reservation(cfg, dev->rsv_, 0);
   int rc = pmem2_map_new(&dev->map_, cfg, src);
   pmem2_source_delete(&src);
   pmem2_config_delete(&cfg);
   if (rc) return Pmem2Error(("cannot map " + path).c_str());
   dev->base_ = static_cast<uint8_t*>(pmem2_map_get_address(dev->map_));
   dev->size_ = pmem2_map_get_size(dev->map_);
+  madvise(dev->base_, dev->size_, MADV_HUGEPAGE);  // where the backing can (THP "madvise" mode)
   dev->flush_ = pmem2_get_flush_fn(dev->map_);
   dev->drain_ = pmem2_get_drain_fn(dev->map_);
   dev->memcpy_ = pmem2_get_memcpy_fn(dev->map_);
@@ -120,6 +137,7 @@ PmemDevice::~PmemDevice() {
     d.erase(std::remove(d.begin(), d.end(), this), d.end());
   }
   if (map_) pmem2_map_delete(&map_);  // also unmaps a PROT_NONE placeholder
+  if (rsv_) pmem2_vm_reservation_delete(&rsv_);
   if (fd_ >= 0) ::close(fd_);
 }
 

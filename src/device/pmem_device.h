@@ -38,6 +38,7 @@
 #include "udax/status.h"
 
 struct pmem2_map;
+struct pmem2_vm_reservation;
 
 namespace udax {
 
@@ -187,6 +188,7 @@ class PmemDevice {
   std::string path_;
   int fd_ = -1;
   pmem2_map* map_ = nullptr;
+  pmem2_vm_reservation* rsv_ = nullptr;  // the 2 MiB-aligned address range of map_
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   void (*flush_)(const void*, size_t) = nullptr;
