@@ -84,16 +84,6 @@ constexpr uint32_t kLogDeltas = 2;
 constexpr uint32_t kLine = 64;
 constexpr uint32_t kLinesPerBlock = kBlockSize / kLine;
 
-// True when the 64-byte lines at a and b differ (eight word compares, vectorised).
-static inline bool LineDiffers(const uint8_t* a, const uint8_t* b) {
-  uint64_t x[8], y[8];
-  std::memcpy(x, a, sizeof x);
-  std::memcpy(y, b, sizeof y);
-  uint64_t d = 0;
-  for (int i = 0; i < 8; i++) d |= x[i] ^ y[i];
-  return d != 0;
-}
-
 static uint64_t EncodeRun(uint64_t home, uint32_t first, uint32_t n) {
   return home << 16 | uint64_t{first} << 8 | n;
 }
@@ -106,7 +96,7 @@ std::vector<Journal::LineRun> Journal::DirtyRuns(const std::vector<Image>& image
       runs.push_back({img.bno, 0, kLinesPerBlock, img.data});
       continue;
     }
-    auto differs = [&](uint32_t l) { return LineDiffers(img.data + l * kLine, home + l * kLine); };
+    auto differs = [&](uint32_t l) { return std::memcmp(img.data + l * kLine, home + l * kLine, kLine) != 0; };
     for (uint32_t l = 0; l < kLinesPerBlock; l++) {
       if (!differs(l)) continue;
       // A run ends at two clean lines in a row (one clean line is cheaper
