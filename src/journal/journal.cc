@@ -2,7 +2,6 @@
 #include "journal/journal.h"
 
 #include <cstring>
-#include <map>
 
 #include "media/verify.h"
 #include "util/crc32c.h"
@@ -76,133 +75,39 @@ static bool LogImagesIntact(const LogHeader* h, const std::vector<const uint8_t*
   return true;
 }
 
-// LogHeader.reserved == kLogDeltas: the record holds runs of 64-byte lines;
-// homes[i] = home << 16 | first line << 8 | number of lines, and the lines
-// follow the header packed, in entry order; the header crc covers the header
-// and every logged byte.
-constexpr uint32_t kLogDeltas = 2;
-constexpr uint32_t kLine = 64;
-constexpr uint32_t kLinesPerBlock = kBlockSize / kLine;
-
-static uint64_t EncodeRun(uint64_t home, uint32_t first, uint32_t n) {
-  return home << 16 | uint64_t{first} << 8 | n;
-}
-
-std::vector<Journal::LineRun> Journal::DirtyRuns(const std::vector<Image>& images) const {
-  std::vector<LineRun> runs;
-  for (const Image& img : images) {
-    const uint8_t* home = img.fresh ? nullptr : dev_->BlockPtr(img.bno, kBlockSize);
-    if (!home) {
-      runs.push_back({img.bno, 0, kLinesPerBlock, img.data});
-      continue;
-    }
-    auto differs = [&](uint32_t l) { return std::memcmp(img.data + l * kLine, home + l * kLine, kLine) != 0; };
-    for (uint32_t l = 0; l < kLinesPerBlock; l++) {
-      if (!differs(l)) continue;
-      // A run ends at two clean lines in a row (one clean line is cheaper
-      // logged than described by another entry).
-      uint32_t end = l + 1;
-      for (uint32_t m = l + 1; m < kLinesPerBlock && m - end < 2; m++)
-        if (differs(m)) end = m + 1;
-      runs.push_back({img.bno, l, end - l, img.data});
-      l = end;
-    }
-  }
-  if (runs.size() <= media::kLogMaxBlocks) return runs;
-  // Too many runs for one header: one span per block (at most max_blocks_).
-  std::vector<LineRun> spans;
-  for (const LineRun& r : runs) {
-    if (!spans.empty() && spans.back().home == r.home) {
-      spans.back().nlines = r.first_line + r.nlines - spans.back().first_line;
-    } else {
-      spans.push_back(r);
-    }
-  }
-  return spans;
-}
-
-Status Journal::Commit(const std::vector<Image>& images) {
+Status Journal::Commit(const std::vector<std::pair<uint64_t, const uint8_t*>>& images) {
   if (images.empty()) return Status::Ok();
   if (images.size() > max_blocks_)
     return Errno(ENOSPC, "transaction of " + std::to_string(images.size()) +
                              " blocks does not fit the journal");
-  std::vector<LineRun> runs = DirtyRuns(images);
-  if (runs.empty()) return Status::Ok();  // every image equals its home block
   auto* h = reinterpret_cast<LogHeader*>(header_buf_.get());
   std::memset(h, 0, kBlockSize);
   h->hdr.magic = media::kLogMagic;
   h->hdr.blkno = log_start_;
   h->seq = seq_;
-  h->nblocks = static_cast<uint32_t>(runs.size());
-  h->reserved = kLogDeltas;
-  for (size_t i = 0; i < runs.size(); i++) h->homes[i] = EncodeRun(runs[i].home, runs[i].first_line, runs[i].nlines);
-  // Step 2: the lines, then the header; one fence makes the record durable.
-  uint32_t crc = media::BlockCrc(h);
-  uint64_t pos = (log_start_ + 1) * kBlockSize;
-  for (const LineRun& r : runs) {
-    const uint8_t* src = r.src + r.first_line * kLine;
-    uint64_t len = uint64_t{r.nlines} * kLine;
-    RETURN_IF_ERROR(dev_->CopyIn(pos, src, len, false));
-    crc = Crc32cExtend(crc, src, len);
-    pos += len;
+  h->nblocks = static_cast<uint32_t>(images.size());
+  h->reserved = kLogCrcOfImageCrcs;  // the images are sealed (Transaction::Commit)
+  std::vector<const uint8_t*> imgs;
+  imgs.reserve(images.size());
+  for (size_t i = 0; i < images.size(); i++) {
+    h->homes[i] = images[i].first;
+    imgs.push_back(images[i].second);
   }
-  h->hdr.crc = crc;
+  h->hdr.crc = LogCrc(h, imgs);
+  // Step 2: images, then the header; one fence makes the whole record durable.
+  for (size_t i = 0; i < images.size(); i++)
+    RETURN_IF_ERROR(dev_->CopyIn((log_start_ + 1 + i) * kBlockSize, imgs[i], kBlockSize, false));
   RETURN_IF_ERROR(dev_->CopyIn(log_start_ * kBlockSize, h, kBlockSize, /*drain=*/true));
-  // Step 3: apply in place — cached stores + flushes: the next transactions
-  // read these blocks again (the log above is not read).
-  for (const LineRun& r : runs) {
-    RETURN_IF_ERROR(dev_->CopyInCached(r.home * kBlockSize + r.first_line * kLine, r.src + r.first_line * kLine,
-                                       uint64_t{r.nlines} * kLine, false));
-    MarkVerified(r.home);
+  // Step 3: apply in place — with cached stores + flushes: the next
+  // transactions read these blocks again (the log blocks above are not read).
+  for (const auto& [bno, img] : images) {
+    RETURN_IF_ERROR(dev_->CopyInCached(bno * kBlockSize, img, kBlockSize, false));
+    MarkVerified(bno);
   }
   dev_->Drain();
   seq_++;
   commits_++;
   return Status::Ok();
-}
-
-// Replays a kLogDeltas record: every image is rebuilt (home block + logged
-// lines) and must verify before anything is written.
-Result<uint32_t> Journal::RecoverDeltas(const LogHeader* h, bool read_only) {
-  if (h->nblocks == 0 || h->nblocks > media::kLogMaxBlocks) return 0u;
-  uint64_t total_lines = 0;
-  for (uint32_t i = 0; i < h->nblocks; i++) total_lines += h->homes[i] & 0xff;
-  if (total_lines == 0 || total_lines * kLine > uint64_t{log_blocks_ - 1} * kBlockSize) return 0u;
-  ASSIGN_OR_RETURN(auto data, dev_->Range((log_start_ + 1) * kBlockSize, total_lines * kLine));
-  if (h->hdr.crc != Crc32cExtend(media::BlockCrc(h), data.data(), data.size())) return 0u;  // torn
-  std::map<uint64_t, std::unique_ptr<uint8_t[]>> images;
-  const uint8_t* src = data.data();
-  for (uint32_t i = 0; i < h->nblocks; i++) {
-    uint64_t home = h->homes[i] >> 16;
-    uint32_t first = (h->homes[i] >> 8) & 0xff, n = h->homes[i] & 0xff;
-    if (home < media::kRootBlockNo || home >= total_blocks_ - 1 ||
-        (home >= log_start_ && home < log_start_ + log_blocks_))
-      return Errno(EUCLEAN, "journal names home block " + std::to_string(home) +
-                                " outside the metadata area; refusing to replay");
-    if (n == 0 || first + n > kLinesPerBlock)
-      return Errno(EUCLEAN, "journal entry for block " + std::to_string(home) + " is malformed; refusing to replay");
-    auto& img = images[home];
-    if (!img) {
-      img = std::make_unique<uint8_t[]>(kBlockSize);
-      ASSIGN_OR_RETURN(auto cur, dev_->Range(home * kBlockSize, kBlockSize));
-      std::memcpy(img.get(), cur.data(), kBlockSize);
-    }
-    std::memcpy(img.get() + first * kLine, src, n * kLine);
-    src += n * kLine;
-  }
-  for (const auto& [home, img] : images) {
-    Status st = media::VerifyRead(img.get(), home, 0, total_blocks_);
-    if (!st.ok())
-      return Errno(EUCLEAN, "journal image for home block " + std::to_string(home) +
-                                " does not verify (" + st.message() + "); refusing to replay");
-  }
-  seq_ = h->seq + 1;
-  uint32_t n = static_cast<uint32_t>(images.size());
-  if (read_only) return n;
-  for (const auto& [home, img] : images) RETURN_IF_ERROR(dev_->CopyIn(home * kBlockSize, img.get(), kBlockSize, false));
-  dev_->Drain();
-  RETURN_IF_ERROR(Format());
-  return n;
 }
 
 Status Journal::Format() {
@@ -214,7 +119,6 @@ Result<uint32_t> Journal::Recover(bool read_only) {
   auto* h = reinterpret_cast<const LogHeader*>(dev_->BlockPtr(log_start_, kBlockSize));
   if (!h) return Errno(EIO, "journal outside the device");
   if (h->hdr.magic != media::kLogMagic) return 0u;  // empty or cleared log
-  if (h->reserved == kLogDeltas) return RecoverDeltas(h, read_only);
   if (h->nblocks == 0 || h->nblocks > max_blocks_) return 0u;
   std::vector<const uint8_t*> imgs;
   for (uint32_t i = 0; i < h->nblocks; i++)
@@ -245,19 +149,19 @@ Result<uint32_t> Journal::Recover(bool read_only) {
 
 Result<const uint8_t*> Transaction::Read(uint64_t bno, uint32_t magic) {
   auto it = blocks_.find(bno);
-  if (it != blocks_.end()) return static_cast<const uint8_t*>(it->second.data.get());
+  if (it != blocks_.end()) return static_cast<const uint8_t*>(it->second.get());
   return journal_->ReadBlock(bno, magic);
 }
 
 Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
   if (read_only_) return Errno(EROFS, "read-only transaction");
   auto it = blocks_.find(bno);
-  if (it != blocks_.end()) return it->second.data.get();
+  if (it != blocks_.end()) return it->second.get();
   ASSIGN_OR_RETURN(const uint8_t* src, journal_->ReadBlock(bno, magic));
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);  // filled below
   std::memcpy(buf.get(), src, kBlockSize);
   uint8_t* p = buf.get();
-  blocks_.emplace(bno, Block{std::move(buf), false});
+  blocks_.emplace(bno, std::move(buf));
   return p;
 }
 
@@ -266,7 +170,7 @@ Result<uint8_t*> Transaction::New(uint64_t bno) {
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);  // filled below
   std::memset(buf.get(), 0, kBlockSize);
   uint8_t* p = buf.get();
-  blocks_[bno] = Block{std::move(buf), true};
+  blocks_[bno] = std::move(buf);
   return p;
 }
 
@@ -276,15 +180,15 @@ void Transaction::Forget(uint64_t bno) {
 }
 
 Status Transaction::Commit() {
-  std::vector<Journal::Image> images;
+  std::vector<std::pair<uint64_t, const uint8_t*>> images;
   images.reserve(blocks_.size());
-  for (auto& [bno, blk] : blocks_) {
-    Status st = media::VerifyAndSeal(blk.data.get(), bno, journal_->total_blocks());
+  for (auto& [bno, buf] : blocks_) {
+    Status st = media::VerifyAndSeal(buf.get(), bno, journal_->total_blocks());
     if (!st.ok()) {
       blocks_.clear();
       return st;
     }
-    images.push_back({bno, blk.data.get(), blk.fresh});
+    images.emplace_back(bno, buf.get());
   }
   Status st = journal_->Commit(images);
   blocks_.clear();

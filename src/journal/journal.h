@@ -4,16 +4,15 @@
 // Protocol (docs/journal.md): a transaction collects whole-block images of the
 // metadata blocks it changes (copy-on-first-write into DRAM). Commit:
 //   1. seal every image (structure verifier, then blkno + crc32c);
-//   2. log the 64-byte lines of each image that differ from its home block
-//      (all of a freshly allocated block) after the commit header, then the
-//      header (runs of (home, first line, lines), seq, crc32c over header and
-//      logged bytes), all with non-temporal stores; FENCE 1 — committed;
-//   3. copy those lines to their home blocks; FENCE 2 — applied.
-// Two fences per commit, whatever its size. Recovery rebuilds every image
-// (home block + logged lines), replays only when the header crc matches and
-// every rebuilt image verifies (its own crc), and replaying an applied
-// transaction is harmless: lines are idempotent and the log only ever holds
-// the newest transaction. Older whole-image records are still replayed.
+//   2. write the images into the log region after the commit header, and the
+//      header (home block numbers, seq, crc32c over the header and each
+//      image's sealed crc), all with non-temporal stores; FENCE 1 — the
+//      transaction is now committed;
+//   3. copy the images to their home blocks; FENCE 2 — applied.
+// Two fences per commit, whatever its size. Recovery replays the header's
+// images when its crc matches and every image matches its own crc (replaying
+// an applied transaction is harmless: block images are idempotent and the log
+// only ever holds the newest one).
 //
 // Invariants:
 //  * nothing writes a metadata block except Journal::Commit and Recover;
@@ -44,17 +43,9 @@ class Journal {
   // Replays the committed transaction in the log, if any; then clears the
   // header. Returns the number of blocks replayed.
   Result<uint32_t> Recover(bool read_only);
-  // A sealed block image to commit; `fresh`: a newly allocated block (its
-  // home holds unrelated bytes, so all of it is logged).
-  struct Image {
-    uint64_t bno;
-    const uint8_t* data;
-    bool fresh;
-  };
   // Commits sealed block images (sorted by block number; each image's block
-  // crc must be current, as media::VerifyAndSeal leaves it). Only the cache
-  // lines that differ from the home block are logged and applied.
-  Status Commit(const std::vector<Image>& images);
+  // crc must be current, as media::VerifyAndSeal leaves it).
+  Status Commit(const std::vector<std::pair<uint64_t, const uint8_t*>>& images);
   // Writes an empty (invalid) commit header: used by mkfs.
   Status Format();
 
@@ -83,15 +74,6 @@ class Journal {
   uint32_t max_blocks_;
   uint64_t seq_ = 1;
   uint64_t commits_ = 0;
-  // One logged run of cache lines of one home block.
-  struct LineRun {
-    uint64_t home;
-    uint32_t first_line, nlines;
-    const uint8_t* src;  // the sealed image
-  };
-  // The runs of lines of each image that differ from its home block.
-  std::vector<LineRun> DirtyRuns(const std::vector<Image>& images) const;
-  Result<uint32_t> RecoverDeltas(const media::LogHeader* h, bool read_only);
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
   std::unique_ptr<uint8_t[]> header_buf_;
 };
@@ -132,11 +114,7 @@ class Transaction {
  private:
   Journal* journal_;
   bool read_only_;
-  struct Block {
-    std::unique_ptr<uint8_t[]> data;
-    bool fresh = false;  // made by New(): nothing of the home block is kept
-  };
-  std::map<uint64_t, Block> blocks_;
+  std::map<uint64_t, std::unique_ptr<uint8_t[]>> blocks_;
 };
 
 }  // namespace udax
