@@ -1076,6 +1076,7 @@ TEST(DifferentialTest, RandomOperations) {
   printf("[ diff     ] seed %lu, %lu steps (UDAX_DIFF_SEED=%lu UDAX_DIFF_STEPS=%lu to repeat)\n",
          static_cast<unsigned long>(seed), static_cast<unsigned long>(steps),
          static_cast<unsigned long>(seed), static_cast<unsigned long>(steps));
+  fflush(stdout);  // a run killed by a timeout still names its seed
   auto t0 = std::chrono::steady_clock::now();
   Differ d(seed, dev);
   std::string err = d.Run(steps);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "fs/bmap.h"
@@ -142,21 +143,33 @@ Result<uint64_t> FsImpl::DedupeRange(Inode* dip, Inode* sip, uint64_t src_off, u
   ASSIGN_OR_RETURN(InodeRec dst, ReadInodeFor(*t, dip->ino));
   RETURN_IF_ERROR(CheckRemap(src, dst, src_off, &len, dst_off, true));
   if (len == 0) return uint64_t{0};
-  // Compare first (holes read as zero), a block at a time.
+  // Compare first (holes read as zero), a block at a time — except where
+  // both sides are holes, which are equal without reading: a sparse range
+  // costs its extents, not its length.
   std::vector<uint8_t> a(kBlockSize), b(kBlockSize);
-  auto read = [&](const InodeRec& r, uint64_t pos, uint8_t* out, uint64_t n) -> Status {
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, r, pos / kBlockSize));
+  auto read = [&](const ExtentLookup& e, uint64_t pos, uint8_t* out, uint64_t n) -> Status {
     if (!e.mapped) {
       std::memset(out, 0, n);
       return Status::Ok();
     }
     return dev_->CopyOut(out, e.ext.start_block * kBlockSize + (pos - e.ext.file_block * kBlockSize), n);
   };
-  for (uint64_t done = 0; done < len; done += kBlockSize) {
+  auto hole_left = [](const ExtentLookup& e, uint64_t pos) {
+    return e.hole_end == UINT64_MAX ? UINT64_MAX : e.hole_end * kBlockSize - pos;
+  };
+  for (uint64_t done = 0; done < len;) {
+    uint64_t sp = src_off + done, dp = dst_off + done;
+    ASSIGN_OR_RETURN(ExtentLookup es, LookupExtent(t->tx, src, sp / kBlockSize));
+    ASSIGN_OR_RETURN(ExtentLookup ed, LookupExtent(t->tx, dst, dp / kBlockSize));
+    if (!es.mapped && !ed.mapped) {
+      done += std::min({len - done, hole_left(es, sp), hole_left(ed, dp)});
+      continue;
+    }
     uint64_t n = std::min<uint64_t>(kBlockSize, len - done);
-    RETURN_IF_ERROR(read(src, src_off + done, a.data(), n));
-    RETURN_IF_ERROR(read(dst, dst_off + done, b.data(), n));
+    RETURN_IF_ERROR(read(es, sp, a.data(), n));
+    RETURN_IF_ERROR(read(ed, dp, b.data(), n));
     if (std::memcmp(a.data(), b.data(), n) != 0) return Errno(EBADE, "contents differ; nothing deduplicated");
+    done += n;
   }
   bool same = src.ino == dst.ino;
   InodeRec& d = same ? src : dst;
