@@ -143,6 +143,31 @@ TEST_F(ReflinkTest, DedupeOverAHugeSparseRangeCostsItsExtentsNotItsLength) {
   EXPECT_ERRNO(b.DedupeRange(a, 0, kHuge, 0), EBADE);
 }
 
+// Found by the differential test: punching (or zeroing) a range whose head
+// block is private and whose tail block is shared, on a full device, zeroed
+// the head in place and then failed to copy the tail (ENOSPC): the error said
+// nothing happened, but the head was gone. Now both edges are made private
+// before any byte is zeroed.
+TEST_F(ReflinkTest, PunchOrZeroThatCannotCopyItsSharedTailChangesNothing) {
+  auto data = Pattern(3 * 4096, 8);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/a", data));
+  File a = Open("/a", O_RDWR), b = Open("/b");
+  ASSERT_OK(b.Clone(a));
+  ASSERT_OK(a.Pwrite(data.data(), 4096, 0));  // block 0 private again, blocks 1-2 shared
+  File fill = Open("/fill");
+  auto chunk = Pattern(1 * kMiB, 2);
+  for (uint64_t off = 0;; off += chunk.size()) {
+    auto n = fill.Pwrite(chunk.data(), chunk.size(), off);
+    if (!n.has_value() || *n < chunk.size()) break;
+  }
+  for (int mode : {FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE}) {
+    SCOPED_TRACE(mode);
+    EXPECT_ERRNO(a.Fallocate(mode, 100, 2 * 4096), ENOSPC);
+    EXPECT_EQ(Read("/a"), data) << "a failed operation changed the file";
+  }
+  EXPECT_EQ(Read("/b"), data);
+}
+
 TEST_F(ReflinkTest, DedupeSharesEqualRangesOnly) {
   auto data = Pattern(128 * 1024, 4);
   ASSERT_OK(testutil::WriteWhole(*fs_, "/a", data));

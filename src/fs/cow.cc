@@ -84,6 +84,36 @@ Result<size_t> FsImpl::OverwriteBad(FsTxn& t, media::InodeRec& rec, const uint8_
   return got * kBlockSize;
 }
 
+Status FsImpl::UnshareRange(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b) {
+  if (!(rec.flags & media::kInodeFlagReflinked)) return Status::Ok();
+  uint64_t fblk = a / kBlockSize, end = (b + kBlockSize - 1) / kBlockSize;
+  while (fblk < end) {
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t.tx, rec, fblk));
+    if (!e.mapped) {
+      if (e.hole_end == UINT64_MAX) return Status::Ok();
+      fblk = std::max(fblk + 1, e.hole_end);
+      continue;
+    }
+    uint64_t dev_b = e.ext.start_block + (fblk - e.ext.file_block);
+    uint64_t limit = e.ext.start_block + std::min<uint64_t>(e.ext.length, end - e.ext.file_block);
+    uint64_t run_end;
+    ASSIGN_OR_RETURN(const uint8_t* rb, t.tx.Read(media::kRootBlockNo, media::kRootMagic));
+    ASSIGN_OR_RETURN(bool shared, SharedRun(t.tx, *reinterpret_cast<const media::RootBlock*>(rb), dev_b, limit,
+                                            &run_end));
+    if (!shared) {
+      fblk += run_end - dev_b;
+      continue;
+    }
+    if (alloc_.freed_in_txn()) {  // a copy allocates: no data after a free in one transaction
+      RETURN_IF_ERROR(WriteInode(t, rec));
+      RETURN_IF_ERROR(RollIfNeeded(t, SIZE_MAX));
+    }
+    ASSIGN_OR_RETURN(uint64_t copied, CowBlocks(t, rec, fblk, run_end - dev_b));
+    fblk += copied;
+  }
+  return Status::Ok();
+}
+
 Status FsImpl::ZeroMapped(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b) {
   while (a < b) {
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t.tx, rec, a / kBlockSize));

@@ -267,6 +267,10 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   auto zero_mapped = [&](uint64_t a, uint64_t b) { return ZeroMapped(*t, rec, a, b); };
   if (punch) {
     uint64_t first_full = RoundUp(off) / kBlockSize, end_full = end / kBlockSize;
+    // Both partial edges private first: an ENOSPC copying the second must not
+    // find the first already zeroed.
+    RETURN_IF_ERROR(UnshareRange(*t, rec, off, std::min(end, RoundUp(off))));
+    if (end_full * kBlockSize > off) RETURN_IF_ERROR(UnshareRange(*t, rec, std::max(off, end_full * kBlockSize), end));
     RETURN_IF_ERROR(zero_mapped(off, std::min(end, RoundUp(off))));
     if (end_full * kBlockSize > off) RETURN_IF_ERROR(zero_mapped(std::max(off, end_full * kBlockSize), end));
     bool done = first_full >= end_full;
@@ -323,6 +327,12 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
       RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
     }
   }
+  // Every shared block to be zeroed is copied before any byte is zeroed.
+  if (err.ok())
+    for (auto [a, b] : zero_later) {
+      err = UnshareRange(*t, rec, a, b);
+      if (!err.ok()) break;
+    }
   if (err.ok())
     for (auto [a, b] : zero_later) RETURN_IF_ERROR(zero_mapped(a, b));
   if (err.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > rec.size) SetSize(this, rec, end);

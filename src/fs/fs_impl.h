@@ -135,6 +135,10 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // returns the bytes written (up to the end of a shared/unshared run).
   Result<size_t> WriteMapped(FsTxn& t, media::InodeRec& rec, const struct ExtentLookup& e,
                              const uint8_t* src, size_t len, uint64_t pos);
+  // Gives the file private copies of every shared block overlapping [a, b)
+  // (content unchanged; may commit along the way). After it, zeroing in the
+  // range allocates nothing, so cannot fail half-way with ENOSPC.
+  Status UnshareRange(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b);
   // Zeroes file bytes [a, b) of mapped blocks in place (holes stay holes),
   // copying shared blocks first. May roll the transaction.
   Status ZeroMapped(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b);
