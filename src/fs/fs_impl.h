@@ -239,6 +239,11 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   };
   // The directory that holds the final component, and that component.
   Result<ParentAndName> WalkParent(Transaction& tx, const std::string& path);
+  // As WalkParent, for a name about to be created: EEXIST when it exists.
+  Result<ParentAndName> WalkToNewName(Transaction& tx, const std::string& path);
+  // Adds the entry pn.name -> ino (of S_IF* `type`) to pn.parent, counting a
+  // subdirectory's ".." link and touching the parent's mtime/ctime.
+  Status AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type);
   // Drops one link of `ino` (already removed from its directory): orphan it,
   // and free it at once when nobody has it open.
   Status DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now);

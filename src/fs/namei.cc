@@ -179,6 +179,22 @@ Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
   return Status::Ok();
 }
 
+Result<FsImpl::ParentAndName> FsImpl::WalkToNewName(Transaction& tx, const std::string& path) {
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(tx, path));
+  DirHit hit;
+  ASSIGN_OR_RETURN(bool found, DirLookup(tx, pn.parent, pn.name, &hit));
+  if (found) return Errno(EEXIST, "file exists");
+  return pn;
+}
+
+Status FsImpl::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type) {
+  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(t, pn.parent.ino));
+  RETURN_IF_ERROR(DirAdd(this, t, parent, pn.name, ino, type));
+  if (S_ISDIR(type)) parent.nlink++;  // the new directory's ".."
+  parent.mtime = parent.ctime = Now();
+  return WriteInode(t, parent);
+}
+
 Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
   MetaWriteLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
@@ -198,10 +214,7 @@ Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
     } else {
       if (pn.trailing_slash) return Errno(EISDIR, "is a directory");
       ASSIGN_OR_RETURN(rec, CreateInode(*t, S_IFREG | (mode & 07777), pn.parent.ino));
-      ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-      RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, rec.ino, S_IFREG));
-      parent.mtime = parent.ctime = Now();
-      RETURN_IF_ERROR(WriteInode(*t, parent));
+      RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFREG));
       RETURN_IF_ERROR(CommitTxn(*t));
     }
   } else {
@@ -222,16 +235,9 @@ Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
 Status FsImpl::Mkdir(const std::string& path, uint32_t mode) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
-  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
-  DirHit hit;
-  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
-  if (found) return Errno(EEXIST, "file exists");
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
   ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFDIR | (mode & 07777), pn.parent.ino));
-  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, rec.ino, S_IFDIR));
-  parent.nlink++;
-  parent.mtime = parent.ctime = Now();
-  RETURN_IF_ERROR(WriteInode(*t, parent));
+  RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFDIR));
   return CommitTxn(*t);
 }
 
@@ -284,10 +290,7 @@ Status FsImpl::Link(const std::string& existing, const std::string& new_path) {
   if (S_ISDIR(src.mode)) return Errno(EPERM, "hard links to directories are not allowed");
   if (src.nlink >= 65000) return Errno(EMLINK, "too many links");
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, new_path));
-  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, src.ino, TypeOf(src)));
-  parent.mtime = parent.ctime = Now();
-  RETURN_IF_ERROR(WriteInode(*t, parent));
+  RETURN_IF_ERROR(AddEntry(*t, pn, src.ino, TypeOf(src)));
   ASSIGN_OR_RETURN(src, ReadInodeFor(*t, src.ino));
   src.nlink++;
   src.ctime = Now();
@@ -300,10 +303,7 @@ Status FsImpl::Symlink(const std::string& target, const std::string& path) {
   if (target.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "symbolic link target too long");
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
-  ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
-  DirHit hit;
-  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
-  if (found) return Errno(EEXIST, "file exists");
+  ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
   static_assert(kMaxPathLen <= media::kBlockSize, "a symlink target fits one block");
   BlockExtent block;
   if (target.size() > media::kInodeInlineMax) {
@@ -315,10 +315,7 @@ Status FsImpl::Symlink(const std::string& target, const std::string& path) {
   ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFLNK | 0777, pn.parent.ino));
   RETURN_IF_ERROR(WriteSymlinkTarget(*t, rec, target, block));
   RETURN_IF_ERROR(WriteInode(*t, rec));
-  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirAdd(this, *t, parent, pn.name, rec.ino, S_IFLNK));
-  parent.mtime = parent.ctime = Now();
-  RETURN_IF_ERROR(WriteInode(*t, parent));
+  RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFLNK));
   return CommitTxn(*t);
 }
 
