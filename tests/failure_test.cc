@@ -445,6 +445,57 @@ TEST_F(FailureTest, MachineCheckSigbusIsRoutedLikeInjectedPoison) {
   EXPECT_EQ(ma.data()[4 * 4096], data[4 * 4096]);
 }
 
+// Poison arriving while other threads read and write the same blocks through
+// write()/read(): they finish or get EIO — the emulated memory is taken away
+// only once no operation is inside it (never a crash).
+TEST_F(FailureTest, ConcurrentReadersAndWritersSurvivePoisonOfTheirBlocks) {
+  constexpr uint64_t kBlocks = 64;
+  auto data = Pattern(kBlocks * 4096, 6);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/a", data));
+  File a = Open("/a");
+  std::vector<uint64_t> dev(kBlocks);
+  for (uint64_t b = 0; b < kBlocks; b++) dev[b] = DeviceOffset(a, b);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> ok{0}, eio{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; t++) {
+    threads.emplace_back([&, t] {
+      std::vector<uint8_t> buf(4096);
+      for (uint64_t i = 0; !stop.load(); i++) {
+        uint64_t b = (i * 7 + t) % kBlocks;
+        Status st = (t == 0) ? a.Pwrite(data.data() + b * 4096, 4096, b * 4096).status()
+                             : a.Pread(buf.data(), 4096, b * 4096).status();
+        (st.ok() ? ok : st.err() == EIO ? eio : other)++;
+      }
+    });
+  }
+  for (uint64_t b = 1; b < kBlocks; b += 4) {
+    ASSERT_OK(fs_->InjectPoison(dev[b], 4096));
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  stop = true;
+  for (auto& th : threads) th.join();
+  EXPECT_GT(ok.load(), 0u);
+  EXPECT_GT(eio.load(), 0u);
+  EXPECT_EQ(other.load(), 0u);
+  // Each failed block reads EIO — unless the writer's whole-block overwrite
+  // gave the file a fresh one, which then holds what it wrote.
+  std::vector<uint8_t> buf(4096);
+  for (uint64_t b = 1; b < kBlocks; b += 4) {
+    auto r = a.Pread(buf.data(), 4096, b * 4096);
+    if (r.has_value()) {
+      EXPECT_NE(DeviceOffset(a, b), dev[b]) << "block " << b << " reads from failed memory";
+      EXPECT_TRUE(std::equal(buf.begin(), buf.end(), data.begin() + b * 4096)) << "block " << b;
+    } else {
+      EXPECT_EQ(r.error().err(), EIO) << r.error().ToString();
+    }
+  }
+  ASSIGN_OR_FAIL(auto list, fs_->BadBlocks());
+  uint64_t listed = 0;
+  for (auto [off, len] : list) listed += len / 4096;
+  EXPECT_EQ(listed, kBlocks / 4);
+}
+
 TEST_F(FailureTest, BadPoisonRangesAreClearErrors) {
   uint64_t size = fs_->impl()->device()->size();
   EXPECT_ERRNO(fs_->InjectPoison(size, 4096), EINVAL);         // past the end

@@ -276,26 +276,42 @@ Status PmemDevice::InjectPoison(uint64_t off, uint64_t len) {
     return Errno(EINVAL, "poison range [" + std::to_string(off) + ", +" + std::to_string(len) +
                              ") is past the end of the device (" + std::to_string(size_) + " bytes)");
   ASSIGN_OR_RETURN(DeviceRef ref, TryRef());
-  MarkPoisoned(off, len);
+  RecordPoison(off, len);  // from now on every checked access refuses it
   // The reference is held while the holder handles it: a removal waits.
   DeviceHolder* holder;
   {
     std::lock_guard<std::mutex> hg(holder_mu_);
     holder = holder_;
   }
-  if (holder) holder->NotifyFailure(off, len, FailureFlags::kMemoryFailure);
+  if (holder) {
+    holder->NotifyFailure(off, len, FailureFlags::kMemoryFailure);  // protects, when nobody is inside
+  } else {
+    ProtectPoisoned();
+  }
   return Status::Ok();
 }
 
-void PmemDevice::MarkPoisoned(uint64_t off, uint64_t len) {
+void PmemDevice::RecordPoison(uint64_t off, uint64_t len) {
   off = off / kPage * kPage;
   len = (len + kPage - 1) / kPage * kPage;
   if (!Contains(off, len)) return;
   std::lock_guard<std::mutex> g(poison_mu_);
   poisoned_.emplace_back(off, len);
-  ScopedTsanIgnore remap;
-  mprotect(base_ + off, len, PROT_NONE);  // the memory is gone for everyone
   any_poison_.store(true, std::memory_order_release);
+}
+
+void PmemDevice::ProtectPoisoned() {
+  std::lock_guard<std::mutex> g(poison_mu_);
+  ScopedTsanIgnore remap;
+  for (; protected_count_ < poisoned_.size(); protected_count_++) {
+    auto [off, len] = poisoned_[protected_count_];
+    mprotect(base_ + off, len, PROT_NONE);  // the memory is gone for everyone
+  }
+}
+
+void PmemDevice::MarkPoisoned(uint64_t off, uint64_t len) {
+  RecordPoison(off, len);
+  ProtectPoisoned();
 }
 
 bool PmemDevice::IsPoisoned(uint64_t off, uint64_t len) const {

@@ -16,8 +16,10 @@
 //  * Remove() tells the holder only after every reference was dropped, and
 //    takes the memory away only after the holder returned: a stale access
 //    then faults (the range is PROT_NONE), it never reads old bytes;
-//  * poisoned pages are PROT_NONE in the device's own mapping, so code that
-//    reads a poisoned block without asking crashes in tests.
+//  * poisoned pages are refused by every checked access (Range, BlockPtr,
+//    MapFixed) from the moment they are recorded, and become PROT_NONE in the
+//    device's own mapping once the holder says nobody is inside them, so code
+//    that reads a poisoned block without asking crashes in tests.
 //  * a PersistObserver, when installed, sees every flush and every drain in
 //    program order (the crash-recording test device uses it).
 // Thread safety: all methods may be called concurrently; data races on device
@@ -167,9 +169,14 @@ class PmemDevice {
   // BUS_MCEERR_*): recorded and routed like InjectPoison.
   Status ReportPoison(uint64_t off, uint64_t len) { return InjectPoison(off, len); }
   bool IsPoisoned(uint64_t off, uint64_t len) const;
-  // Marks a range poisoned without telling the holder (the holder's own
-  // persistent bad-block list, applied at mount).
+  // Marks a range poisoned and protected at once, without telling the holder
+  // (the holder's own persistent bad-block list, applied at mount).
   void MarkPoisoned(uint64_t off, uint64_t len);
+  // Takes recorded poisoned pages away (PROT_NONE in the device's mapping).
+  // InjectPoison leaves this to the holder, which calls it once no operation
+  // is inside device memory (its exclusive lock): an access that passed its
+  // checks before the failure was recorded finishes instead of faulting.
+  void ProtectPoisoned();
   // The device whose own mapping contains `addr`, if any (memory-failure routing).
   static PmemDevice* FindByAddress(const void* addr, uint64_t* off);
 
@@ -184,6 +191,7 @@ class PmemDevice {
   void PutRef();
   Status DrainRefs(uint64_t timeout_ms);
   void TakeMemoryAway();
+  void RecordPoison(uint64_t off, uint64_t len);
 
   std::string path_;
   int fd_ = -1;
@@ -204,7 +212,8 @@ class PmemDevice {
   std::mutex remove_mu_;  // one Remove() at a time
   mutable std::mutex poison_mu_;
   std::vector<std::pair<uint64_t, uint64_t>> poisoned_;
-  std::atomic<bool> any_poison_{false};  // (offset, length), page-aligned
+  std::atomic<bool> any_poison_{false};
+  size_t protected_count_ = 0;  // poisoned_[0, protected_count_) are PROT_NONE  // (offset, length), page-aligned
 };
 
 }  // namespace udax

@@ -42,6 +42,10 @@ void FsImpl::NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) {
 
 Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
   MetaWriteLock lk(meta_mu_);
+  // No operation is inside device memory now (writers and readers both hold
+  // meta_mu_): the failed pages can be taken away. Faults on mappings of them
+  // are excluded too; those mappings are revoked below.
+  dev_->ProtectPoisoned();
   if (!mounted_ || shut_down_) return CheckMounted();
   auto metadata_lost = [&](uint64_t b, const std::string& what) {
     Status why = Errno(EIO, "filesystem shut down: memory failure in metadata block " + std::to_string(b) +
