@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -26,6 +25,7 @@ namespace udax {
 namespace {
 
 using testutil::kMiB;
+using testutil::PagePerms;
 using testutil::Pattern;
 using testutil::TempDevice;
 
@@ -52,19 +52,6 @@ class Events {
   std::mutex mu_;
   std::vector<Event> events_;
 };
-
-// The permissions /proc/self/maps shows for the page at `p` ("rw-s", "---p"...).
-std::string PagePerms(const void* p) {
-  auto a = reinterpret_cast<uintptr_t>(p);
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    uintptr_t lo, hi;
-    char perms[8] = {};
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) return perms;
-  }
-  return "unmapped";
-}
 
 class FailureTest : public ::testing::Test {
  protected:

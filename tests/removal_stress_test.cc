@@ -13,7 +13,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -28,6 +27,7 @@ namespace udax {
 namespace {
 
 using testutil::kMiB;
+using testutil::PagePerms;
 using testutil::Pattern;
 using testutil::TempDevice;
 
@@ -36,18 +36,6 @@ constexpr int kStoreThreads = 4;
 constexpr int kMetaThreads = 2;
 constexpr uint64_t kFileSize = 256 * 1024;  // 64 pages, holes until first stored into
 constexpr int kPagesPerThread = 8;
-
-std::string PagePerms(const void* p) {
-  auto a = reinterpret_cast<uintptr_t>(p);
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    uintptr_t lo, hi;
-    char perms[8] = {};
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) return perms;
-  }
-  return "unmapped";
-}
 
 // Work done before the removals, over all trials (the stress must stress).
 std::atomic<uint64_t> g_persisted_stores{0}, g_meta_ops{0};
