@@ -9,9 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "fs/fs_impl.h"
