@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -18,22 +17,13 @@
 #include <vector>
 
 #include "bench.h"
+#include "util/format.h"
 #include "fs/fs_impl.h"
 #include "udax/fs.h"
 
 namespace udax::bench {
 
 inline Status SysErr(const std::string& what) { return Errno(errno, what + ": " + strerror(errno)); }
-
-inline std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-inline std::string Fmt(const char* fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  return line;
-}
 
 inline Status WriteAll(File& f, const uint8_t* p, uint64_t n, uint64_t off) {
   ASSIGN_OR_RETURN(size_t done, f.Pwrite(p, n, off));

@@ -32,7 +32,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -48,6 +47,7 @@
 #include "fs/fsck.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"
+#include "util/format.h"
 
 namespace udax::cli {
 namespace {
@@ -67,16 +67,6 @@ constexpr int kSteps = 6;
 // The known content of /data/a (and so of /data/b): a byte per offset that
 // differs between neighbouring blocks.
 uint8_t PatternByte(uint64_t off) { return static_cast<uint8_t>(off * 7 + (off / kBlock) * 13 + 0x5a); }
-
-std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string Fmt(const char* fmt, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return buf;
-}
 
 // "ENODEV (filesystem shut down: device removed)" / "ok".
 std::string Describe(const Status& st) {
