@@ -340,6 +340,11 @@ TEST_F(IoTest, PunchHole) {
   ASSERT_OK(f.Fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 30 * B + 1, 10));
   for (uint64_t i = 30 * B + 1; i < 30 * B + 11; i++) data[i] = 0;
   EXPECT_EQ(Blocks512(f), (256 - 9) * 8u);
+  // ...and one that starts on a block boundary (it used to zero nothing).
+  ASSERT_OK(f.Fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 40 * B, 10));
+  for (uint64_t i = 40 * B; i < 40 * B + 10; i++) data[i] = 0;
+  EXPECT_EQ(Blocks512(f), (256 - 9) * 8u);
+  EXPECT_TRUE(PreadAll(f, 0, kMiB) == data);
   // Exactly aligned blocks; past EOF is fine and keeps the size.
   ASSERT_OK(f.Fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 250 * B, 100 * B));
   for (uint64_t i = 250 * B; i < kMiB; i++) data[i] = 0;

@@ -267,12 +267,14 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   auto zero_mapped = [&](uint64_t a, uint64_t b) { return ZeroMapped(*t, rec, a, b); };
   if (punch) {
     uint64_t first_full = RoundUp(off) / kBlockSize, end_full = end / kBlockSize;
-    // Both partial edges private first: an ENOSPC copying the second must not
-    // find the first already zeroed.
-    RETURN_IF_ERROR(UnshareRange(*t, rec, off, std::min(end, RoundUp(off))));
-    if (end_full * kBlockSize > off) RETURN_IF_ERROR(UnshareRange(*t, rec, std::max(off, end_full * kBlockSize), end));
-    RETURN_IF_ERROR(zero_mapped(off, std::min(end, RoundUp(off))));
-    if (end_full * kBlockSize > off) RETURN_IF_ERROR(zero_mapped(std::max(off, end_full * kBlockSize), end));
+    // The partial edges: [off, head_end) and [tail_start, end) (empty when aligned).
+    uint64_t head_end = std::min(end, RoundUp(off)), tail_start = std::max(off, end_full * kBlockSize);
+    // Both edges private first: an ENOSPC copying the second must not find the
+    // first already zeroed.
+    RETURN_IF_ERROR(UnshareRange(*t, rec, off, head_end));
+    RETURN_IF_ERROR(UnshareRange(*t, rec, tail_start, end));
+    RETURN_IF_ERROR(zero_mapped(off, head_end));
+    RETURN_IF_ERROR(zero_mapped(tail_start, end));
     bool done = first_full >= end_full;
     while (!done) {
       RETURN_IF_ERROR(UnmapRange(this, *t, rec, first_full, end_full, kExtentsPerTxn, &done));
