@@ -54,9 +54,7 @@ Result<size_t> FsImpl::WriteMapped(FsTxn& t, media::InodeRec& rec, const ExtentL
   uint64_t run_end = ext_dev_end;
   bool shared = false;
   if (rec.flags & media::kInodeFlagReflinked) {
-    ASSIGN_OR_RETURN(const uint8_t* rb, t.tx.Read(media::kRootBlockNo, media::kRootMagic));
-    ASSIGN_OR_RETURN(shared, SharedRun(t.tx, *reinterpret_cast<const media::RootBlock*>(rb), dev_b,
-                                       ext_dev_end, &run_end));
+    ASSIGN_OR_RETURN(shared, SharedRun(t.tx, dev_b, ext_dev_end, &run_end));
   }
   if (shared) {
     uint64_t want = std::min<uint64_t>(run_end - dev_b, (in_blk + len + kBlockSize - 1) / kBlockSize);
@@ -97,9 +95,7 @@ Status FsImpl::UnshareRange(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t
     uint64_t dev_b = e.ext.start_block + (fblk - e.ext.file_block);
     uint64_t limit = e.ext.start_block + std::min<uint64_t>(e.ext.length, end - e.ext.file_block);
     uint64_t run_end;
-    ASSIGN_OR_RETURN(const uint8_t* rb, t.tx.Read(media::kRootBlockNo, media::kRootMagic));
-    ASSIGN_OR_RETURN(bool shared, SharedRun(t.tx, *reinterpret_cast<const media::RootBlock*>(rb), dev_b, limit,
-                                            &run_end));
+    ASSIGN_OR_RETURN(bool shared, SharedRun(t.tx, dev_b, limit, &run_end));
     if (!shared) {
       fblk += run_end - dev_b;
       continue;

@@ -87,9 +87,7 @@ static Result<FsImpl::DaxExtent> MappedPiece(Transaction& tx, const media::Inode
   if (rec.flags & media::kInodeFlagReflinked) {
     d.file_off = off / kPage * kPage;
     uint64_t dev_b = e.ext.start_block + (d.file_off - ext_lo) / kPage, run_end;
-    ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
-    ASSIGN_OR_RETURN(*shared, SharedRun(tx, *reinterpret_cast<const media::RootBlock*>(rb), dev_b,
-                                        e.ext.start_block + e.ext.length, &run_end));
+    ASSIGN_OR_RETURN(*shared, SharedRun(tx, dev_b, e.ext.start_block + e.ext.length, &run_end));
     end = std::min(end, d.file_off + (run_end - dev_b) * kPage);
   }
   if (bad.any()) {

@@ -50,6 +50,11 @@ Result<uint32_t> RefcountOf(Transaction& tx, const media::RootBlock& root, uint6
   return (hit && rec.start + rec.length > bno) ? rec.refcount : 0u;
 }
 
+Result<bool> SharedRun(Transaction& tx, uint64_t bno, uint64_t limit, uint64_t* run_end) {
+  ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+  return SharedRun(tx, *reinterpret_cast<const media::RootBlock*>(rb), bno, limit, run_end);
+}
+
 Result<bool> SharedRun(Transaction& tx, const media::RootBlock& root, uint64_t bno, uint64_t limit,
                        uint64_t* run_end) {
   media::BtreeRoot r = root.refcount;

@@ -21,6 +21,8 @@ Result<uint32_t> RefcountOf(Transaction& tx, const media::RootBlock& root, uint6
 // of the run of blocks that are all shared or all unshared), capped at `limit`.
 Result<bool> SharedRun(Transaction& tx, const media::RootBlock& root, uint64_t bno, uint64_t limit,
                        uint64_t* run_end);
+// The same, reading the root block (the transaction's image) itself.
+Result<bool> SharedRun(Transaction& tx, uint64_t bno, uint64_t limit, uint64_t* run_end);
 
 // Adds `delta` (+1 or -1) to the count of every block of [start, start+len).
 // Blocks whose count drops to zero are appended to *unowned: the caller frees
