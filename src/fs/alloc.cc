@@ -81,6 +81,14 @@ Status Allocator::InsertFree(FsTxn& t, uint64_t start, uint64_t length) {
   return Status::Ok();
 }
 
+Status Allocator::Carve(FsTxn& t, const FreeBnoRec& ext, uint64_t start, uint64_t len) {
+  RETURN_IF_ERROR(RemoveFree(t, ext));
+  if (start > ext.start) RETURN_IF_ERROR(InsertFree(t, ext.start, start - ext.start));
+  uint64_t end = start + len, ext_end = ext.start + ext.length;
+  if (end < ext_end) RETURN_IF_ERROR(InsertFree(t, end, ext_end - end));
+  return Status::Ok();
+}
+
 Result<BlockExtent> Allocator::TakeExtent(FsTxn& t, uint64_t want, uint64_t hint, bool for_data) {
   Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
   Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
@@ -114,10 +122,7 @@ Result<BlockExtent> Allocator::TakeExtent(FsTxn& t, uint64_t want, uint64_t hint
   if (for_data && len > t.root->free_blocks - std::min(t.root->free_blocks, kReserveBlocks))
     len = t.root->free_blocks - std::min(t.root->free_blocks, kReserveBlocks);
   if (len == 0) return Errno(ENOSPC, "no space left on device");
-  RETURN_IF_ERROR(RemoveFree(t, found));
-  if (take_at > found.start) RETURN_IF_ERROR(InsertFree(t, found.start, take_at - found.start));
-  uint64_t end = take_at + len, fend = found.start + found.length;
-  if (end < fend) RETURN_IF_ERROR(InsertFree(t, end, fend - end));
+  RETURN_IF_ERROR(Carve(t, found, take_at, len));
   return BlockExtent{take_at, len};
 }
 
@@ -153,8 +158,7 @@ Status Allocator::Free(FsTxn& t, uint64_t start, uint64_t length) {
 }
 
 Status Allocator::Retire(FsTxn& t, uint64_t b) {
-  for (uint32_t i = 0; i < t.root->freelist_count; i++) {
-    if (t.root->freelist[i] != b) continue;
+  if (int i = FreeListIndex(*t.root, b); i >= 0) {
     t.root->freelist[i] = t.root->freelist[--t.root->freelist_count];
     RETURN_IF_ERROR(RmapDelete(this, t.tx, b, media::kOwnAg, 0));
     RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnBad, 0, 1, 0}));
@@ -165,9 +169,7 @@ Status Allocator::Retire(FsTxn& t, uint64_t b) {
   ASSIGN_OR_RETURN(bool hit, bno.LookupLE(&b, &found));
   if (!hit || found.start + found.length <= b)
     return Errno(EUCLEAN, "retiring block " + std::to_string(b) + ", which is not free");
-  RETURN_IF_ERROR(RemoveFree(t, found));
-  if (b > found.start) RETURN_IF_ERROR(InsertFree(t, found.start, b - found.start));
-  if (b + 1 < found.start + found.length) RETURN_IF_ERROR(InsertFree(t, b + 1, found.start + found.length - b - 1));
+  RETURN_IF_ERROR(Carve(t, found, b, 1));
   RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnBad, 0, 1, 0}));
   return FixFreeList(t);
 }

@@ -31,6 +31,13 @@ struct BlockExtent {
   uint64_t length = 0;
 };
 
+// Where block `b` sits on the root block's node free list, or -1.
+inline int FreeListIndex(const media::RootBlock& root, uint64_t b) {
+  for (uint32_t i = 0; i < root.freelist_count; i++)
+    if (root.freelist[i] == b) return static_cast<int>(i);
+  return -1;
+}
+
 class Allocator : public NodeAllocator {
  public:
   static constexpr uint32_t kFreeListLow = 40;   // refill below this
@@ -69,6 +76,8 @@ class Allocator : public NodeAllocator {
  private:
   Status RemoveFree(FsTxn& t, const media::FreeBnoRec& ext);
   Status InsertFree(FsTxn& t, uint64_t start, uint64_t length);
+  // Takes [start, start+len) out of the free extent `ext` (which holds it).
+  Status Carve(FsTxn& t, const media::FreeBnoRec& ext, uint64_t start, uint64_t len);
   // Inserts a freed extent, merging with its neighbours (EUCLEAN on overlap).
   Status InsertMerged(FsTxn& t, uint64_t start, uint64_t length);
   Result<BlockExtent> TakeExtent(FsTxn& t, uint64_t want, uint64_t hint, bool for_data);

@@ -18,12 +18,6 @@ namespace udax {
 
 namespace {
 
-bool InFreeList(const media::RootBlock& root, uint64_t b) {
-  for (uint32_t i = 0; i < root.freelist_count; i++)
-    if (root.freelist[i] == b) return true;
-  return false;
-}
-
 struct FileHit {
   uint64_t ino, off, len;
 };
@@ -76,7 +70,7 @@ Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
       if (r.owner == media::kOwnBad) continue;
       if (r.owner == media::kOwnAg) {
         for (uint64_t b = lo; b < hi; b++) {
-          if (!InFreeList(root, b)) return metadata_lost(b, "free-space, rmap or refcount tree");
+          if (FreeListIndex(root, b) < 0) return metadata_lost(b, "free-space, rmap or refcount tree");
           retire.push_back(b);
         }
         continue;
