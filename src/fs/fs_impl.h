@@ -207,6 +207,10 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Result<media::InodeRec> CreateInode(FsTxn& t, uint32_t mode, uint64_t parent);
   Status DeleteInode(FsTxn& t, uint64_t ino);
   std::shared_ptr<Inode> FindInCore(uint64_t ino);
+  // A snapshot of the in-core inode table (taken under inodes_mu_).
+  std::vector<std::shared_ptr<Inode>> InCoreInodes();
+  // Every live mapping of every in-core inode back to PROT_NONE.
+  void InvalidateAllMappings(InvalidateReason why, bool notify);
   std::shared_ptr<Inode> GetInCore(const media::InodeRec& rec);  // open_count++
   Status AddOrphan(FsTxn& t, uint64_t ino);
   Status RemoveOrphan(FsTxn& t, uint64_t ino);

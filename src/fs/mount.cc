@@ -178,12 +178,7 @@ Status FsImpl::Unmount() {
     return Status::Ok();
   }
   if (!read_only_) {
-    std::vector<std::shared_ptr<Inode>> open;
-    {
-      std::lock_guard<std::mutex> g(inodes_mu_);
-      for (auto& [ino, ip] : inodes_) open.push_back(ip);
-    }
-    for (auto& ip : open) {
+    for (auto& ip : InCoreInodes()) {
       Status st = FlushLazyTimes(ip.get());
       if (result.ok() && !st.ok()) result = st;
     }
@@ -204,12 +199,7 @@ void FsImpl::Crash() {
 void FsImpl::ReleaseDevice() {
   if (!dev_) return;
   // No mapping may keep pointing at a device the filesystem let go of.
-  std::vector<std::shared_ptr<Inode>> open;
-  {
-    std::lock_guard<std::mutex> g(inodes_mu_);
-    for (auto& [ino, ip] : inodes_) open.push_back(ip);
-  }
-  for (auto& ip : open) ip->mappings.Invalidate(ip->ino, 0, UINT64_MAX, InvalidateReason::kRemoved, false);
+  InvalidateAllMappings(InvalidateReason::kRemoved, /*notify=*/false);
   dev_->ClearHolder(this);
   journal_.reset();
   dev_.reset();  // unmaps and drops the exclusive lock
@@ -271,12 +261,19 @@ void FsImpl::Shutdown(Status why, InvalidateReason reason) {
   if (shut_down_) return;
   shutdown_status_ = std::move(why);
   shut_down_.store(true, std::memory_order_release);
-  std::vector<std::shared_ptr<Inode>> open;
-  {
-    std::lock_guard<std::mutex> g(inodes_mu_);
-    for (auto& [ino, ip] : inodes_) open.push_back(ip);
-  }
-  for (auto& ip : open) ip->mappings.Invalidate(ip->ino, 0, UINT64_MAX, reason, true);
+  InvalidateAllMappings(reason, /*notify=*/true);
+}
+
+std::vector<std::shared_ptr<Inode>> FsImpl::InCoreInodes() {
+  std::lock_guard<std::mutex> g(inodes_mu_);
+  std::vector<std::shared_ptr<Inode>> out;
+  out.reserve(inodes_.size());
+  for (auto& [ino, ip] : inodes_) out.push_back(ip);
+  return out;
+}
+
+void FsImpl::InvalidateAllMappings(InvalidateReason why, bool notify) {
+  for (auto& ip : InCoreInodes()) ip->mappings.Invalidate(ip->ino, 0, UINT64_MAX, why, notify);
 }
 
 }  // namespace udax

@@ -464,12 +464,7 @@ Result<StatFs> FsImpl::GetStatFs() {
 Status FsImpl::Sync() {
   MetaWriteLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
-  std::vector<std::shared_ptr<Inode>> open;
-  {
-    std::lock_guard<std::mutex> g(inodes_mu_);
-    for (auto& [ino, ip] : inodes_) open.push_back(ip);
-  }
-  for (auto& ip : open) RETURN_IF_ERROR(FlushLazyTimes(ip.get()));
+  for (auto& ip : InCoreInodes()) RETURN_IF_ERROR(FlushLazyTimes(ip.get()));
   return Status::Ok();
 }
 
