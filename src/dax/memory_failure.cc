@@ -19,7 +19,8 @@ namespace {
 
 constexpr uint32_t kRing = 64;
 std::atomic<uintptr_t> g_ring[kRing];
-std::atomic<uint32_t> g_queued{0}, g_routed{0};
+std::atomic<uint32_t> g_next{0};                   // ring index of the next address
+std::atomic<uint32_t> g_queued{0}, g_routed{0};    // counted once in the ring / once routed
 int g_pipe[2] = {-1, -1};
 
 constexpr uint64_t kPage = 4096;
@@ -49,6 +50,9 @@ void RouteLoop() {
   for (;;) {
     char c;
     if (read(g_pipe[0], &c, 1) != 1) continue;
+    // Every address counted in `queued` is already in the ring (it is counted
+    // after it is stored), so this scan routes at least those.
+    uint32_t queued = g_queued.load(std::memory_order_acquire);
     for (auto& slot : g_ring) {
       uintptr_t addr = slot.exchange(0, std::memory_order_acq_rel);
       if (!addr) continue;
@@ -56,7 +60,7 @@ void RouteLoop() {
       uint64_t off = 0;
       if (ResolveDevice(addr, &dev, &off)) dev->ReportPoison(off, kPage).IgnoreError();
     }
-    g_routed.store(g_queued.load(std::memory_order_acquire), std::memory_order_release);
+    g_routed.store(queued, std::memory_order_release);
   }
 }
 
@@ -72,8 +76,9 @@ void StartMemoryFailureRouting() {
 
 void QueueMemoryFailure(const void* addr) {
   if (g_pipe[1] < 0) return;
-  uint32_t i = g_queued.fetch_add(1, std::memory_order_acq_rel);
+  uint32_t i = g_next.fetch_add(1, std::memory_order_acq_rel);
   g_ring[i % kRing].store(reinterpret_cast<uintptr_t>(addr), std::memory_order_release);
+  g_queued.fetch_add(1, std::memory_order_acq_rel);
   char c = 1;
   (void)!write(g_pipe[1], &c, 1);
 }

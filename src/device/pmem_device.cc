@@ -258,12 +258,8 @@ Status PmemDevice::Remove(uint64_t drain_timeout_ms) {
   if (state() == DeviceState::kDead) return Errno(ENODEV, "device " + path_ + " is already removed");
   Kill();                                        // 1. no new references, mappings, faults
   RETURN_IF_ERROR(DrainRefs(drain_timeout_ms));  // 2. in-flight operations finish
-  DeviceHolder* holder;                          // 3. the holder shuts down, revokes mappings
-  {
-    std::lock_guard<std::mutex> hg(holder_mu_);
-    holder = holder_;
-  }
-  if (holder) holder->NotifyFailure(0, size_, FailureFlags::kPreRemove);
+  if (DeviceHolder* h = holder())                 // 3. the holder shuts down, revokes mappings
+    h->NotifyFailure(0, size_, FailureFlags::kPreRemove);
   TakeMemoryAway();                              // 4. only then: the memory goes
   return Status::Ok();
 }
@@ -278,13 +274,8 @@ Status PmemDevice::InjectPoison(uint64_t off, uint64_t len) {
   ASSIGN_OR_RETURN(DeviceRef ref, TryRef());
   RecordPoison(off, len);  // from now on every checked access refuses it
   // The reference is held while the holder handles it: a removal waits.
-  DeviceHolder* holder;
-  {
-    std::lock_guard<std::mutex> hg(holder_mu_);
-    holder = holder_;
-  }
-  if (holder) {
-    holder->NotifyFailure(off, len, FailureFlags::kMemoryFailure);  // protects, when nobody is inside
+  if (DeviceHolder* h = holder()) {
+    h->NotifyFailure(off, len, FailureFlags::kMemoryFailure);  // protects, when nobody is inside
   } else {
     ProtectPoisoned();
   }

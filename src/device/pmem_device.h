@@ -183,7 +183,10 @@ class PmemDevice {
   // Holder.
   Status SetHolder(DeviceHolder* holder);
   void ClearHolder(DeviceHolder* holder);
-  DeviceHolder* holder() const { return holder_; }
+  DeviceHolder* holder() const {
+    std::lock_guard<std::mutex> g(holder_mu_);
+    return holder_;
+  }
 
  private:
   friend class DeviceRef;
@@ -207,7 +210,7 @@ class PmemDevice {
   PersistObserver* observer_ = nullptr;
   std::atomic<DeviceState> state_{DeviceState::kLive};
   std::atomic<int64_t> refs_{0};
-  std::mutex holder_mu_;
+  mutable std::mutex holder_mu_;
   DeviceHolder* holder_ = nullptr;
   std::mutex remove_mu_;  // one Remove() at a time
   mutable std::mutex poison_mu_;
