@@ -615,6 +615,7 @@ TEST_F(IoTest, NewBlocksNeverShowOldBytes) {
 
 TEST_F(IoTest, FullDeviceEnospcKeepsEarlierFiles) {
   uint64_t free0 = FreeBlocks();
+  ASSERT_OK(testutil::GiveRootItsLeaf(*fs_));
   uint64_t all_free0 = AllFreeBlocks();
   std::vector<std::vector<uint8_t>> files;
   Status last;

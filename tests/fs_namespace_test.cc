@@ -806,6 +806,7 @@ TEST_F(NamespaceTest, SimilarNamesStayDistinct) {
 // also while open and across a crash (the orphan reclaim at mount).
 TEST_F(NamespaceTest, RemoveDirectoriesThatOnceHeldManyEntries) {
   uint64_t inodes0 = UsedInodes();
+  ASSERT_OK(testutil::GiveRootItsLeaf(*fs_));
   uint64_t all_free0 = AllFreeBlocks();
   for (const char* d : {"/a", "/b", "/c", "/v"}) {
     ASSERT_OK(fs().Mkdir(d));

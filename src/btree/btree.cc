@@ -53,12 +53,13 @@ Status Corrupt(uint64_t bno, const std::string& what) {
 class Engine {
  public:
   Engine(Transaction* tx, const media::TreeShape& shape, media::BtreeRoot* root, uint64_t owner,
-         NodeAllocator* alloc, bool* root_changed)
+         NodeAllocator* alloc, bool* root_changed, bool keep_empty_root)
       : tx_(tx),
         root_(root),
         owner_(owner),
         alloc_(alloc),
         root_changed_(root_changed),
+        keep_empty_root_(keep_empty_root),
         shape_(shape),
         kw_(shape_.key_words),
         estride_(kw_ * 8 + 8),
@@ -556,7 +557,7 @@ class Engine {
     }
     if (d == 0) {
       ASSIGN_OR_RETURN(uint32_t n, HeldCount(root_->block));
-      if (n == 0) {  // the last record is gone
+      if (n == 0 && !(keep_empty_root_ && root_->levels == 1)) {  // the last record is gone
         uint64_t old = root_->block;
         SetRoot(0, 0);
         return alloc_->FreeNode(*tx_, old, shape_, owner_);
@@ -604,6 +605,7 @@ class Engine {
   uint64_t owner_;
   NodeAllocator* alloc_;
   bool* root_changed_;
+  const bool keep_empty_root_;
   const media::TreeShape& shape_;
   const uint32_t kw_;
   const uint32_t estride_;
@@ -613,7 +615,7 @@ class Engine {
 
 }  // namespace
 
-#define UDAX_ENGINE Engine(tx_, shape_, root_, owner_, alloc_, &root_changed_)
+#define UDAX_ENGINE Engine(tx_, shape_, root_, owner_, alloc_, &root_changed_, keep_empty_root_)
 
 Result<bool> Btree::Lookup(const uint64_t* key, void* rec_out) {
   return UDAX_ENGINE.Lookup(key, rec_out);
@@ -639,6 +641,20 @@ Status Btree::VisitNodes(const std::function<Status(uint64_t bno, const uint8_t*
 }
 
 #undef UDAX_ENGINE
+
+Status Btree::FreeEmptyRoot() {
+  if (root_->levels == 0) return Status::Ok();
+  ASSIGN_OR_RETURN(const uint8_t* node, tx_->Read(root_->block, shape_.magic));
+  const auto& h = *reinterpret_cast<const media::BtreeNodeHeader*>(node);
+  if (root_->levels != 1 || h.nrecs != 0)
+    return Errno(EUCLEAN, std::string(shape_.name) + " btree of owner " + std::to_string(owner_) +
+                              " still has records");
+  uint64_t old = root_->block;
+  root_->block = 0;
+  root_->levels = 0;
+  root_changed_ = true;
+  return alloc_->FreeNode(*tx_, old, shape_, owner_);
+}
 
 uint64_t Btree::CountRecords() {
   uint64_t n = 0;

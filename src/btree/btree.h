@@ -20,8 +20,8 @@
 // two interior nodes makes the left one's last child and the right one's
 // first child siblings: they are merged too when they fit, and so on down
 // that seam. An empty node with no sibling is freed; a root left with a
-// single child is collapsed, an empty root leaves the tree empty. Deletes
-// never allocate.
+// single child is collapsed, an empty root leaves the tree empty — unless
+// the tree keeps its empty root leaf (KeepEmptyRoot). Deletes never allocate.
 // A delete thus re-checks every sibling pair it touches: a pair that would
 // fit in one node survives only where an insert's split left it (a half next
 // to a small sibling) and no delete has touched either node since. The node
@@ -93,6 +93,14 @@ class Btree {
   Status VisitNodes(const std::function<Status(uint64_t bno, const uint8_t* node,
                                                const uint64_t* lo, const uint64_t* hi)>& fn);
 
+  // Keep the root leaf when its last record is deleted (directories: a
+  // create/unlink cycle in an empty directory then allocates and frees no
+  // node). Such a tree is destroyed with FreeEmptyRoot.
+  void KeepEmptyRoot() { keep_empty_root_ = true; }
+  // Frees the root of a tree that holds no record (an empty root leaf, or no
+  // node at all); EUCLEAN when it still has records.
+  Status FreeEmptyRoot();
+
   uint64_t CountRecords();  // for tests and fsck (0 on read error)
   bool root_changed() const { return root_changed_; }
   const media::TreeShape& shape() const { return shape_; }
@@ -104,6 +112,7 @@ class Btree {
   uint64_t owner_;
   NodeAllocator* alloc_;
   bool root_changed_ = false;
+  bool keep_empty_root_ = false;
 };
 
 }  // namespace udax

@@ -62,6 +62,7 @@ Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
               uint32_t type) {
   if (name.empty() || name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "name too long");
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+  tree.KeepEmptyRoot();
   DirRec r;
   uint64_t max_seq = 0;
   ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, &max_seq));
@@ -80,6 +81,7 @@ Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
 
 Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name) {
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+  tree.KeepEmptyRoot();
   DirRec r;
   ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, nullptr));
   if (!found) return Errno(ENOENT, "no such file or directory");
@@ -92,12 +94,18 @@ Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view na
 Status DirReplace(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
                   uint64_t ino, uint32_t type) {
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+  tree.KeepEmptyRoot();
   DirRec r;
   ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, nullptr));
   if (!found) return Errno(ENOENT, "no such file or directory");
   r.ino = ino;
   r.type = static_cast<uint8_t>(type >> 12);
   return tree.Update(&r);
+}
+
+Status DirDestroy(FsImpl* fs, FsTxn& t, media::InodeRec& dir) {
+  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+  return tree.FreeEmptyRoot().Prefixed("directory " + std::to_string(dir.ino));
 }
 
 Status DirList(Transaction& tx, const media::InodeRec& dir,

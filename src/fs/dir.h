@@ -3,7 +3,10 @@
 // O(log n) however large the directory.
 //
 // Invariants: names are unique in a directory; "." and ".." are implicit
-// (the inode's parent field); rec.dir_entries counts the entries.
+// (the inode's parent field); rec.dir_entries counts the entries. A
+// directory's tree keeps its root leaf when it becomes empty (no node is
+// allocated and freed by each create/unlink in an empty directory); the leaf
+// is freed with the directory (DirDestroy).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +35,9 @@ Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view na
 // Points an existing entry at another inode (rename over a target).
 Status DirReplace(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
                   uint64_t ino, uint32_t type);
+// Frees the (empty) tree of a directory being deleted; EUCLEAN when it still
+// has entries. Caller writes dir.
+Status DirDestroy(FsImpl* fs, FsTxn& t, media::InodeRec& dir);
 // Every entry in hash order.
 Status DirList(Transaction& tx, const media::InodeRec& dir,
                const std::function<bool(const media::DirRec&)>& fn);

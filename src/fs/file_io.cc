@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "fs/bmap.h"
+#include "fs/dir.h"
 #include "fs/fs_impl.h"
 
 namespace udax {
@@ -367,7 +368,7 @@ Status FsImpl::ReclaimInode(uint64_t ino) {
     ASSIGN_OR_RETURN(auto t, BeginTxn());
     ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ino));
     if (S_ISDIR(rec.mode)) {
-      if (rec.data.levels != 0) return Errno(EUCLEAN, "unlinked directory " + std::to_string(ino) + " still has entries");
+      RETURN_IF_ERROR(DirDestroy(this, *t, rec));
       done = true;
     } else {
       RETURN_IF_ERROR(UnmapRange(this, *t, rec, 0, UINT64_MAX / 2, kExtentsPerTxn, &done));

@@ -39,6 +39,7 @@ Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
   if (!p && dev_->IsPoisoned(bno * kBlockSize, kBlockSize))
     return Errno(EIO, "memory failure in metadata block " + std::to_string(bno));
   if (!p) return Errno(EIO, "block " + std::to_string(bno) + " outside the device");
+  if (auto it = cache_.find(bno); it != cache_.end()) p = it->second.get();
   if (!IsVerified(bno)) {
     RETURN_IF_ERROR(media::VerifyRead(p, bno, magic, total_blocks_));
     MarkVerified(bno);
@@ -75,7 +76,7 @@ static bool LogImagesIntact(const LogHeader* h, const std::vector<const uint8_t*
   return true;
 }
 
-Status Journal::Commit(const std::vector<std::pair<uint64_t, const uint8_t*>>& images) {
+Status Journal::Commit(Images& images) {
   if (images.empty()) return Status::Ok();
   if (images.size() > max_blocks_)
     return Errno(ENOSPC, "transaction of " + std::to_string(images.size()) +
@@ -91,23 +92,44 @@ Status Journal::Commit(const std::vector<std::pair<uint64_t, const uint8_t*>>& i
   imgs.reserve(images.size());
   for (size_t i = 0; i < images.size(); i++) {
     h->homes[i] = images[i].first;
-    imgs.push_back(images[i].second);
+    imgs.push_back(images[i].second.get());
   }
   h->hdr.crc = LogCrc(h, imgs);
   // Step 2: images, then the header; one fence makes the whole record durable.
   for (size_t i = 0; i < images.size(); i++)
     RETURN_IF_ERROR(dev_->CopyIn((log_start_ + 1 + i) * kBlockSize, imgs[i], kBlockSize, false));
   RETURN_IF_ERROR(dev_->CopyIn(log_start_ * kBlockSize, h, kBlockSize, /*drain=*/true));
-  // Step 3: apply in place — with cached stores + flushes: the next
-  // transactions read these blocks again (the log blocks above are not read).
-  for (const auto& [bno, img] : images) {
-    RETURN_IF_ERROR(dev_->CopyInCached(bno * kBlockSize, img, kBlockSize, false));
-    MarkVerified(bno);
-  }
+  // Step 3: apply in place, and keep the images as the cached copies.
+  for (auto& [bno, img] : images) RETURN_IF_ERROR(Apply(bno, img));
   dev_->Drain();
   seq_++;
   commits_++;
   return Status::Ok();
+}
+
+Status Journal::Apply(uint64_t bno, std::unique_ptr<uint8_t[]>& img) {
+  // Non-temporal stores: reads of this block are served from the cache.
+  RETURN_IF_ERROR(dev_->CopyIn(bno * kBlockSize, img.get(), kBlockSize, false));
+  MarkVerified(bno);
+  auto [it, inserted] = cache_.try_emplace(bno);
+  if (inserted)
+    it->second = std::move(img);
+  else
+    std::memcpy(it->second.get(), img.get(), kBlockSize);  // cached addresses are stable
+  return Status::Ok();
+}
+
+void Journal::ForgetBlock(uint64_t bno) {
+  ForgetVerified(bno);
+  auto it = cache_.find(bno);
+  if (it == cache_.end()) return;
+  dropped_.push_back(std::move(it->second));
+  cache_.erase(it);
+}
+
+void Journal::TrimCache() {
+  dropped_.clear();
+  if (cache_.size() > kCacheMaxBlocks) cache_.clear();
 }
 
 Status Journal::Format() {
@@ -176,11 +198,11 @@ Result<uint8_t*> Transaction::New(uint64_t bno) {
 
 void Transaction::Forget(uint64_t bno) {
   blocks_.erase(bno);
-  journal_->ForgetVerified(bno);
+  journal_->ForgetBlock(bno);
 }
 
 Status Transaction::Commit() {
-  std::vector<std::pair<uint64_t, const uint8_t*>> images;
+  Journal::Images images;
   images.reserve(blocks_.size());
   for (auto& [bno, buf] : blocks_) {
     Status st = media::VerifyAndSeal(buf.get(), bno, journal_->total_blocks());
@@ -188,7 +210,7 @@ Status Transaction::Commit() {
       blocks_.clear();
       return st;
     }
-    images.emplace_back(bno, buf.get());
+    images.emplace_back(bno, std::move(buf));
   }
   Status st = journal_->Commit(images);
   blocks_.clear();

@@ -14,8 +14,20 @@
 // an applied transaction is harmless: block images are idempotent and the log
 // only ever holds the newest one).
 //
+// The block cache: the DRAM copy of every metadata block a commit wrote (up to
+// a bound). Reads (ReadBlock) are served from it, so a block that Commit just
+// wrote and flushed — which the flush took out of the CPU cache — is not read
+// back from the device, and Commit applies home blocks with non-temporal
+// stores (nobody reads the device copy while the DRAM copy exists). A cached
+// block's content always equals the device's committed content.
+//
 // Invariants:
 //  * nothing writes a metadata block except Journal::Commit and Recover;
+//  * the cache changes only under the writer's exclusive lock (Commit, Forget,
+//    TrimCache); a cached block's buffer keeps its address until TrimCache,
+//    which runs only where no block pointer is held (the start of a writing
+//    operation), so pointers from ReadBlock stay valid across a Commit, as
+//    device pointers do;
 //  * a block freed inside a transaction is dropped from it (Forget) and is not
 //    reused before the transaction commits (the allocator's busy list);
 //  * the verified-block bitmap is set only for blocks whose content passed
@@ -28,6 +40,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "device/pmem_device.h"
@@ -44,8 +57,11 @@ class Journal {
   // header. Returns the number of blocks replayed.
   Result<uint32_t> Recover(bool read_only);
   // Commits sealed block images (sorted by block number; each image's block
-  // crc must be current, as media::VerifyAndSeal leaves it).
-  Status Commit(const std::vector<std::pair<uint64_t, const uint8_t*>>& images);
+  // crc must be current, as media::VerifyAndSeal leaves it). The images
+  // become the cached copies of their blocks (the vector is left with
+  // whatever buffers the cache did not take).
+  using Images = std::vector<std::pair<uint64_t, std::unique_ptr<uint8_t[]>>>;
+  Status Commit(Images& images);
   // Writes an empty (invalid) commit header: used by mkfs.
   Status Format();
 
@@ -63,8 +79,18 @@ class Journal {
   void MarkVerified(uint64_t bno);
   void ForgetVerified(uint64_t bno);
 
-  // Reads and verifies a metadata block straight from the device.
+  // A metadata block's current content, verified: the cached copy, or
+  // straight from the device.
   Result<const uint8_t*> ReadBlock(uint64_t bno, uint32_t magic);
+
+  // The block was freed: its cached copy is dropped (its buffer lives until
+  // TrimCache, so a stale pointer still reads memory udax owns).
+  void ForgetBlock(uint64_t bno);
+  // Frees dropped buffers and, when the cache holds more than its bound,
+  // empties it. Only where no pointer from ReadBlock is held.
+  void TrimCache();
+  size_t cached_blocks() const { return cache_.size(); }
+  static constexpr size_t kCacheMaxBlocks = 16384;  // 64 MiB
 
  private:
   PmemDevice* dev_;
@@ -76,6 +102,12 @@ class Journal {
   uint64_t commits_ = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
   std::unique_ptr<uint8_t[]> header_buf_;
+  std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> cache_;
+  std::vector<std::unique_ptr<uint8_t[]>> dropped_;  // freed at TrimCache
+
+  // Commit's step 3 for one image: the home block, then the cache (which
+  // takes the image buffer when the block was not cached).
+  Status Apply(uint64_t bno, std::unique_ptr<uint8_t[]>& img);
 };
 
 // A set of metadata block changes that commit atomically.
