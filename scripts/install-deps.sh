@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(
   g++ cmake ninja-build pkg-config
   libpmem2-dev            # device mapping and persistence (PMDK)
+  libisal-dev             # crc32c (ISA-L)
   libfuse3-dev fuse3      # the FUSE mount
   libcli11-dev            # CLI argument parsing
   nlohmann-json3-dev      # --json output

@@ -1,4 +1,4 @@
-// tests/crc32c_test.cc — util/crc32c: the interleaved SSE4.2 implementation
+// tests/crc32c_test.cc — util/crc32c: the ISA-L backed implementation
 // equals a byte-at-a-time CRC-32C for every length, offset and seed, and
 // chains (Extend) like one CRC over the concatenation.
 #include "util/crc32c.h"

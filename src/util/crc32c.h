@@ -1,4 +1,4 @@
-// util/crc32c.h — CRC-32C (Castagnoli) with the SSE4.2 crc32 instruction.
+// util/crc32c.h — CRC-32C (Castagnoli), computed by ISA-L (libisal).
 #pragma once
 #include <cstddef>
 #include <cstdint>
