@@ -98,20 +98,6 @@ void EditSuperblocks(const std::string& path, const std::function<void(media::Su
     EditBlock(path, bno, [&](uint8_t* b) { edit(reinterpret_cast<media::Superblock*>(b)); });
 }
 
-// The log header's crc (both forms the journal accepts: reserved == 1 covers
-// each image's own crc, otherwise the whole images).
-uint32_t LogHeaderCrc(const std::string& path, const media::LogHeader& h) {
-  uint32_t c = media::BlockCrc(&h);
-  for (uint32_t i = 0; i < h.nblocks; i++) {
-    auto img = ReadImageBlock(path, media::kLogStart + 1 + i);
-    if (h.reserved == 1)
-      c = Crc32cExtend(c, img.data() + offsetof(media::BlockHeader, crc), 4);
-    else
-      c = Crc32cExtend(c, img.data(), kBlockSize);
-  }
-  return c;
-}
-
 // ---- fixture ------------------------------------------------------------------------
 
 class BadImageTest : public ::testing::Test {
@@ -361,22 +347,47 @@ TEST_F(BadImageTest, RootBlockBadStructureWithValidCrc) {
 class JournalImageTest : public BadImageTest {
  protected:
   // Leaves a committed (and applied) transaction in the log: a crash after it.
+  // rec_ holds the log's first record (the Mkdir's).
   void CrashWithCommittedLog() {
     Populate();
     ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
     ASSERT_OK(fs->Mkdir("/last"));
     fs->CrashForTesting();
-    auto h = ReadImageBlock(path_, media::kLogStart);
-    std::memcpy(&hdr_, h.data(), sizeof hdr_);
-    ASSERT_EQ(hdr_.hdr.magic, media::kLogMagic);
-    ASSERT_GT(hdr_.nblocks, 0u);
-    ASSERT_EQ(hdr_.hdr.crc, LogHeaderCrc(path_, hdr_)) << "test's crc model is out of date";
+    media::LogRecordHeader h;
+    auto first = ReadImage(path_, media::kLogStart * kBlockSize, sizeof h);
+    std::memcpy(&h, first.data(), sizeof h);
+    ASSERT_EQ(h.magic, media::kLogRecordMagic);
+    ASSERT_GT(h.nblocks, 0u);
+    rec_ = ReadImage(path_, media::kLogStart * kBlockSize, h.len);
+    ASSERT_EQ(h.crc, RecordCrc()) << "test's crc model is out of date";
   }
-  void WriteHeader(bool fix_crc) {
-    if (fix_crc) hdr_.hdr.crc = LogHeaderCrc(path_, hdr_);
-    WriteImage(path_, media::kLogStart * kBlockSize, &hdr_, sizeof hdr_);
+  media::LogRecordHeader* Header() { return reinterpret_cast<media::LogRecordHeader*>(rec_.data()); }
+  media::LogBlockDesc* Desc(uint32_t i) {
+    return reinterpret_cast<media::LogBlockDesc*>(rec_.data() + sizeof(media::LogRecordHeader)) + i;
   }
-  media::LogHeader hdr_{};
+  // The first descriptor that carries lines, and where its first line is.
+  uint32_t FirstBlockWithLines(uint8_t** line) {
+    uint64_t desc_end = sizeof(media::LogRecordHeader) + Header()->nblocks * sizeof(media::LogBlockDesc);
+    uint8_t* p = rec_.data() + (desc_end + 63) / 64 * 64;
+    for (uint32_t i = 0; i < Header()->nblocks; i++) {
+      if (Desc(i)->line_mask) {
+        *line = p;
+        return i;
+      }
+    }
+    ADD_FAILURE() << "no descriptor with lines";
+    return 0;
+  }
+  uint32_t RecordCrc() {
+    media::LogRecordHeader h = *Header();
+    h.crc = 0;
+    return Crc32cExtend(Crc32c(&h, sizeof h), rec_.data() + sizeof h, rec_.size() - sizeof h);
+  }
+  void WriteRecord(bool fix_crc) {
+    if (fix_crc) Header()->crc = RecordCrc();
+    WriteImage(path_, media::kLogStart * kBlockSize, rec_.data(), rec_.size());
+  }
+  std::vector<uint8_t> rec_;
 };
 
 TEST_F(JournalImageTest, CommittedLogReplaysCleanly) {
@@ -396,23 +407,23 @@ TEST_F(JournalImageTest, HomeBlockOutsideMetadataAreaRefused) {
   for (uint64_t bad : {uint64_t{0}, uint64_t{media::kLogStart + 1}, kDevBlocks - 1, kDevBlocks + 100,
                        ~uint64_t{0}}) {
     SCOPED_TRACE(bad);
-    media::LogHeader saved = hdr_;
-    hdr_.homes[0] = bad;
-    WriteHeader(/*fix_crc=*/true);
+    std::vector<uint8_t> saved = rec_;
+    Desc(0)->home = bad;
+    WriteRecord(/*fix_crc=*/true);
     std::string msg = ExpectMountFails(EUCLEAN);
     EXPECT_NE(msg.find("journal"), std::string::npos) << msg;
     FsckReport r = ExpectFsckDirty();
     EXPECT_NE(ProblemsMatching(r, "journal"), "") << JoinProblems(r);
-    hdr_ = saved;
-    WriteHeader(false);
+    rec_ = saved;
+    WriteRecord(false);
   }
   ExpectFsckClean();
 }
 
 TEST_F(JournalImageTest, TornHeaderIsNotReplayed) {
   CrashWithCommittedLog();
-  hdr_.homes[0] ^= 0x40;  // crc no longer matches: the record never committed
-  WriteHeader(/*fix_crc=*/false);
+  Desc(0)->home ^= 0x40;  // crc no longer matches: the record never committed
+  WriteRecord(/*fix_crc=*/false);
   // The transaction was applied before the crash, so nothing is lost.
   ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
   EXPECT_TRUE(fs->GetStat("/last").has_value());
@@ -422,26 +433,25 @@ TEST_F(JournalImageTest, TornHeaderIsNotReplayed) {
 
 TEST_F(JournalImageTest, AbsurdBlockCountIsNotReplayed) {
   CrashWithCommittedLog();
-  hdr_.nblocks = 1u << 30;
-  WriteHeader(/*fix_crc=*/false);
+  Header()->nblocks = 1u << 30;
+  WriteRecord(/*fix_crc=*/false);
   ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
   EXPECT_TRUE(fs->GetStat("/last").has_value());
 }
 
-// A record whose crcs all match but whose image is not valid metadata for its
-// home (crafted, or a bug that wrote it): replaying it would destroy a good
-// block. Mount must refuse, and the home block must be left as it was.
+// A record whose crc matches but whose lines do not rebuild valid metadata
+// for their home (crafted, or a bug that wrote it): replaying it would
+// destroy a good block. Mount must refuse, and the home block must be left as
+// it was.
 TEST_F(JournalImageTest, SelfConsistentGarbageImageRefused) {
   CrashWithCommittedLog();
-  uint64_t home = hdr_.homes[0];
+  uint8_t* line = nullptr;
+  uint32_t i = FirstBlockWithLines(&line);
+  ASSERT_TRUE(Desc(i)->line_mask & 1) << "a changed block always logs its header line (its crc)";
+  uint64_t home = Desc(i)->home;
   auto home_before = ReadImageBlock(path_, home);
-  std::vector<uint8_t> junk = Pattern(kBlockSize, 99);
-  auto* bh = reinterpret_cast<media::BlockHeader*>(junk.data());
-  bh->magic = media::kRootMagic;
-  bh->blkno = home + 1;  // claims to be another block
-  media::SetBlockCrc(junk.data());
-  WriteImageBlock(path_, media::kLogStart + 1, junk);
-  WriteHeader(/*fix_crc=*/true);
+  reinterpret_cast<media::BlockHeader*>(line)->blkno = home + 1;  // claims to be another block
+  WriteRecord(/*fix_crc=*/true);
   auto m = Filesystem::Mount(path_);
   EXPECT_FALSE(m.has_value()) << "mounted after replaying a misdirected image";
   if (!m.has_value()) {
@@ -639,11 +649,11 @@ TEST_F(BadImageTest, OrphanTreeDamaged) {
     ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
     ASSIGN_OR_FAIL(File f, fs->Open("/d/f", O_RDWR));
     ASSERT_OK(fs->Unlink("/d/f"));
-    // One more transaction, so the log no longer holds the orphan node
-    // (a replay would otherwise restore it).
-    ASSERT_OK(fs->Mkdir("/later"));
     fs->CrashForTesting();
   }
+  // Every record was applied before the crash (the lines reached the image
+  // file); clear the log so no replay restores the node damaged below.
+  WriteImageBlock(path_, media::kLogStart, std::vector<uint8_t>(kBlockSize, 0));
   uint64_t orphans_bno = ReadRootBlock(path_).orphans.block;
   ASSERT_NE(orphans_bno, 0u) << "the unlinked open file is on the orphan list";
   FlipBytes(path_, orphans_bno * kBlockSize + 500, 2);

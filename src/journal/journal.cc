@@ -1,7 +1,11 @@
-// journal/journal.cc — redo log commit and recovery (see journal.h).
+// journal/journal.cc — redo log commit and recovery (see journal.h and
+// docs/journal.md).
 #include "journal/journal.h"
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
+#include <random>
 
 #include "media/verify.h"
 #include "util/crc32c.h"
@@ -9,16 +13,68 @@
 namespace udax {
 
 using media::kBlockSize;
+using media::kLineSize;
+using media::LogBlockDesc;
 using media::LogHeader;
+using media::LogRecordHeader;
+
+namespace {
+
+constexpr uint64_t kDescSize = sizeof(LogBlockDesc);
+constexpr uint64_t kWorstBlockBytes = kDescSize + kBlockSize;  // a descriptor + every line
+
+uint64_t AlignLine(uint64_t n) { return (n + kLineSize - 1) / kLineSize * kLineSize; }
+
+uint64_t RecordBytes(uint64_t nblocks, uint64_t nlines) {
+  return AlignLine(sizeof(LogRecordHeader) + nblocks * kDescSize) + nlines * kLineSize;
+}
+
+// Bit i set when line i of `a` and `b` differ.
+uint64_t ChangedLines(const uint8_t* a, const uint8_t* b) {
+  uint64_t mask = 0;
+  for (uint32_t i = 0; i < media::kLinesPerBlock; i++) {
+    uint64_t x = 0;
+    for (uint32_t k = 0; k < kLineSize / 8; k++) {
+      uint64_t wa, wb;
+      std::memcpy(&wa, a + i * kLineSize + k * 8, 8);
+      std::memcpy(&wb, b + i * kLineSize + k * 8, 8);
+      x |= wa ^ wb;
+    }
+    if (x) mask |= uint64_t{1} << i;
+  }
+  return mask;
+}
+
+const uint8_t* ZeroBlock() {
+  alignas(64) static const uint8_t zeroes[kBlockSize] = {};
+  return zeroes;
+}
+
+uint32_t RecordCrc(const uint8_t* rec, uint64_t len) {
+  LogRecordHeader h;
+  std::memcpy(&h, rec, sizeof h);
+  h.crc = 0;
+  return Crc32cExtend(Crc32c(&h, sizeof h), rec + sizeof h, len - sizeof h);
+}
+
+uint64_t NewGeneration() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd() ^ 1;  // never 0 (a zeroed log)
+}
+
+}  // namespace
 
 Journal::Journal(PmemDevice* dev, uint64_t log_start, uint32_t log_blocks, uint64_t total_blocks)
     : dev_(dev),
       log_start_(log_start),
       log_blocks_(log_blocks),
+      log_bytes_(uint64_t{log_blocks} * kBlockSize),
       total_blocks_(total_blocks),
-      max_blocks_(std::min<uint32_t>(media::kLogMaxBlocks, log_blocks - 1)),
-      verified_(new std::atomic<uint64_t>[(total_blocks + 63) / 64]()),
-      header_buf_(new uint8_t[kBlockSize]) {}
+      max_blocks_(static_cast<uint32_t>(std::min<uint64_t>(
+          media::kLogMaxBlocks,
+          (log_bytes_ - AlignLine(sizeof(LogRecordHeader) + kDescSize)) / kWorstBlockBytes))),
+      generation_(NewGeneration()),
+      verified_(new std::atomic<uint64_t>[(total_blocks + 63) / 64]()) {}
 
 bool Journal::IsVerified(uint64_t bno) const {
   return (verified_[bno / 64].load(std::memory_order_relaxed) >> (bno % 64)) & 1;
@@ -28,6 +84,19 @@ void Journal::MarkVerified(uint64_t bno) {
 }
 void Journal::ForgetVerified(uint64_t bno) {
   verified_[bno / 64].fetch_and(~(1ULL << (bno % 64)), std::memory_order_relaxed);
+}
+
+bool Journal::IsMetadataHome(uint64_t bno) const {
+  return bno >= media::kRootBlockNo && bno < total_blocks_ - 1 &&
+         !(bno >= log_start_ && bno < log_start_ + log_blocks_);
+}
+
+size_t Journal::Room(size_t blocks, size_t revokes) const {
+  if (blocks >= max_blocks_) return 0;
+  uint64_t used = AlignLine(sizeof(LogRecordHeader) + (blocks + revokes + 1) * kDescSize) +
+                  blocks * kBlockSize;
+  if (used + kBlockSize > log_bytes_) return 0;
+  return std::min<uint64_t>(max_blocks_ - blocks, (log_bytes_ - used) / kWorstBlockBytes);
 }
 
 Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
@@ -51,10 +120,204 @@ Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
   return p;
 }
 
+Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& revoked) {
+  // Step 1: what changed, line by line.
+  std::vector<uint64_t> masks(images.size());
+  uint64_t nblocks = revoked.size(), nlines = 0;
+  for (size_t i = 0; i < images.size(); i++) {
+    const Image& img = images[i];
+    const uint8_t* base = ZeroBlock();
+    if (!img.fresh) {
+      auto it = cache_.find(img.bno);
+      base = it != cache_.end() ? it->second.get() : dev_->BlockPtr(img.bno, kBlockSize);
+      if (!base) return Errno(EIO, "block " + std::to_string(img.bno) + " is not readable");
+    }
+    masks[i] = ChangedLines(img.buf.get(), base);
+    if (masks[i] || img.fresh) nblocks++;
+    nlines += std::popcount(masks[i]);
+  }
+  if (nblocks == 0) return Status::Ok();  // nothing changed
+  if (nblocks - revoked.size() > max_blocks_ || RecordBytes(nblocks, nlines) > log_bytes_)
+    return Errno(ENOSPC, "transaction of " + std::to_string(nblocks) + " blocks does not fit the journal");
+
+  // Step 2: the record.
+  const uint64_t len = RecordBytes(nblocks, nlines);
+  record_.assign(len, 0);
+  auto* h = reinterpret_cast<LogRecordHeader*>(record_.data());
+  h->magic = media::kLogRecordMagic;
+  h->seq = seq_;
+  h->generation = generation_;
+  h->len = len;
+  h->nblocks = static_cast<uint32_t>(nblocks);
+  h->nlines = static_cast<uint32_t>(nlines);
+  auto* desc = reinterpret_cast<LogBlockDesc*>(record_.data() + sizeof(LogRecordHeader));
+  uint8_t* line = record_.data() + AlignLine(sizeof(LogRecordHeader) + nblocks * kDescSize);
+  for (uint64_t bno : revoked) *desc++ = LogBlockDesc{bno, 0, media::kLogBlockRevoke, 0, 0};
+  for (size_t i = 0; i < images.size(); i++) {
+    if (!masks[i] && !images[i].fresh) continue;
+    *desc++ = LogBlockDesc{images[i].bno, masks[i], images[i].fresh ? media::kLogBlockFresh : 0u, 0, 0};
+    for (uint64_t m = masks[i]; m; m &= m - 1) {
+      std::memcpy(line, images[i].buf.get() + std::countr_zero(m) * kLineSize, kLineSize);
+      line += kLineSize;
+    }
+  }
+  h->crc = RecordCrc(record_.data(), len);
+  if (head_ + len > log_bytes_) {
+    // Wrap: the lines applied by the records about to be overwritten must be
+    // durable before their records go.
+    dev_->Drain();
+    head_ = 0;
+    wraps_++;
+  }
+  RETURN_IF_ERROR(dev_->CopyIn(log_start_ * kBlockSize + head_, record_.data(), len, /*drain=*/true));
+  head_ += len;
+  seq_++;
+  commits_++;
+  // Step 3: apply (made durable by the next fence; replay covers a crash before it).
+  for (size_t i = 0; i < images.size(); i++)
+    if (masks[i] || images[i].fresh) RETURN_IF_ERROR(Apply(images[i], masks[i]));
+  return Status::Ok();
+}
+
+Status Journal::Apply(Image& img, uint64_t mask) {
+  const uint64_t home = img.bno * kBlockSize;
+  if (img.fresh) {
+    RETURN_IF_ERROR(dev_->CopyIn(home, img.buf.get(), kBlockSize, false));
+  } else {
+    while (mask) {  // runs of adjacent changed lines
+      uint32_t first = static_cast<uint32_t>(std::countr_zero(mask));
+      uint32_t n = static_cast<uint32_t>(std::countr_one(mask >> first));
+      RETURN_IF_ERROR(dev_->CopyIn(home + first * kLineSize, img.buf.get() + first * kLineSize,
+                                   uint64_t{n} * kLineSize, false));
+      mask = n + first >= 64 ? 0 : mask & ~(((uint64_t{1} << n) - 1) << first);
+    }
+  }
+  MarkVerified(img.bno);
+  auto [it, inserted] = cache_.try_emplace(img.bno);
+  if (inserted)
+    it->second = std::move(img.buf);
+  else
+    std::memcpy(it->second.get(), img.buf.get(), kBlockSize);  // cached addresses are stable
+  return Status::Ok();
+}
+
+void Journal::ForgetBlock(uint64_t bno) {
+  ForgetVerified(bno);
+  auto it = cache_.find(bno);
+  if (it == cache_.end()) return;
+  dropped_.push_back(std::move(it->second));
+  cache_.erase(it);
+}
+
+void Journal::TrimCache() {
+  dropped_.clear();
+  if (cache_.size() > kCacheMaxBlocks) cache_.clear();
+}
+
+Status Journal::Format() {
+  // Applied lines first, then the cleared start of the log: a crash between
+  // them must not leave a cleared log with unapplied lines.
+  dev_->Drain();
+  RETURN_IF_ERROR(dev_->Fill(log_start_ * kBlockSize, 0, kBlockSize, true));
+  head_ = 0;
+  return Status::Ok();
+}
+
+Result<uint32_t> Journal::Recover(bool read_only) {
+  auto* h = reinterpret_cast<const media::BlockHeader*>(dev_->BlockPtr(log_start_, kBlockSize));
+  if (!h) return Errno(EIO, "journal outside the device");
+  if (h->magic == media::kLogMagic) return RecoverWholeImages(read_only);
+  return RecoverChain(read_only);
+}
+
+Result<uint32_t> Journal::RecoverChain(bool read_only) {
+  const uint8_t* log = dev_->BlockPtr(log_start_, kBlockSize);
+  if (!dev_->Range(log_start_ * kBlockSize, log_bytes_).has_value())
+    return Errno(EIO, "journal outside the device");
+  // The chain: valid records from offset 0, one generation, consecutive seqs.
+  struct Rec {
+    uint64_t off, seq;
+    const LogRecordHeader* h;
+  };
+  std::vector<Rec> chain;
+  for (uint64_t off = 0; off + sizeof(LogRecordHeader) <= log_bytes_;) {
+    const auto* r = reinterpret_cast<const LogRecordHeader*>(log + off);
+    if (r->magic != media::kLogRecordMagic) break;
+    if (r->len < sizeof(LogRecordHeader) || r->len % kLineSize || r->len > log_bytes_ - off) break;
+    if (r->nblocks == 0 || RecordBytes(r->nblocks, r->nlines) != r->len) break;
+    if (!chain.empty() && (r->generation != chain[0].h->generation || r->seq != chain.back().seq + 1)) break;
+    if (r->crc != RecordCrc(log + off, r->len)) break;
+    chain.push_back({off, r->seq, r});
+    off += r->len;
+  }
+  if (chain.empty()) return 0u;
+  // Revokes: a block's lines in records before its last revoke are void.
+  std::unordered_map<uint64_t, uint64_t> revoked_at;  // bno -> seq of its last revoke
+  for (const Rec& rec : chain) {
+    const auto* d = reinterpret_cast<const LogBlockDesc*>(reinterpret_cast<const uint8_t*>(rec.h) + sizeof(LogRecordHeader));
+    uint64_t lines = 0;
+    for (uint32_t i = 0; i < rec.h->nblocks; i++) {
+      if (!IsMetadataHome(d[i].home))
+        return Errno(EUCLEAN, "journal names home block " + std::to_string(d[i].home) +
+                                  " outside the metadata area; refusing to replay");
+      if (d[i].flags & media::kLogBlockRevoke) revoked_at[d[i].home] = rec.seq;
+      lines += std::popcount(d[i].line_mask);
+    }
+    if (lines != rec.h->nlines)
+      return Errno(EUCLEAN, "journal record " + std::to_string(rec.seq) + " names " + std::to_string(lines) +
+                                " lines but holds " + std::to_string(rec.h->nlines) + "; refusing to replay");
+  }
+  // Rebuild every block in DRAM, record by record.
+  std::map<uint64_t, std::unique_ptr<uint8_t[]>> rebuilt;
+  for (const Rec& rec : chain) {
+    const auto* base = reinterpret_cast<const uint8_t*>(rec.h);
+    const auto* d = reinterpret_cast<const LogBlockDesc*>(base + sizeof(LogRecordHeader));
+    const uint8_t* line = base + AlignLine(sizeof(LogRecordHeader) + rec.h->nblocks * kDescSize);
+    for (uint32_t i = 0; i < rec.h->nblocks; i++) {
+      const uint64_t bno = d[i].home;
+      auto rv = revoked_at.find(bno);
+      const bool revoke = d[i].flags & media::kLogBlockRevoke;
+      const bool replay = !revoke && !(rv != revoked_at.end() && rec.seq < rv->second);
+      if (revoke) rebuilt.erase(bno);
+      uint8_t* dst = nullptr;
+      if (replay) {
+        auto& buf = rebuilt[bno];
+        if (!buf) {
+          buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);
+          const uint8_t* home = dev_->BlockPtr(bno, kBlockSize);
+          if (!home) return Errno(EIO, "journal home block " + std::to_string(bno) + " is not readable");
+          std::memcpy(buf.get(), home, kBlockSize);
+        }
+        if (d[i].flags & media::kLogBlockFresh) std::memset(buf.get(), 0, kBlockSize);
+        dst = buf.get();
+      }
+      for (uint64_t m = d[i].line_mask; m; m &= m - 1) {  // void lines are skipped over
+        if (dst) std::memcpy(dst + std::countr_zero(m) * kLineSize, line, kLineSize);
+        line += kLineSize;
+      }
+    }
+  }
+  // Every rebuilt block must verify for its home: one that does not
+  // (misdirected, crafted) would overwrite good metadata, so replay nothing.
+  for (const auto& [bno, buf] : rebuilt) {
+    Status st = media::VerifyRead(buf.get(), bno, 0, total_blocks_);
+    if (!st.ok())
+      return Errno(EUCLEAN, "journal rebuilds home block " + std::to_string(bno) +
+                                " that does not verify (" + st.message() + "); refusing to replay");
+  }
+  seq_ = chain.back().seq + 1;
+  const uint32_t n = static_cast<uint32_t>(rebuilt.size());
+  if (read_only) return n;
+  for (const auto& [bno, buf] : rebuilt)
+    RETURN_IF_ERROR(dev_->CopyIn(bno * kBlockSize, buf.get(), kBlockSize, false));
+  RETURN_IF_ERROR(Format());  // drains the replayed blocks first
+  return n;
+}
+
+// ---- the older form: one header with home block numbers, whole images ------
 // LogHeader.reserved == kLogCrcOfImageCrcs: the header crc covers the header
 // and each image's own (sealed) block crc, and every image must match its own
-// crc — one crc32c pass over each image instead of two. A header written
-// without the flag (reserved == 0, older udax) covers the whole images.
+// crc. A header with reserved == 0 covers the whole images.
 constexpr uint32_t kLogCrcOfImageCrcs = 1;
 
 static uint32_t LogCrc(const LogHeader* h, const std::vector<const uint8_t*>& images) {
@@ -76,80 +339,16 @@ static bool LogImagesIntact(const LogHeader* h, const std::vector<const uint8_t*
   return true;
 }
 
-Status Journal::Commit(Images& images) {
-  if (images.empty()) return Status::Ok();
-  if (images.size() > max_blocks_)
-    return Errno(ENOSPC, "transaction of " + std::to_string(images.size()) +
-                             " blocks does not fit the journal");
-  auto* h = reinterpret_cast<LogHeader*>(header_buf_.get());
-  std::memset(h, 0, kBlockSize);
-  h->hdr.magic = media::kLogMagic;
-  h->hdr.blkno = log_start_;
-  h->seq = seq_;
-  h->nblocks = static_cast<uint32_t>(images.size());
-  h->reserved = kLogCrcOfImageCrcs;  // the images are sealed (Transaction::Commit)
-  std::vector<const uint8_t*> imgs;
-  imgs.reserve(images.size());
-  for (size_t i = 0; i < images.size(); i++) {
-    h->homes[i] = images[i].first;
-    imgs.push_back(images[i].second.get());
-  }
-  h->hdr.crc = LogCrc(h, imgs);
-  // Step 2: images, then the header; one fence makes the whole record durable.
-  for (size_t i = 0; i < images.size(); i++)
-    RETURN_IF_ERROR(dev_->CopyIn((log_start_ + 1 + i) * kBlockSize, imgs[i], kBlockSize, false));
-  RETURN_IF_ERROR(dev_->CopyIn(log_start_ * kBlockSize, h, kBlockSize, /*drain=*/true));
-  // Step 3: apply in place, and keep the images as the cached copies.
-  for (auto& [bno, img] : images) RETURN_IF_ERROR(Apply(bno, img));
-  dev_->Drain();
-  seq_++;
-  commits_++;
-  return Status::Ok();
-}
-
-Status Journal::Apply(uint64_t bno, std::unique_ptr<uint8_t[]>& img) {
-  // Non-temporal stores: reads of this block are served from the cache.
-  RETURN_IF_ERROR(dev_->CopyIn(bno * kBlockSize, img.get(), kBlockSize, false));
-  MarkVerified(bno);
-  auto [it, inserted] = cache_.try_emplace(bno);
-  if (inserted)
-    it->second = std::move(img);
-  else
-    std::memcpy(it->second.get(), img.get(), kBlockSize);  // cached addresses are stable
-  return Status::Ok();
-}
-
-void Journal::ForgetBlock(uint64_t bno) {
-  ForgetVerified(bno);
-  auto it = cache_.find(bno);
-  if (it == cache_.end()) return;
-  dropped_.push_back(std::move(it->second));
-  cache_.erase(it);
-}
-
-void Journal::TrimCache() {
-  dropped_.clear();
-  if (cache_.size() > kCacheMaxBlocks) cache_.clear();
-}
-
-Status Journal::Format() {
-  std::memset(header_buf_.get(), 0, kBlockSize);
-  return dev_->CopyIn(log_start_ * kBlockSize, header_buf_.get(), kBlockSize, true);
-}
-
-Result<uint32_t> Journal::Recover(bool read_only) {
+Result<uint32_t> Journal::RecoverWholeImages(bool read_only) {
   auto* h = reinterpret_cast<const LogHeader*>(dev_->BlockPtr(log_start_, kBlockSize));
-  if (!h) return Errno(EIO, "journal outside the device");
-  if (h->hdr.magic != media::kLogMagic) return 0u;  // empty or cleared log
-  if (h->nblocks == 0 || h->nblocks > max_blocks_) return 0u;
+  if (h->nblocks == 0 || h->nblocks > log_blocks_ - 1 || h->nblocks > media::kLogMaxBlocks) return 0u;
   std::vector<const uint8_t*> imgs;
   for (uint32_t i = 0; i < h->nblocks; i++)
     imgs.push_back(dev_->BlockPtr(log_start_ + 1 + i, kBlockSize));
   if (h->hdr.crc != LogCrc(h, imgs) || !LogImagesIntact(h, imgs)) return 0u;  // torn: never committed
   for (uint32_t i = 0; i < h->nblocks; i++) {
     uint64_t home = h->homes[i];
-    if (home < media::kRootBlockNo || home >= total_blocks_ - 1 ||
-        (home >= log_start_ && home < log_start_ + log_blocks_))
+    if (!IsMetadataHome(home))
       return Errno(EUCLEAN, "journal names home block " + std::to_string(home) +
                                 " outside the metadata area; refusing to replay");
     // Every image was sealed for its home; one that does not verify there
@@ -164,26 +363,27 @@ Result<uint32_t> Journal::Recover(bool read_only) {
   if (read_only) return n;
   for (uint32_t i = 0; i < n; i++)
     RETURN_IF_ERROR(dev_->CopyIn(h->homes[i] * kBlockSize, imgs[i], kBlockSize, false));
-  dev_->Drain();
   RETURN_IF_ERROR(Format());
   return n;
 }
 
+// ---- Transaction -------------------------------------------------------------
+
 Result<const uint8_t*> Transaction::Read(uint64_t bno, uint32_t magic) {
   auto it = blocks_.find(bno);
-  if (it != blocks_.end()) return static_cast<const uint8_t*>(it->second.get());
+  if (it != blocks_.end()) return static_cast<const uint8_t*>(it->second.buf.get());
   return journal_->ReadBlock(bno, magic);
 }
 
 Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
   if (read_only_) return Errno(EROFS, "read-only transaction");
   auto it = blocks_.find(bno);
-  if (it != blocks_.end()) return it->second.get();
+  if (it != blocks_.end()) return it->second.buf.get();
   ASSIGN_OR_RETURN(const uint8_t* src, journal_->ReadBlock(bno, magic));
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);  // filled below
   std::memcpy(buf.get(), src, kBlockSize);
   uint8_t* p = buf.get();
-  blocks_.emplace(bno, std::move(buf));
+  blocks_.emplace(bno, Block{std::move(buf), false});
   return p;
 }
 
@@ -192,28 +392,29 @@ Result<uint8_t*> Transaction::New(uint64_t bno) {
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);  // filled below
   std::memset(buf.get(), 0, kBlockSize);
   uint8_t* p = buf.get();
-  blocks_[bno] = std::move(buf);
+  blocks_[bno] = Block{std::move(buf), true};
   return p;
 }
 
 void Transaction::Forget(uint64_t bno) {
   blocks_.erase(bno);
+  if (!read_only_) revoked_.push_back(bno);
   journal_->ForgetBlock(bno);
 }
 
 Status Transaction::Commit() {
-  Journal::Images images;
+  std::vector<Journal::Image> images;
   images.reserve(blocks_.size());
-  for (auto& [bno, buf] : blocks_) {
-    Status st = media::VerifyAndSeal(buf.get(), bno, journal_->total_blocks());
+  for (auto& [bno, b] : blocks_) {
+    Status st = media::VerifyAndSeal(b.buf.get(), bno, journal_->total_blocks());
     if (!st.ok()) {
-      blocks_.clear();
+      Abort();
       return st;
     }
-    images.emplace_back(bno, std::move(buf));
+    images.push_back({bno, std::move(b.buf), b.fresh});
   }
-  Status st = journal_->Commit(images);
-  blocks_.clear();
+  Status st = journal_->Commit(images, revoked_);
+  Abort();
   return st;
 }
 

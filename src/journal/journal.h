@@ -1,35 +1,40 @@
 // journal/journal.h — the redo log and Transaction: the only way metadata
 // reaches the device.
 //
-// Protocol (docs/journal.md): a transaction collects whole-block images of the
+// Protocol (docs/journal.md). A transaction collects whole-block images of the
 // metadata blocks it changes (copy-on-first-write into DRAM). Commit:
-//   1. seal every image (structure verifier, then blkno + crc32c);
-//   2. write the images into the log region after the commit header, and the
-//      header (home block numbers, seq, crc32c over the header and each
-//      image's sealed crc), all with non-temporal stores; FENCE 1 — the
-//      transaction is now committed;
-//   3. copy the images to their home blocks; FENCE 2 — applied.
-// Two fences per commit, whatever its size. Recovery replays the header's
-// images when its crc matches and every image matches its own crc (replaying
-// an applied transaction is harmless: block images are idempotent and the log
-// only ever holds the newest one).
+//   1. seal every image (structure verifier, then blkno + crc32c) and find
+//      the 64-byte lines in which it differs from the block's current content
+//      (a fresh block: from zeroes); an unchanged block is left out;
+//   2. append one record — header, a descriptor per block (home, line mask,
+//      fresh/revoke flags), the changed lines — to the log's chain with
+//      non-temporal stores; FENCE — the transaction is committed;
+//   3. copy the changed lines to their home blocks with non-temporal stores,
+//      and into the block cache. No fence: the next commit's fence makes
+//      them durable before anything can depend on them.
+// One fence per commit, plus one whenever the log wraps to its start (the
+// applied lines of every record it will overwrite are made durable first).
+// Recovery replays the chain — the records from the log's start on with one
+// generation and consecutive sequence numbers — in order onto the home
+// blocks, honouring revokes (a freed block's lines in earlier records are
+// void: it may hold file data since), checks that every rebuilt block
+// verifies, and only then writes them.
 //
 // The block cache: the DRAM copy of every metadata block a commit wrote (up to
-// a bound). Reads (ReadBlock) are served from it, so a block that Commit just
-// wrote and flushed — which the flush took out of the CPU cache — is not read
-// back from the device, and Commit applies home blocks with non-temporal
-// stores (nobody reads the device copy while the DRAM copy exists). A cached
+// a bound). Reads (ReadBlock) are served from it, so blocks a commit wrote
+// with non-temporal stores are not read back from the device. A cached
 // block's content always equals the device's committed content.
 //
 // Invariants:
 //  * nothing writes a metadata block except Journal::Commit and Recover;
+//  * a block freed inside a transaction is dropped from it and revoked
+//    (Forget), and is not reused before the transaction commits (the
+//    allocator's busy list);
 //  * the cache changes only under the writer's exclusive lock (Commit, Forget,
 //    TrimCache); a cached block's buffer keeps its address until TrimCache,
 //    which runs only where no block pointer is held (the start of a writing
 //    operation), so pointers from ReadBlock stay valid across a Commit, as
 //    device pointers do;
-//  * a block freed inside a transaction is dropped from it (Forget) and is not
-//    reused before the transaction commits (the allocator's busy list);
 //  * the verified-block bitmap is set only for blocks whose content passed
 //    VerifyRead or was written by Commit.
 // Thread safety: one Transaction at a time may write (the filesystem's
@@ -53,26 +58,35 @@ class Journal {
  public:
   Journal(PmemDevice* dev, uint64_t log_start, uint32_t log_blocks, uint64_t total_blocks);
 
-  // Replays the committed transaction in the log, if any; then clears the
-  // header. Returns the number of blocks replayed.
+  // Replays the committed records in the log, if any; then clears the log.
+  // Returns the number of blocks replayed (read_only: that would be).
   Result<uint32_t> Recover(bool read_only);
-  // Commits sealed block images (sorted by block number; each image's block
-  // crc must be current, as media::VerifyAndSeal leaves it). The images
-  // become the cached copies of their blocks (the vector is left with
-  // whatever buffers the cache did not take).
-  using Images = std::vector<std::pair<uint64_t, std::unique_ptr<uint8_t[]>>>;
-  Status Commit(Images& images);
-  // Writes an empty (invalid) commit header: used by mkfs.
+
+  // A sealed block image to commit (media::VerifyAndSeal leaves its crc current).
+  struct Image {
+    uint64_t bno;
+    std::unique_ptr<uint8_t[]> buf;
+    bool fresh;  // a newly allocated block: its old content is irrelevant
+  };
+  // Commits the images (sorted by block number) and revokes the freed
+  // blocks. The images become the cached copies of their blocks (buffers the
+  // cache does not take are left in `images`).
+  Status Commit(std::vector<Image>& images, const std::vector<uint64_t>& revoked);
+  // Clears the log (mkfs, clean unmount): everything committed is applied.
   Status Format();
 
   uint32_t max_blocks_per_txn() const { return max_blocks_; }
+  // Whole blocks that still fit a record that already holds `blocks` block
+  // images and `revokes` revokes.
+  size_t Room(size_t blocks, size_t revokes) const;
   uint64_t total_blocks() const { return total_blocks_; }
   // The first block after the log (allocatable space starts here).
   uint64_t log_end() const { return log_start_ + log_blocks_; }
   PmemDevice* device() const { return dev_; }
   uint64_t commits() const { return commits_; }
   uint64_t seq() const { return seq_; }
-  static constexpr uint32_t kFencesPerCommit = 2;
+  uint64_t wraps() const { return wraps_; }
+  static constexpr uint32_t kFencesPerCommit = 1;  // + 1 per wrap of the log
 
   // Verified-block cache: a block is CRC+structure-checked once per mount.
   bool IsVerified(uint64_t bno) const;
@@ -83,8 +97,9 @@ class Journal {
   // straight from the device.
   Result<const uint8_t*> ReadBlock(uint64_t bno, uint32_t magic);
 
-  // The block was freed: its cached copy is dropped (its buffer lives until
-  // TrimCache, so a stale pointer still reads memory udax owns).
+  // The block was freed (or changed behind the journal's back, in tests): its
+  // cached copy is dropped (its buffer lives until TrimCache, so a stale
+  // pointer still reads memory udax owns).
   void ForgetBlock(uint64_t bno);
   // Frees dropped buffers and, when the cache holds more than its bound,
   // empties it. Only where no pointer from ReadBlock is held.
@@ -93,21 +108,27 @@ class Journal {
   static constexpr size_t kCacheMaxBlocks = 16384;  // 64 MiB
 
  private:
+  bool IsMetadataHome(uint64_t bno) const;
+  Result<uint32_t> RecoverWholeImages(bool read_only);  // the older log form
+  Result<uint32_t> RecoverChain(bool read_only);
+  // Step 3 for one image: its changed lines to the home block and the cache.
+  Status Apply(Image& img, uint64_t mask);
+
   PmemDevice* dev_;
   uint64_t log_start_;
   uint32_t log_blocks_;
+  uint64_t log_bytes_;
   uint64_t total_blocks_;
   uint32_t max_blocks_;
+  uint64_t generation_;
+  uint64_t head_ = 0;  // byte offset in the log of the next record
   uint64_t seq_ = 1;
   uint64_t commits_ = 0;
+  uint64_t wraps_ = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
-  std::unique_ptr<uint8_t[]> header_buf_;
+  std::vector<uint8_t> record_;  // the record being built
   std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> cache_;
   std::vector<std::unique_ptr<uint8_t[]>> dropped_;  // freed at TrimCache
-
-  // Commit's step 3 for one image: the home block, then the cache (which
-  // takes the image buffer when the block was not cached).
-  Status Apply(uint64_t bno, std::unique_ptr<uint8_t[]>& img);
 };
 
 // A set of metadata block changes that commit atomically.
@@ -126,27 +147,33 @@ class Transaction {
   Result<uint8_t*> Write(uint64_t bno, uint32_t magic);
   // A writable zeroed image for a newly allocated block.
   Result<uint8_t*> New(uint64_t bno);
-  // The block was freed: its image is dropped from the transaction.
+  // The block was freed: its image is dropped from the transaction and the
+  // commit revokes it.
   void Forget(uint64_t bno);
 
-  bool dirty() const { return !blocks_.empty(); }
+  bool dirty() const { return !blocks_.empty() || !revoked_.empty(); }
   size_t dirty_blocks() const { return blocks_.size(); }
   bool read_only() const { return read_only_; }
   Journal* journal() const { return journal_; }
-  // Room left before the transaction would not fit the log.
-  size_t room() const {
-    size_t max = journal_->max_blocks_per_txn();
-    return blocks_.size() >= max ? 0 : max - blocks_.size();
-  }
+  // Room left (in blocks) before the transaction would not fit the log.
+  size_t room() const { return journal_->Room(blocks_.size(), revoked_.size()); }
 
   // Seals and commits; the transaction is empty afterwards.
   Status Commit();
-  void Abort() { blocks_.clear(); }
+  void Abort() {
+    blocks_.clear();
+    revoked_.clear();
+  }
 
  private:
+  struct Block {
+    std::unique_ptr<uint8_t[]> buf;
+    bool fresh;
+  };
   Journal* journal_;
   bool read_only_;
-  std::map<uint64_t, std::unique_ptr<uint8_t[]>> blocks_;
+  std::map<uint64_t, Block> blocks_;
+  std::vector<uint64_t> revoked_;
 };
 
 }  // namespace udax

@@ -32,7 +32,8 @@ constexpr uint32_t Magic(const char (&s)[5]) {
 
 inline constexpr uint32_t kSuperMagic = Magic("UDXS");
 inline constexpr uint32_t kRootMagic = Magic("UDXR");
-inline constexpr uint32_t kLogMagic = Magic("UDXL");
+inline constexpr uint32_t kLogMagic = Magic("UDXL");     // whole-image log header (older udax)
+inline constexpr uint32_t kLogRecordMagic = Magic("UDXJ");  // line record of the log chain
 // B+tree node magics, one per tree kind.
 inline constexpr uint32_t kBmapMagic = Magic("BMAP");     // per-inode extent map
 inline constexpr uint32_t kFreeBnoMagic = Magic("FSBN");  // free space by block
@@ -139,6 +140,39 @@ struct LogHeader {
   uint64_t homes[kLogMaxBlocks];
 };
 static_assert(sizeof(LogHeader) == kBlockSize);
+
+// The journal as udax writes it now: a chain of line records (docs/journal.md).
+// Records start at 64-byte aligned offsets of the log region, the first at
+// its start; each one is a LogRecordHeader, `nblocks` LogBlockDescs, then
+// `nlines` 64-byte lines (for each descriptor in order, the lines its mask
+// names, in line order). `crc` covers the whole record with the crc field
+// zero. The chain is the records from offset 0 on, each with the first one's
+// `generation` and a `seq` one more than the one before it.
+inline constexpr uint32_t kLineSize = 64;
+inline constexpr uint32_t kLinesPerBlock = kBlockSize / kLineSize;
+static_assert(kLinesPerBlock == 64, "a line mask is one u64");
+struct LogRecordHeader {
+  uint32_t magic;       // kLogRecordMagic
+  uint32_t crc;
+  uint64_t seq;
+  uint64_t generation;  // random per mount: records of an earlier mount are not in the chain
+  uint64_t len;         // bytes of the whole record, a multiple of kLineSize
+  uint32_t nblocks;
+  uint32_t nlines;
+  uint64_t reserved[3];
+};
+static_assert(sizeof(LogRecordHeader) == kLineSize);
+// LogBlockDesc.flags
+inline constexpr uint32_t kLogBlockFresh = 1;   // the block starts from zeroes (newly allocated)
+inline constexpr uint32_t kLogBlockRevoke = 2;  // the block was freed: earlier records' lines of it are void
+struct LogBlockDesc {
+  uint64_t home;
+  uint64_t line_mask;  // bit i: line i of the block is in the record
+  uint32_t flags;
+  uint32_t reserved0;
+  uint64_t reserved1;
+};
+static_assert(sizeof(LogBlockDesc) == 32);
 
 // ---- B+tree nodes ----------------------------------------------------------
 // Leaves hold records; every record begins with its key (1 or 2 u64 words).
