@@ -13,8 +13,12 @@ const media::TreeShape& BmapShape() { return *media::ShapeForMagic(media::kBmapM
 }  // namespace
 
 Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk) {
-  media::BtreeRoot root = rec.data;
-  Btree tree(&tx, BmapShape(), &root, rec.ino, nullptr);
+  return LookupExtent(tx, rec.ino, rec.data, fblk);
+}
+
+Result<ExtentLookup> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk) {
+  media::BtreeRoot root = data;
+  Btree tree(&tx, BmapShape(), &root, ino, nullptr);
   ExtentLookup out;
   BmapRec e;
   ASSIGN_OR_RETURN(bool hit, tree.LookupLE(&fblk, &e));
@@ -23,7 +27,7 @@ Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, u
     // reaches outside the allocatable area (superblocks, root block, log).
     uint64_t lo = tx.journal()->log_end(), hi = tx.journal()->total_blocks() - 1;
     if (e.start_block < lo || e.start_block >= hi || e.length > hi - e.start_block)
-      return Errno(EUCLEAN, "metadata corruption: inode " + std::to_string(rec.ino) +
+      return Errno(EUCLEAN, "metadata corruption: inode " + std::to_string(ino) +
                                 " maps file block " + std::to_string(e.file_block) +
                                 " to device blocks [" + std::to_string(e.start_block) + ", +" +
                                 std::to_string(e.length) + ") outside the data area");

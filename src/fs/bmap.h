@@ -20,6 +20,8 @@ struct ExtentLookup {
   uint64_t hole_end = UINT64_MAX;  // when not mapped: first mapped block after fblk
 };
 Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk);
+// The same, from the inode number and extent-map root alone.
+Result<ExtentLookup> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk);
 
 // Maps [fblk, fblk+len) (a hole) to device blocks starting at `start`;
 // merges with the extent to the left when contiguous.

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <optional>
 
 #include "fs/bmap.h"
 #include "fs/dir.h"
@@ -40,23 +41,77 @@ void SetSize(FsImpl* fs, InodeRec& rec, uint64_t size) {
 
 Stat StatFromRecord(const InodeRec& r);
 
+namespace {
+// What Pread and the Pwrite fast path need of an in-core inode, copied under
+// ip->mu (not the whole 256-byte record).
+struct InodeView {
+  uint64_t size;
+  uint32_t mode, flags;
+  media::BtreeRoot data;
+  ExtentCache cached;
+};
+bool Later(const media::DiskTime& a, const media::DiskTime& b) {
+  return a.sec > b.sec || (a.sec == b.sec && a.nsec > b.nsec);
+}
+
+InodeView ViewOf(Inode* ip) {
+  std::lock_guard<std::mutex> g(ip->mu);
+  return InodeView{ip->rec.size, ip->rec.mode, ip->rec.flags, ip->rec.data, ip->last_ext};
+}
+
+// The extent lookups of one Pread/Pwrite under meta_mu_ shared: the inode's
+// cached last extent when it is of the current epoch and covers the block,
+// else the extent map (through a read-only transaction made at first need).
+class ExtentFinder {
+ public:
+  ExtentFinder(Journal* journal, uint64_t ino, const InodeView& v, uint64_t epoch)
+      : journal_(journal), ino_(ino), data_(v.data), epoch_(epoch), have_(v.cached.epoch == epoch),
+        ext_(v.cached.ext) {}
+  Result<ExtentLookup> Find(uint64_t fblk) {
+    ExtentLookup e;
+    if (have_ && fblk >= ext_.file_block && fblk - ext_.file_block < ext_.length) {
+      e.mapped = true;
+      e.ext = ext_;
+      return e;
+    }
+    if (!tx_) tx_.emplace(journal_, true);
+    ASSIGN_OR_RETURN(e, LookupExtent(*tx_, ino_, data_, fblk));
+    if (e.mapped) {
+      ext_ = e.ext;
+      have_ = fresh_ = true;
+    }
+    return e;
+  }
+  bool fresh() const { return fresh_; }
+  // Caches the last extent read from the map; ip->mu held.
+  void Remember(Inode* ip) const {
+    if (fresh_) ip->last_ext = ExtentCache{epoch_, ext_};
+  }
+
+ private:
+  Journal* journal_;
+  uint64_t ino_;
+  media::BtreeRoot data_;
+  uint64_t epoch_;
+  bool have_, fresh_ = false;
+  media::BmapRec ext_;
+  std::optional<Transaction> tx_;
+};
+}  // namespace
+
 Result<size_t> FsImpl::Pread(Inode* ip, void* buf, size_t len, uint64_t off) {
   MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
-  InodeRec rec;
-  {
-    std::lock_guard<std::mutex> g(ip->mu);
-    rec = ip->rec;
-  }
-  if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
-  if (off >= rec.size || len == 0) return size_t{0};
-  len = std::min<uint64_t>(len, rec.size - off);
-  Transaction tx(journal_.get(), true);
+  InodeView v = ViewOf(ip);
+  if (S_ISDIR(v.mode)) return Errno(EISDIR, "is a directory");
+  if (off >= v.size || len == 0) return size_t{0};
+  len = std::min<uint64_t>(len, v.size - off);
+  ExtentFinder finder(journal_.get(), ip->ino, v, meta_mu_.epoch());
   auto* out = static_cast<uint8_t*>(buf);
   size_t done = 0;
   while (done < len) {
     uint64_t pos = off + done;
-    ASSIGN_OR_RETURN(ExtentLookup lk2, LookupExtent(tx, rec, pos / kBlockSize));
+    ASSIGN_OR_RETURN(ExtentLookup lk2, finder.Find(pos / kBlockSize));
     if (lk2.mapped) {
       uint64_t ext_end = (lk2.ext.file_block + lk2.ext.length) * kBlockSize;
       uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
@@ -80,17 +135,21 @@ Result<size_t> FsImpl::Pread(Inode* ip, void* buf, size_t len, uint64_t off) {
       done += n;
     }
   }
+  if (finder.fresh()) {
+    std::lock_guard<std::mutex> g(ip->mu);
+    finder.Remember(ip);
+  }
   return done;
 }
 
 // Copies into already-mapped blocks of [off, off+len); returns how many bytes
 // from the front were copied before the first hole.
-static Result<size_t> OverwriteMapped(PmemDevice* dev, Transaction& tx, const InodeRec& rec,
-                                      const uint8_t* src, size_t len, uint64_t off) {
+static Result<size_t> OverwriteMapped(PmemDevice* dev, ExtentFinder& finder, const uint8_t* src,
+                                      size_t len, uint64_t off) {
   size_t done = 0;
   while (done < len) {
     uint64_t pos = off + done;
-    ASSIGN_OR_RETURN(ExtentLookup lk, LookupExtent(tx, rec, pos / kBlockSize));
+    ASSIGN_OR_RETURN(ExtentLookup lk, finder.Find(pos / kBlockSize));
     if (!lk.mapped) break;
     uint64_t ext_end = (lk.ext.file_block + lk.ext.length) * kBlockSize;
     uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
@@ -108,22 +167,21 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     // Fast path: no allocation, no size change — shared lock, one fence.
     MetaReadLock lk(meta_mu_);
     RETURN_IF_ERROR(CheckWritable());
-    InodeRec rec;
-    {
-      std::lock_guard<std::mutex> g(ip->mu);
-      rec = ip->rec;
-    }
-    if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
-    if (append) off = rec.size;
+    InodeView v = ViewOf(ip);
+    if (S_ISDIR(v.mode)) return Errno(EISDIR, "is a directory");
+    if (append) off = v.size;
     if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
-    if (off + len <= rec.size && !(rec.flags & media::kInodeFlagReflinked) && !bad_.any()) {
-      Transaction tx(journal_.get(), true);
-      ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), tx, rec, src, len, off));
+    if (off + len <= v.size && !(v.flags & media::kInodeFlagReflinked) && !bad_.any()) {
+      ExtentFinder finder(journal_.get(), ip->ino, v, meta_mu_.epoch());
+      ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), finder, src, len, off));
       if (n == len) {
         dev_->Drain();
         std::lock_guard<std::mutex> g(ip->mu);
-        ip->rec.mtime = ip->rec.ctime = Now();
+        media::DiskTime now = NowCoarse();
+        if (Later(now, ip->rec.mtime)) ip->rec.mtime = now;
+        if (Later(now, ip->rec.ctime)) ip->rec.ctime = now;
         ip->times_dirty = true;
+        finder.Remember(ip);
         return len;
       }
     }

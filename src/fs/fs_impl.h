@@ -4,14 +4,17 @@
 // (open files), and the metadata lock. Every public operation enters here.
 //
 // Locking (docs/ARCHITECTURE.md "Locking"):
-//  * meta_mu_ (shared_mutex): exclusive for every writing transaction,
-//    shared for lookups, reads, and overwrites of already-allocated blocks;
-//  * Inode::mu: protects an in-core inode's cached record (lazy timestamps);
-//    taken inside meta_mu_, never the other way round;
+//  * meta_mu_ (MetaMutex, a shared_mutex): exclusive for every writing
+//    transaction, shared for lookups, reads, and overwrites of
+//    already-allocated blocks; its write epoch counts exclusive sections;
+//  * Inode::mu: protects an in-core inode's cached record (lazy timestamps)
+//    and its last-extent cache; taken inside meta_mu_, never the other way round;
 //  * inodes_mu_: the in-core inode table; innermost.
 // Invariants:
 //  * one writing FsTxn at a time (it is created under meta_mu_ exclusive);
 //  * an in-core inode's `rec` equals its committed record plus lazy times;
+//  * extent maps change only under meta_mu_ exclusive, so an extent found
+//    under the shared lock stays exact while the write epoch is unchanged;
 //  * a transaction that wrote new data blocks before commit frees nothing
 //    before those allocations (the allocator refuses otherwise).
 #pragma once
@@ -43,21 +46,50 @@ struct ExtentLookup;
 // block on meta_mu_ when the faulting thread already holds it).
 inline thread_local int tls_meta_lock_depth = 0;
 
+// meta_mu_: a shared_mutex that counts its exclusive sections. Every
+// extent-map change happens in one, so the epoch read under the shared lock
+// names a state of every extent map that lasts while the epoch does (the
+// in-core inodes' last-extent caches are stamped with it).
+class MetaMutex {
+ public:
+  void lock() {
+    mu_.lock();
+    epoch_++;
+  }
+  void unlock() { mu_.unlock(); }
+  void lock_shared() { mu_.lock_shared(); }
+  void unlock_shared() { mu_.unlock_shared(); }
+  // Read with the lock held (either way); written only under exclusive.
+  uint64_t epoch() const { return epoch_; }
+
+ private:
+  std::shared_mutex mu_;
+  uint64_t epoch_ = 1;  // 0 never names a state (an empty ExtentCache)
+};
+
 // meta_mu_ held exclusive (writers) / shared (readers), counted per thread.
 class MetaWriteLock {
  public:
-  explicit MetaWriteLock(std::shared_mutex& mu) : lk_(mu) { tls_meta_lock_depth++; }
+  explicit MetaWriteLock(MetaMutex& mu) : lk_(mu) { tls_meta_lock_depth++; }
   ~MetaWriteLock() { if (lk_.owns_lock()) tls_meta_lock_depth--; }
   void unlock() { lk_.unlock(); tls_meta_lock_depth--; }
  private:
-  std::unique_lock<std::shared_mutex> lk_;
+  std::unique_lock<MetaMutex> lk_;
 };
 class MetaReadLock {
  public:
-  explicit MetaReadLock(std::shared_mutex& mu) : lk_(mu) { tls_meta_lock_depth++; }
+  explicit MetaReadLock(MetaMutex& mu) : lk_(mu) { tls_meta_lock_depth++; }
   ~MetaReadLock() { tls_meta_lock_depth--; }
  private:
-  std::shared_lock<std::shared_mutex> lk_;
+  std::shared_lock<MetaMutex> lk_;
+};
+
+// The last mapped extent a read or an overwrite of an inode found: exact
+// while meta_mu_'s epoch equals `epoch` (any exclusive section ends it — a
+// conservative rule that needs no bookkeeping at each extent-map change).
+struct ExtentCache {
+  uint64_t epoch = 0;  // 0: empty
+  media::BmapRec ext{};
 };
 
 // An in-core inode: exists while a File holds it open.
@@ -65,9 +97,10 @@ class Inode {
  public:
   explicit Inode(const media::InodeRec& r) : ino(r.ino), rec(r) {}
   const uint64_t ino;
-  std::mutex mu;         // guards rec and times_dirty
+  std::mutex mu;         // guards rec, times_dirty and last_ext
   media::InodeRec rec;   // committed record + lazy timestamps
   bool times_dirty = false;
+  ExtentCache last_ext;  // for Pread/Pwrite (file_io.cc), under meta_mu_ shared
   int open_count = 0;    // guarded by FsImpl::inodes_mu_ (open Files + Mappings)
   AddressSpace mappings; // live DAX mappings of this inode
 };
@@ -219,7 +252,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Status ReclaimOrphans();
   Status FlushLazyTimes(Inode* ip);
 
-  std::shared_mutex& meta_mu() { return meta_mu_; }
+  MetaMutex& meta_mu() { return meta_mu_; }
   Status CheckMounted() const {
     if (!mounted_) return Errno(ESHUTDOWN, "filesystem is not mounted");
     if (shut_down_.load(std::memory_order_acquire)) return shutdown_status_;
@@ -252,6 +285,9 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // and free it at once when nobody has it open.
   Status DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now);
   static media::DiskTime Now();
+  // The clock at tick granularity (CLOCK_REALTIME_COARSE, a few ns instead
+  // of ~30): lazy times of plain overwrites, as the kernel stamps them.
+  static media::DiskTime NowCoarse();
 
  private:
   FsImpl() = default;
@@ -270,7 +306,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   std::atomic<bool> mounted_{false};
   std::atomic<bool> shut_down_{false};
   Status shutdown_status_;  // written once, before shut_down_ is set
-  std::shared_mutex meta_mu_;
+  MetaMutex meta_mu_;
   std::mutex inodes_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Inode>> inodes_;
 };

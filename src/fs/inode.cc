@@ -25,6 +25,12 @@ media::DiskTime FsImpl::Now() {
   return media::DiskTime{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec), 0};
 }
 
+media::DiskTime FsImpl::NowCoarse() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return media::DiskTime{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec), 0};
+}
+
 media::DiskTime ToDisk(Timespec t) { return media::DiskTime{t.sec, t.nsec, 0}; }
 Timespec FromDisk(media::DiskTime t) { return Timespec{t.sec, t.nsec}; }
 

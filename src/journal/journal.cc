@@ -2,6 +2,8 @@
 // docs/journal.md).
 #include "journal/journal.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -29,20 +31,30 @@ uint64_t RecordBytes(uint64_t nblocks, uint64_t nlines) {
   return AlignLine(sizeof(LogRecordHeader) + nblocks * kDescSize) + nlines * kLineSize;
 }
 
-// Bit i set when line i of `a` and `b` differ.
-uint64_t ChangedLines(const uint8_t* a, const uint8_t* b) {
+// Bit i set when line i of `a` and `b` differ (AVX2 when the CPU has it: a
+// 64-byte line is two 32-byte compares).
+__attribute__((target("avx2"))) uint64_t ChangedLinesAvx2(const uint8_t* a, const uint8_t* b) {
   uint64_t mask = 0;
   for (uint32_t i = 0; i < media::kLinesPerBlock; i++) {
-    uint64_t x = 0;
-    for (uint32_t k = 0; k < kLineSize / 8; k++) {
-      uint64_t wa, wb;
-      std::memcpy(&wa, a + i * kLineSize + k * 8, 8);
-      std::memcpy(&wb, b + i * kLineSize + k * 8, 8);
-      x |= wa ^ wb;
-    }
-    if (x) mask |= uint64_t{1} << i;
+    const auto* pa = reinterpret_cast<const __m256i*>(a + i * kLineSize);
+    const auto* pb = reinterpret_cast<const __m256i*>(b + i * kLineSize);
+    __m256i x = _mm256_or_si256(_mm256_xor_si256(_mm256_loadu_si256(pa), _mm256_loadu_si256(pb)),
+                                _mm256_xor_si256(_mm256_loadu_si256(pa + 1), _mm256_loadu_si256(pb + 1)));
+    if (!_mm256_testz_si256(x, x)) mask |= uint64_t{1} << i;
   }
   return mask;
+}
+
+uint64_t ChangedLinesPortable(const uint8_t* a, const uint8_t* b) {
+  uint64_t mask = 0;
+  for (uint32_t i = 0; i < media::kLinesPerBlock; i++)
+    if (std::memcmp(a + i * kLineSize, b + i * kLineSize, kLineSize) != 0) mask |= uint64_t{1} << i;
+  return mask;
+}
+
+uint64_t ChangedLines(const uint8_t* a, const uint8_t* b) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2 ? ChangedLinesAvx2(a, b) : ChangedLinesPortable(a, b);
 }
 
 const uint8_t* ZeroBlock() {
@@ -184,20 +196,26 @@ Status Journal::Apply(Image& img, uint64_t mask) {
   if (img.fresh) {
     RETURN_IF_ERROR(dev_->CopyIn(home, img.buf.get(), kBlockSize, false));
   } else {
-    while (mask) {  // runs of adjacent changed lines
-      uint32_t first = static_cast<uint32_t>(std::countr_zero(mask));
-      uint32_t n = static_cast<uint32_t>(std::countr_one(mask >> first));
+    for (uint64_t m = mask; m;) {  // runs of adjacent changed lines
+      uint32_t first = static_cast<uint32_t>(std::countr_zero(m));
+      uint32_t n = static_cast<uint32_t>(std::countr_one(m >> first));
       RETURN_IF_ERROR(dev_->CopyIn(home + first * kLineSize, img.buf.get() + first * kLineSize,
                                    uint64_t{n} * kLineSize, false));
-      mask = n + first >= 64 ? 0 : mask & ~(((uint64_t{1} << n) - 1) << first);
+      m = n + first >= 64 ? 0 : m & ~(((uint64_t{1} << n) - 1) << first);
     }
   }
   MarkVerified(img.bno);
   auto [it, inserted] = cache_.try_emplace(img.bno);
-  if (inserted)
+  if (inserted) {
     it->second = std::move(img.buf);
-  else
+  } else if (img.fresh) {
     std::memcpy(it->second.get(), img.buf.get(), kBlockSize);  // cached addresses are stable
+  } else {
+    for (uint64_t m = mask; m; m &= m - 1) {  // the rest of the cached copy is the same
+      const uint32_t off = static_cast<uint32_t>(std::countr_zero(m)) * kLineSize;
+      std::memcpy(it->second.get() + off, img.buf.get() + off, kLineSize);
+    }
+  }
   return Status::Ok();
 }
 
