@@ -1011,6 +1011,7 @@ class BtreeCorruptionTest : public BtreeTest {
                  }).ok());
   }
   void Flip(uint64_t bno, uint64_t off) {
+    ASSERT_TRUE(journal_->Checkpoint().ok());  // the home is the block's only copy to damage
     auto span = dev_->Range(bno * media::kBlockSize + off, 1);
     ASSERT_TRUE(span.has_value());
     (*span)[0] ^= 0x40;

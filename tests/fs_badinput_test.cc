@@ -348,9 +348,11 @@ class JournalImageTest : public BadImageTest {
  protected:
   // Leaves a committed (and applied) transaction in the log: a crash after it.
   // rec_ holds the log's first record (the Mkdir's).
+  // The log is checkpointed first, so the Mkdir's record is the log's first.
   void CrashWithCommittedLog() {
     Populate();
     ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
+    ASSERT_OK(fs->Sync());
     ASSERT_OK(fs->Mkdir("/last"));
     fs->CrashForTesting();
     media::LogRecordHeader h;
@@ -420,13 +422,15 @@ TEST_F(JournalImageTest, HomeBlockOutsideMetadataAreaRefused) {
   ExpectFsckClean();
 }
 
+// A torn record never committed: the filesystem mounts as it was before it
+// (its homes were checkpointed before the Mkdir, which only its record held).
 TEST_F(JournalImageTest, TornHeaderIsNotReplayed) {
   CrashWithCommittedLog();
   Desc(0)->home ^= 0x40;  // crc no longer matches: the record never committed
   WriteRecord(/*fix_crc=*/false);
-  // The transaction was applied before the crash, so nothing is lost.
   ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
-  EXPECT_TRUE(fs->GetStat("/last").has_value());
+  EXPECT_ERRNO(fs->GetStat("/last"), ENOENT);
+  EXPECT_TRUE(fs->GetStat("/d/f").has_value());
   ASSERT_OK(fs->Unmount());
   ExpectFsckClean();
 }
@@ -436,30 +440,32 @@ TEST_F(JournalImageTest, AbsurdBlockCountIsNotReplayed) {
   Header()->nblocks = 1u << 30;
   WriteRecord(/*fix_crc=*/false);
   ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
-  EXPECT_TRUE(fs->GetStat("/last").has_value());
+  EXPECT_ERRNO(fs->GetStat("/last"), ENOENT);
+  ASSERT_OK(fs->Unmount());
+  ExpectFsckClean();
 }
 
 // A record whose crc matches but whose lines do not rebuild valid metadata
-// for their home (crafted, or a bug that wrote it): replaying it would
-// destroy a good block. Mount must refuse, and the home block must be left as
-// it was.
+// for their home (crafted, or a bug that wrote it): here a descriptor that
+// names a free block in the data area instead of its home. Replaying it would
+// write metadata lines over that block. Mount must refuse, and the block must
+// be left as it was.
 TEST_F(JournalImageTest, SelfConsistentGarbageImageRefused) {
   CrashWithCommittedLog();
   uint8_t* line = nullptr;
   uint32_t i = FirstBlockWithLines(&line);
-  ASSERT_TRUE(Desc(i)->line_mask & 1) << "a changed block always logs its header line (its crc)";
-  uint64_t home = Desc(i)->home;
-  auto home_before = ReadImageBlock(path_, home);
-  reinterpret_cast<media::BlockHeader*>(line)->blkno = home + 1;  // claims to be another block
+  const uint64_t target = kDevBlocks - 2;  // free: the filesystem is nearly empty
+  auto before = ReadImageBlock(path_, target);
+  Desc(i)->home = target;
   WriteRecord(/*fix_crc=*/true);
   auto m = Filesystem::Mount(path_);
-  EXPECT_FALSE(m.has_value()) << "mounted after replaying a misdirected image";
+  EXPECT_FALSE(m.has_value()) << "mounted after replaying a misdirected record";
   if (!m.has_value()) {
     EXPECT_EQ(m.error().err(), EUCLEAN) << m.error().ToString();
   }
   m = Status::Error(EIO, "dropped");
-  EXPECT_TRUE(ReadImageBlock(path_, home) == home_before)
-      << "replay overwrote home block " << home << " with an image that fails verification";
+  EXPECT_TRUE(ReadImageBlock(path_, target) == before)
+      << "replay wrote block " << target << " with lines that fail verification there";
 }
 
 // ---- B+tree nodes --------------------------------------------------------------------
@@ -649,11 +655,9 @@ TEST_F(BadImageTest, OrphanTreeDamaged) {
     ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
     ASSIGN_OR_FAIL(File f, fs->Open("/d/f", O_RDWR));
     ASSERT_OK(fs->Unlink("/d/f"));
+    ASSERT_OK(fs->Sync());  // every block home: the log holds nothing to replay
     fs->CrashForTesting();
   }
-  // Every record was applied before the crash (the lines reached the image
-  // file); clear the log so no replay restores the node damaged below.
-  WriteImageBlock(path_, media::kLogStart, std::vector<uint8_t>(kBlockSize, 0));
   uint64_t orphans_bno = ReadRootBlock(path_).orphans.block;
   ASSERT_NE(orphans_bno, 0u) << "the unlinked open file is on the orphan list";
   FlipBytes(path_, orphans_bno * kBlockSize + 500, 2);

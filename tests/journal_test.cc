@@ -150,6 +150,19 @@ class JournalProtocolTest : public ::testing::Test {
   }
   uint8_t* Block(uint64_t bno) { return dev_->BlockPtr(bno, media::kBlockSize); }
   std::vector<uint8_t> Copy(uint64_t bno) { return {Block(bno), Block(bno) + media::kBlockSize}; }
+  // The committed content of a block as its home will hold it (sealed); the
+  // home itself waits for the checkpoint.
+  std::vector<uint8_t> Sealed(uint64_t bno) {
+    Transaction tx(journal_.get(), true);
+    auto r = tx.Read(bno, 0);
+    if (!r.has_value()) {
+      ADD_FAILURE() << r.error().ToString();
+      return {};
+    }
+    std::vector<uint8_t> b(*r, *r + media::kBlockSize);
+    media::SetBlockCrc(b.data());
+    return b;
+  }
   uint64_t Tag(uint64_t bno) { return reinterpret_cast<media::RootBlock*>(Block(bno))->inode_count; }
 
   testutil::TempDevice tmp_;
@@ -160,8 +173,9 @@ class JournalProtocolTest : public ::testing::Test {
 TEST_F(JournalProtocolTest, FencesPerCommitWhateverTheSize) {
   for (int nblocks : {1, 2, 7, 14}) {
     SCOPED_TRACE(nblocks);
+    const uint64_t base = 100 + 20 * nblocks;  // blocks no earlier round wrote
     Transaction tx(journal_.get());
-    for (int i = 0; i < nblocks; i++) Stage(tx, 100 + i, i + 1);
+    for (int i = 0; i < nblocks; i++) Stage(tx, base + i, i + 1);
     EXPECT_EQ(tx.dirty_blocks(), static_cast<size_t>(nblocks));
     uint64_t f0 = dev_->fence_count(), c0 = journal_->commits(), s0 = journal_->seq();
     ASSERT_TRUE(tx.Commit().ok());
@@ -169,9 +183,22 @@ TEST_F(JournalProtocolTest, FencesPerCommitWhateverTheSize) {
     EXPECT_EQ(journal_->commits(), c0 + 1);
     EXPECT_EQ(journal_->seq(), s0 + 1);
     EXPECT_FALSE(tx.dirty()) << "a committed transaction is empty";
+    Transaction reader(journal_.get(), true);
     for (int i = 0; i < nblocks; i++) {
-      EXPECT_EQ(Tag(100 + i), static_cast<uint64_t>(i + 1)) << "applied in place";
-      EXPECT_TRUE(media::VerifyRead(Block(100 + i), 100 + i, media::kRootMagic, kBlocks).ok());
+      EXPECT_EQ(Tag(base + i), 0u) << "homes wait for the checkpoint";
+      auto r = reader.Read(base + i, media::kRootMagic);
+      ASSERT_TRUE(r.has_value()) << r.error().ToString();
+      EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(*r)->inode_count, static_cast<uint64_t>(i + 1))
+          << "readers see the committed content";
+    }
+    // The checkpoint: every dirty block home, sealed; one fence.
+    f0 = dev_->fence_count();
+    ASSERT_TRUE(journal_->Checkpoint().ok());
+    EXPECT_EQ(dev_->fence_count() - f0, 1u);
+    EXPECT_EQ(journal_->dirty_blocks(), 0u);
+    for (int i = 0; i < nblocks; i++) {
+      EXPECT_EQ(Tag(base + i), static_cast<uint64_t>(i + 1)) << "written home";
+      EXPECT_TRUE(media::VerifyRead(Block(base + i), base + i, media::kRootMagic, kBlocks).ok());
     }
   }
   // Nothing to commit: no fence, no commit.
@@ -187,8 +214,8 @@ TEST_F(JournalProtocolTest, RecoveryRestoresGarbledHomes) {
   Stage(tx, 200, 42);
   StageLeaf(tx, 201, 9);
   ASSERT_TRUE(tx.Commit().ok());
-  auto want200 = Copy(200), want201 = Copy(201);
-  // The crash came after fence 1: homes hold garbage (torn in-place copies).
+  auto want200 = Sealed(200), want201 = Sealed(201);
+  // The crash came in a checkpoint: homes hold garbage (torn copies).
   ASSERT_TRUE(dev_->Fill(200 * media::kBlockSize, 0xAB, 2 * media::kBlockSize, true).ok());
   // A read-only recovery reports the record and writes nothing.
   {
@@ -231,7 +258,7 @@ TEST_F(JournalProtocolTest, TheChainIsReplayedInOrder) {
     reinterpret_cast<media::RootBlock*>(*w)->inode_count = 3;
     ASSERT_TRUE(c.Commit().ok());
   }
-  auto want300 = Copy(300);
+  auto want300 = Sealed(300);
   ASSERT_TRUE(dev_->Fill(300 * media::kBlockSize, 0, 2 * media::kBlockSize, true).ok());
   auto n = NewJournal()->Recover(false);
   ASSERT_TRUE(n.has_value()) << n.error().ToString();
@@ -285,7 +312,7 @@ TEST_F(JournalProtocolTest, RevokedBlockIsNotReplayed) {
 // only, and gets the newest content.
 TEST_F(JournalProtocolTest, WrappingKeepsTheChainConsistent) {
   uint64_t tag = 0;
-  while (journal_->wraps() < 2) {
+  while (journal_->checkpoints() < 2) {
     Transaction tx(journal_.get());
     Stage(tx, 330 + tag % 5, tag + 1);  // fresh blocks: every non-zero line is logged
     ASSERT_TRUE(tx.Commit().ok());
@@ -293,7 +320,7 @@ TEST_F(JournalProtocolTest, WrappingKeepsTheChainConsistent) {
     ASSERT_LT(tag, 10000u) << "the log never wrapped";
   }
   std::vector<std::vector<uint8_t>> want;
-  for (int i = 0; i < 5; i++) want.push_back(Copy(330 + i));
+  for (int i = 0; i < 5; i++) want.push_back(Sealed(330 + i));
   ASSERT_TRUE(dev_->Fill(330 * media::kBlockSize, 0, 5 * media::kBlockSize, true).ok());
   auto n = NewJournal()->Recover(false);
   ASSERT_TRUE(n.has_value()) << n.error().ToString();
@@ -470,7 +497,7 @@ TEST_F(JournalProtocolTest, TransactionReadWriteForget) {
   auto w = tx.Write(800, media::kRootMagic);
   ASSERT_TRUE(w.has_value());
   reinterpret_cast<media::RootBlock*>(*w)->inode_count = 9;
-  EXPECT_EQ(Tag(800), 8u);
+  EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(Sealed(800).data())->inode_count, 8u);
   EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(*tx.Read(800, media::kRootMagic))->inode_count, 9u);
   EXPECT_EQ(tx.dirty_blocks(), 1u);
   tx.Forget(800);

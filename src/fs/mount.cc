@@ -213,7 +213,7 @@ Status FsImpl::CheckWritable() const {
 
 Result<std::unique_ptr<FsTxn>> FsImpl::BeginTxn() {
   RETURN_IF_ERROR(CheckWritable());
-  journal_->TrimCache();  // the exclusive lock is held and no block pointer yet
+  RETURN_IF_ERROR(journal_->TrimCache());  // the exclusive lock is held and no block pointer yet
   auto t = std::make_unique<FsTxn>(this);
   ASSIGN_OR_RETURN(uint8_t * rb, t->tx.Write(media::kRootBlockNo, media::kRootMagic));
   t->root = reinterpret_cast<media::RootBlock*>(rb);

@@ -465,6 +465,8 @@ Status FsImpl::Sync() {
   MetaWriteLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   for (auto& ip : InCoreInodes()) RETURN_IF_ERROR(FlushLazyTimes(ip.get()));
+  // Every metadata block home: nothing is left for a mount to replay.
+  if (!read_only_) RETURN_IF_ERROR(journal_->Checkpoint());
   return Status::Ok();
 }
 

@@ -120,11 +120,14 @@ Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
   if (!p && dev_->IsPoisoned(bno * kBlockSize, kBlockSize))
     return Errno(EIO, "memory failure in metadata block " + std::to_string(bno));
   if (!p) return Errno(EIO, "block " + std::to_string(bno) + " outside the device");
-  if (auto it = cache_.find(bno); it != cache_.end()) p = it->second.get();
-  if (!IsVerified(bno)) {
+  if (auto it = cache_.find(bno); it != cache_.end()) {
+    p = it->second.buf.get();  // verified when committed; not sealed
+  } else if (!IsVerified(bno)) {
     RETURN_IF_ERROR(media::VerifyRead(p, bno, magic, total_blocks_));
     MarkVerified(bno);
-  } else if (magic != 0 && reinterpret_cast<const media::BlockHeader*>(p)->magic != magic) {
+    return p;
+  }
+  if (magic != 0 && reinterpret_cast<const media::BlockHeader*>(p)->magic != magic) {
     return Errno(EUCLEAN, "metadata corruption in block " + std::to_string(bno) + ": found " +
                               media::MagicName(reinterpret_cast<const media::BlockHeader*>(p)->magic) +
                               " where " + media::MagicName(magic) + " was expected");
@@ -141,7 +144,7 @@ Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& 
     const uint8_t* base = ZeroBlock();
     if (!img.fresh) {
       auto it = cache_.find(img.bno);
-      base = it != cache_.end() ? it->second.get() : dev_->BlockPtr(img.bno, kBlockSize);
+      base = it != cache_.end() ? it->second.buf.get() : dev_->BlockPtr(img.bno, kBlockSize);
       if (!base) return Errno(EIO, "block " + std::to_string(img.bno) + " is not readable");
     }
     masks[i] = ChangedLines(img.buf.get(), base);
@@ -174,71 +177,93 @@ Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& 
     }
   }
   h->crc = RecordCrc(record_.data(), len);
-  if (head_ + len > log_bytes_) {
-    // Wrap: the lines applied by the records about to be overwritten must be
-    // durable before their records go.
-    dev_->Drain();
-    head_ = 0;
-    wraps_++;
-  }
+  // The log is full: the homes must hold every line of the records about to
+  // be overwritten.
+  if (head_ + len > log_bytes_) RETURN_IF_ERROR(Checkpoint());
   RETURN_IF_ERROR(dev_->CopyIn(log_start_ * kBlockSize + head_, record_.data(), len, /*drain=*/true));
   head_ += len;
   seq_++;
   commits_++;
-  // Step 3: apply (made durable by the next fence; replay covers a crash before it).
+  // Step 3: the cache (the homes follow at the next checkpoint).
+  for (uint64_t bno : revoked) Drop(bno);
   for (size_t i = 0; i < images.size(); i++)
-    if (masks[i] || images[i].fresh) RETURN_IF_ERROR(Apply(images[i], masks[i]));
+    if (masks[i] || images[i].fresh) Apply(images[i], masks[i]);
   return Status::Ok();
 }
 
-Status Journal::Apply(Image& img, uint64_t mask) {
-  const uint64_t home = img.bno * kBlockSize;
-  if (img.fresh) {
-    RETURN_IF_ERROR(dev_->CopyIn(home, img.buf.get(), kBlockSize, false));
-  } else {
-    for (uint64_t m = mask; m;) {  // runs of adjacent changed lines
-      uint32_t first = static_cast<uint32_t>(std::countr_zero(m));
-      uint32_t n = static_cast<uint32_t>(std::countr_one(m >> first));
-      RETURN_IF_ERROR(dev_->CopyIn(home + first * kLineSize, img.buf.get() + first * kLineSize,
-                                   uint64_t{n} * kLineSize, false));
-      m = n + first >= 64 ? 0 : m & ~(((uint64_t{1} << n) - 1) << first);
-    }
-  }
+void Journal::Apply(Image& img, uint64_t mask) {
   MarkVerified(img.bno);
+  if (img.fresh) mask = ~uint64_t{0};  // the whole block goes home (zeroes too)
   auto [it, inserted] = cache_.try_emplace(img.bno);
+  Cached& c = it->second;
   if (inserted) {
-    it->second = std::move(img.buf);
+    c.buf = std::move(img.buf);
   } else if (img.fresh) {
-    std::memcpy(it->second.get(), img.buf.get(), kBlockSize);  // cached addresses are stable
+    std::memcpy(c.buf.get(), img.buf.get(), kBlockSize);  // cached addresses are stable
   } else {
     for (uint64_t m = mask; m; m &= m - 1) {  // the rest of the cached copy is the same
       const uint32_t off = static_cast<uint32_t>(std::countr_zero(m)) * kLineSize;
-      std::memcpy(it->second.get() + off, img.buf.get() + off, kLineSize);
+      std::memcpy(c.buf.get() + off, img.buf.get() + off, kLineSize);
     }
   }
+  if (!c.dirty) dirty_.push_back(img.bno);
+  c.dirty |= mask;
+}
+
+void Journal::Drop(uint64_t bno) {
+  ForgetVerified(bno);
+  auto it = cache_.find(bno);
+  if (it == cache_.end()) return;
+  dropped_.push_back(std::move(it->second.buf));
+  cache_.erase(it);
+}
+
+Status Journal::Checkpoint() {
+  for (uint64_t bno : dirty_) {
+    auto it = cache_.find(bno);
+    if (it == cache_.end() || !it->second.dirty) continue;  // revoked since
+    Cached& c = it->second;
+    media::SetBlockCrc(c.buf.get());
+    const uint64_t home = bno * kBlockSize;
+    for (uint64_t m = c.dirty | 1; m;) {  // runs of adjacent dirty lines; line 0 holds the crc
+      uint32_t first = static_cast<uint32_t>(std::countr_zero(m));
+      uint32_t n = static_cast<uint32_t>(std::countr_one(m >> first));
+      RETURN_IF_ERROR(dev_->CopyIn(home + first * kLineSize, c.buf.get() + first * kLineSize,
+                                   uint64_t{n} * kLineSize, false));
+      m = n + first >= 64 ? 0 : m & ~(((uint64_t{1} << n) - 1) << first);
+    }
+    c.dirty = 0;
+  }
+  dev_->Drain();
+  dirty_.clear();
+  // The chain is obsolete now (replaying it would be harmless, and would
+  // heal damage that fsck should see): clear its first header. No fence of
+  // its own: the next record overwrites it, and the next fence covers it.
+  RETURN_IF_ERROR(dev_->Fill(log_start_ * kBlockSize, 0, kLineSize, false));
+  head_ = 0;
+  checkpoints_++;
   return Status::Ok();
 }
 
 void Journal::ForgetBlock(uint64_t bno) {
-  ForgetVerified(bno);
   auto it = cache_.find(bno);
-  if (it == cache_.end()) return;
-  dropped_.push_back(std::move(it->second));
-  cache_.erase(it);
+  if (it != cache_.end() && it->second.dirty) return;  // the only up-to-date copy: kept
+  Drop(bno);
 }
 
-void Journal::TrimCache() {
+Status Journal::TrimCache() {
   dropped_.clear();
-  if (cache_.size() > kCacheMaxBlocks) cache_.clear();
+  if (cache_.size() <= kCacheMaxBlocks) return Status::Ok();
+  RETURN_IF_ERROR(Checkpoint());
+  cache_.clear();
+  return Status::Ok();
 }
 
 Status Journal::Format() {
-  // Applied lines first, then the cleared start of the log: a crash between
-  // them must not leave a cleared log with unapplied lines.
-  dev_->Drain();
-  RETURN_IF_ERROR(dev_->Fill(log_start_ * kBlockSize, 0, kBlockSize, true));
-  head_ = 0;
-  return Status::Ok();
+  // The homes first, then the cleared start of the log: a crash between them
+  // must not leave a cleared log with lines that never reached their homes.
+  RETURN_IF_ERROR(Checkpoint());
+  return dev_->Fill(log_start_ * kBlockSize, 0, kBlockSize, true);
 }
 
 Result<uint32_t> Journal::Recover(bool read_only) {
@@ -317,8 +342,10 @@ Result<uint32_t> Journal::RecoverChain(bool read_only) {
   }
   // Every rebuilt block must verify for its home: one that does not
   // (misdirected, crafted) would overwrite good metadata, so replay nothing.
+  // Records hold lines as they were committed, before sealing: seal here.
   for (const auto& [bno, buf] : rebuilt) {
-    Status st = media::VerifyRead(buf.get(), bno, 0, total_blocks_);
+    media::SetBlockCrc(buf.get());
+    Status st = media::VerifyUnsealed(buf.get(), bno, 0, total_blocks_);
     if (!st.ok())
       return Errno(EUCLEAN, "journal rebuilds home block " + std::to_string(bno) +
                                 " that does not verify (" + st.message() + "); refusing to replay");
@@ -328,7 +355,7 @@ Result<uint32_t> Journal::RecoverChain(bool read_only) {
   if (read_only) return n;
   for (const auto& [bno, buf] : rebuilt)
     RETURN_IF_ERROR(dev_->CopyIn(bno * kBlockSize, buf.get(), kBlockSize, false));
-  RETURN_IF_ERROR(Format());  // drains the replayed blocks first
+  RETURN_IF_ERROR(Format());  // fences the replayed blocks first
   return n;
 }
 
@@ -416,15 +443,14 @@ Result<uint8_t*> Transaction::New(uint64_t bno) {
 
 void Transaction::Forget(uint64_t bno) {
   blocks_.erase(bno);
-  if (!read_only_) revoked_.push_back(bno);
-  journal_->ForgetBlock(bno);
+  if (!read_only_) revoked_.push_back(bno);  // dropped from the cache at commit
 }
 
 Status Transaction::Commit() {
   std::vector<Journal::Image> images;
   images.reserve(blocks_.size());
   for (auto& [bno, b] : blocks_) {
-    Status st = media::VerifyAndSeal(b.buf.get(), bno, journal_->total_blocks());
+    Status st = media::VerifyForWrite(b.buf.get(), bno, journal_->total_blocks());
     if (!st.ok()) {
       Abort();
       return st;

@@ -3,34 +3,38 @@
 //
 // Protocol (docs/journal.md). A transaction collects whole-block images of the
 // metadata blocks it changes (copy-on-first-write into DRAM). Commit:
-//   1. seal every image (structure verifier, then blkno + crc32c) and find
-//      the 64-byte lines in which it differs from the block's current content
-//      (a fresh block: from zeroes); an unchanged block is left out;
+//   1. verify every image's structure and stamp its blkno; find the 64-byte
+//      lines in which it differs from the block's current content (a fresh
+//      block: from zeroes); an unchanged block is left out;
 //   2. append one record — header, a descriptor per block (home, line mask,
 //      fresh/revoke flags), the changed lines — to the log's chain with
 //      non-temporal stores; FENCE — the transaction is committed;
-//   3. copy the changed lines to their home blocks with non-temporal stores,
-//      and into the block cache. No fence: the next commit's fence makes
-//      them durable before anything can depend on them.
-// One fence per commit, plus one whenever the log wraps to its start (the
-// applied lines of every record it will overwrite are made durable first).
+//   3. copy the changed lines into the block cache and mark them dirty.
+// One fence per commit. Home blocks are written back only at a checkpoint:
+// when the log is full (before it wraps to its start), when the cache is
+// trimmed, and at Format (clean unmount): every dirty block is sealed (its
+// crc32c computed), its dirty lines and header line are written with
+// non-temporal stores, FENCE, and the log starts again from its start. So a
+// block changed by many commits is written home once per checkpoint.
 // Recovery replays the chain — the records from the log's start on with one
 // generation and consecutive sequence numbers — in order onto the home
 // blocks, honouring revokes (a freed block's lines in earlier records are
-// void: it may hold file data since), checks that every rebuilt block
-// verifies, and only then writes them.
+// void: it may hold file data since), seals and verifies every rebuilt block,
+// and only then writes them.
 //
-// The block cache: the DRAM copy of every metadata block a commit wrote (up to
-// a bound). Reads (ReadBlock) are served from it, so blocks a commit wrote
-// with non-temporal stores are not read back from the device. A cached
-// block's content always equals the device's committed content.
+// The block cache: the DRAM copy of every metadata block a commit wrote (and
+// of every block not yet written home: it is the only up-to-date copy until
+// the checkpoint). Reads (ReadBlock) are served from it. Cached copies are
+// not sealed (their crc field is stale); homes always are.
 //
 // Invariants:
-//  * nothing writes a metadata block except Journal::Commit and Recover;
-//  * a block freed inside a transaction is dropped from it and revoked
-//    (Forget), and is not reused before the transaction commits (the
-//    allocator's busy list);
-//  * the cache changes only under the writer's exclusive lock (Commit, Forget,
+//  * nothing writes a metadata block except the checkpoint and Recover;
+//  * a line of a home block differs from the cached copy only if it is dirty,
+//    and every dirty line is in a record of the current chain;
+//  * a block freed inside a transaction is revoked by its commit (its cached
+//    copy and dirty lines are dropped), and is not reused before the
+//    transaction commits (the allocator's busy list);
+//  * the cache changes only under the writer's exclusive lock (Commit,
 //    TrimCache); a cached block's buffer keeps its address until TrimCache,
 //    which runs only where no block pointer is held (the start of a writing
 //    operation), so pointers from ReadBlock stay valid across a Commit, as
@@ -62,7 +66,7 @@ class Journal {
   // Returns the number of blocks replayed (read_only: that would be).
   Result<uint32_t> Recover(bool read_only);
 
-  // A sealed block image to commit (media::VerifyAndSeal leaves its crc current).
+  // A verified block image to commit (media::VerifyForWrite).
   struct Image {
     uint64_t bno;
     std::unique_ptr<uint8_t[]> buf;
@@ -72,7 +76,10 @@ class Journal {
   // blocks. The images become the cached copies of their blocks (buffers the
   // cache does not take are left in `images`).
   Status Commit(std::vector<Image>& images, const std::vector<uint64_t>& revoked);
-  // Clears the log (mkfs, clean unmount): everything committed is applied.
+  // Writes every dirty block home (sealed) and fences; the log then starts
+  // again from its start.
+  Status Checkpoint();
+  // Checkpoint, then clears the log (mkfs, clean unmount).
   Status Format();
 
   uint32_t max_blocks_per_txn() const { return max_blocks_; }
@@ -85,8 +92,8 @@ class Journal {
   PmemDevice* device() const { return dev_; }
   uint64_t commits() const { return commits_; }
   uint64_t seq() const { return seq_; }
-  uint64_t wraps() const { return wraps_; }
-  static constexpr uint32_t kFencesPerCommit = 1;  // + 1 per wrap of the log
+  uint64_t checkpoints() const { return checkpoints_; }
+  static constexpr uint32_t kFencesPerCommit = 1;  // + 1 per checkpoint
 
   // Verified-block cache: a block is CRC+structure-checked once per mount.
   bool IsVerified(uint64_t bno) const;
@@ -97,13 +104,13 @@ class Journal {
   // straight from the device.
   Result<const uint8_t*> ReadBlock(uint64_t bno, uint32_t magic);
 
-  // The block was freed (or changed behind the journal's back, in tests): its
-  // cached copy is dropped (its buffer lives until TrimCache, so a stale
-  // pointer still reads memory udax owns).
+  // Tests that change a home block behind the journal's back: Checkpoint
+  // first, then change it, then drop the (clean) cached copy with this.
   void ForgetBlock(uint64_t bno);
   // Frees dropped buffers and, when the cache holds more than its bound,
-  // empties it. Only where no pointer from ReadBlock is held.
-  void TrimCache();
+  // checkpoints and empties it. Only where no pointer from ReadBlock is held.
+  Status TrimCache();
+  size_t dirty_blocks() const { return dirty_.size(); }
   size_t cached_blocks() const { return cache_.size(); }
   static constexpr size_t kCacheMaxBlocks = 16384;  // 64 MiB
 
@@ -111,8 +118,9 @@ class Journal {
   bool IsMetadataHome(uint64_t bno) const;
   Result<uint32_t> RecoverWholeImages(bool read_only);  // the older log form
   Result<uint32_t> RecoverChain(bool read_only);
-  // Step 3 for one image: its changed lines to the home block and the cache.
-  Status Apply(Image& img, uint64_t mask);
+  // Step 3 for one image: its changed lines into the cache, marked dirty.
+  void Apply(Image& img, uint64_t mask);
+  void Drop(uint64_t bno);  // a revoked block leaves the cache, dirty or not
 
   PmemDevice* dev_;
   uint64_t log_start_;
@@ -124,10 +132,15 @@ class Journal {
   uint64_t head_ = 0;  // byte offset in the log of the next record
   uint64_t seq_ = 1;
   uint64_t commits_ = 0;
-  uint64_t wraps_ = 0;
+  uint64_t checkpoints_ = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
   std::vector<uint8_t> record_;  // the record being built
-  std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> cache_;
+  struct Cached {
+    std::unique_ptr<uint8_t[]> buf;
+    uint64_t dirty = 0;  // lines not yet written home
+  };
+  std::unordered_map<uint64_t, Cached> cache_;
+  std::vector<uint64_t> dirty_;  // blocks with dirty lines (maybe dropped since)
   std::vector<std::unique_ptr<uint8_t[]>> dropped_;  // freed at TrimCache
 };
 

@@ -111,15 +111,24 @@ Status VerifyRead(const void* block, uint64_t bno, uint32_t magic, uint64_t tota
   if (magic != 0 && hdr->magic != magic)
     return Corrupt(bno, "bad magic " + MagicName(hdr->magic) + ", expected " + MagicName(magic));
   if (hdr->crc != BlockCrc(block)) return Corrupt(bno, "checksum mismatch");
+  return VerifyUnsealed(block, bno, magic, total_blocks);
+}
+
+Status VerifyUnsealed(const void* block, uint64_t bno, uint32_t magic, uint64_t total_blocks) {
+  const auto* hdr = static_cast<const BlockHeader*>(block);
+  if (magic != 0 && hdr->magic != magic)
+    return Corrupt(bno, "bad magic " + MagicName(hdr->magic) + ", expected " + MagicName(magic));
   if (hdr->blkno != bno) return Corrupt(bno, "block claims to be block " + std::to_string(hdr->blkno));
   return VerifyStructure(static_cast<const uint8_t*>(block), bno, total_blocks);
 }
 
+Status VerifyForWrite(void* block, uint64_t bno, uint64_t total_blocks) {
+  static_cast<BlockHeader*>(block)->blkno = bno;
+  return VerifyStructure(static_cast<const uint8_t*>(block), bno, total_blocks).Prefixed("refusing to write");
+}
+
 Status VerifyAndSeal(void* block, uint64_t bno, uint64_t total_blocks) {
-  auto* hdr = static_cast<BlockHeader*>(block);
-  hdr->blkno = bno;
-  RETURN_IF_ERROR(VerifyStructure(static_cast<const uint8_t*>(block), bno, total_blocks)
-                      .Prefixed("refusing to write"));
+  RETURN_IF_ERROR(VerifyForWrite(block, bno, total_blocks));
   SetBlockCrc(block);
   return Status::Ok();
 }

@@ -40,6 +40,11 @@ int CompareKeys(const uint64_t* a, const uint64_t* b, uint32_t words);
 Status VerifyRead(const void* block, uint64_t bno, uint32_t magic, uint64_t total_blocks);
 // Verifies structure before a write and stamps blkno + CRC.
 Status VerifyAndSeal(void* block, uint64_t bno, uint64_t total_blocks);
+// Stamps blkno and verifies structure, leaving the CRC to be set later
+// (SetBlockCrc) — the journal seals a block only when it writes its home.
+Status VerifyForWrite(void* block, uint64_t bno, uint64_t total_blocks);
+// VerifyRead without the CRC check (magic 0: any known metadata magic).
+Status VerifyUnsealed(const void* block, uint64_t bno, uint32_t magic, uint64_t total_blocks);
 
 // Superblock checks (geometry, magic, version, features) — used by mount, fsck, info.
 Status VerifySuperblock(const Superblock& sb, uint64_t device_bytes);
