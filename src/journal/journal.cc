@@ -218,6 +218,7 @@ void Journal::Drop(uint64_t bno) {
   cache_.erase(it);
 }
 
+
 Status Journal::Checkpoint() {
   for (uint64_t bno : dirty_) {
     auto it = cache_.find(bno);
@@ -249,6 +250,17 @@ void Journal::ForgetBlock(uint64_t bno) {
   auto it = cache_.find(bno);
   if (it != cache_.end() && it->second.dirty) return;  // the only up-to-date copy: kept
   Drop(bno);
+}
+
+std::unique_ptr<uint8_t[]> Journal::TakeBuffer() {
+  if (spare_.empty()) return std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);
+  auto b = std::move(spare_.back());
+  spare_.pop_back();
+  return b;
+}
+
+void Journal::ReturnBuffer(std::unique_ptr<uint8_t[]> buf) {
+  if (buf && spare_.size() < kSpareMax) spare_.push_back(std::move(buf));
 }
 
 Status Journal::TrimCache() {
@@ -425,7 +437,7 @@ Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
   auto it = blocks_.find(bno);
   if (it != blocks_.end()) return it->second.buf.get();
   ASSIGN_OR_RETURN(const uint8_t* src, journal_->ReadBlock(bno, magic));
-  auto buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);  // filled below
+  auto buf = journal_->TakeBuffer();
   std::memcpy(buf.get(), src, kBlockSize);
   uint8_t* p = buf.get();
   blocks_.emplace(bno, Block{std::move(buf), false});
@@ -434,15 +446,24 @@ Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
 
 Result<uint8_t*> Transaction::New(uint64_t bno) {
   if (read_only_) return Errno(EROFS, "read-only transaction");
-  auto buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);  // filled below
+  auto buf = journal_->TakeBuffer();
   std::memset(buf.get(), 0, kBlockSize);
   uint8_t* p = buf.get();
   blocks_[bno] = Block{std::move(buf), true};
   return p;
 }
 
+void Transaction::Abort() {
+  for (auto& [bno, b] : blocks_) journal_->ReturnBuffer(std::move(b.buf));
+  blocks_.clear();
+  revoked_.clear();
+}
+
 void Transaction::Forget(uint64_t bno) {
-  blocks_.erase(bno);
+  if (auto it = blocks_.find(bno); it != blocks_.end()) {
+    journal_->ReturnBuffer(std::move(it->second.buf));
+    blocks_.erase(it);
+  }
   if (!read_only_) revoked_.push_back(bno);  // dropped from the cache at commit
 }
 
@@ -458,6 +479,7 @@ Status Transaction::Commit() {
     images.push_back({bno, std::move(b.buf), b.fresh});
   }
   Status st = journal_->Commit(images, revoked_);
+  for (auto& img : images) journal_->ReturnBuffer(std::move(img.buf));  // those the cache did not take
   Abort();
   return st;
 }

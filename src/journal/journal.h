@@ -111,6 +111,10 @@ class Journal {
   // checkpoints and empties it. Only where no pointer from ReadBlock is held.
   Status TrimCache();
   size_t dirty_blocks() const { return dirty_.size(); }
+
+  // 4 KiB image buffers, recycled (the writer's; not thread safe).
+  std::unique_ptr<uint8_t[]> TakeBuffer();
+  void ReturnBuffer(std::unique_ptr<uint8_t[]> buf);
   size_t cached_blocks() const { return cache_.size(); }
   static constexpr size_t kCacheMaxBlocks = 16384;  // 64 MiB
 
@@ -142,6 +146,8 @@ class Journal {
   std::unordered_map<uint64_t, Cached> cache_;
   std::vector<uint64_t> dirty_;  // blocks with dirty lines (maybe dropped since)
   std::vector<std::unique_ptr<uint8_t[]>> dropped_;  // freed at TrimCache
+  std::vector<std::unique_ptr<uint8_t[]>> spare_;    // TakeBuffer's pool
+  static constexpr size_t kSpareMax = 64;
 };
 
 // A set of metadata block changes that commit atomically.
@@ -151,7 +157,7 @@ class Transaction {
       : journal_(journal), read_only_(read_only) {}
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
-  ~Transaction() = default;  // an uncommitted transaction is simply dropped
+  ~Transaction() { Abort(); }  // an uncommitted transaction is simply dropped
 
   // The current content of a metadata block (the transaction's copy when it
   // has one). The pointer is valid until the next Write/New/Forget of bno.
@@ -173,10 +179,7 @@ class Transaction {
 
   // Seals and commits; the transaction is empty afterwards.
   Status Commit();
-  void Abort() {
-    blocks_.clear();
-    revoked_.clear();
-  }
+  void Abort();
 
  private:
   struct Block {
