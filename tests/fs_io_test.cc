@@ -2,17 +2,20 @@
 // trips (unaligned, across blocks, large), sparse files, truncate, fallocate
 // (keep-size, punch hole, zero range), EFBIG, fiemap, persistence across
 // remounts, "a new block never shows an old file's bytes", ENOSPC, fence
-// counts of the data path, and a randomized differential test against an
-// in-memory model.
+// counts of the data path, no stale cached extent after punch/truncate, and a
+// randomized differential test against an in-memory model.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/fs_impl.h"
@@ -738,6 +741,15 @@ TEST_F(IoTest, FenceCounts) {
   ASSERT_OK(f.Fsync());
   ASSERT_OK(f.Fdatasync());
   EXPECT_EQ(Fences() - f0, 0u);
+  // (An overwrite's lazy times come from the coarse clock and never move
+  // back: wait until that clock has passed the last precise stamp.)
+  ASSIGN_OR_FAIL(Stat st, f.GetStat());
+  for (;;) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if (now.tv_sec > st.mtime.sec || (now.tv_sec == st.mtime.sec && now.tv_nsec > st.mtime.nsec)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   ASSERT_OK(f.Pwrite("x", 1, 0));
   f0 = Fences();
   ASSERT_OK(f.Fsync());
@@ -829,6 +841,77 @@ TEST_F(IoTest, TwoHandlesSeeEachOthersWrites) {
   ASSERT_OK(fs().Truncate("/f", 1));
   EXPECT_EQ(Size(a), 1u);
   EXPECT_EQ(fs().GetStat("/f")->size, 1u);
+}
+
+// Pread and the Pwrite fast path reuse an open inode's last extent
+// (Inode::last_ext, valid for one write epoch of meta_mu_). A cached extent
+// that outlived a change of the extent map would send an overwrite to blocks
+// the file no longer owns (freed, then reused by another file) and let a read
+// show them. Each step warms the cache, changes the map, then reads and
+// writes through the same handle.
+TEST_F(IoTest, CachedExtentNeverOutlivesAnExtentMapChange) {
+  const uint64_t n = 64;
+  File a = Create("/a");
+  auto want = Pattern(n * B, 1);
+  ASSERT_OK(a.Pwrite(want.data(), want.size(), 0));
+  auto warm = [&](uint64_t blk) {  // an overwrite and a read of block blk
+    auto x = Pattern(B, 100 + blk);
+    ASSERT_OK(a.Pwrite(x.data(), B, blk * B));
+    std::copy(x.begin(), x.end(), want.begin() + blk * B);
+    EXPECT_TRUE(PreadAll(a, blk * B, B) == x);
+  };
+  auto overwrite = [&](uint64_t blk, uint64_t seed) {
+    auto x = Pattern(B, seed);
+    ASSERT_OK(a.Pwrite(x.data(), B, blk * B));
+    std::copy(x.begin(), x.end(), want.begin() + blk * B);
+  };
+
+  // 1. Punch: the read sees the hole; the write allocates (one block) instead
+  //    of landing in the freed blocks, which /b now reuses.
+  warm(5);
+  ASSERT_OK(a.Fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, n * B));
+  std::fill(want.begin(), want.end(), 0);
+  EXPECT_TRUE(PreadAll(a, 5 * B, B) == std::vector<uint8_t>(B, 0)) << "read a punched block";
+  auto bdata = Pattern(n * B, 2);
+  ASSERT_OK(WriteWhole(fs(), "/b", bdata));
+  overwrite(5, 3);
+  EXPECT_EQ(Blocks512(a), B / 512) << "the write into the hole allocated";
+  EXPECT_TRUE(PreadAll(a, 0, n * B) == want);
+  ASSIGN_OR_FAIL(auto b_now, ReadWhole(fs(), "/b"));
+  EXPECT_TRUE(b_now == bdata) << "a write to /a reached /b's blocks";
+
+  // 2. Truncate down and up again: the same, with /c reusing the blocks.
+  overwrite(6, 4);  // block 6 mapped next to block 5 (one extent, cached)
+  warm(6);
+  ASSERT_OK(a.Truncate(0));
+  ASSERT_OK(a.Truncate(n * B));
+  std::fill(want.begin(), want.end(), 0);
+  auto cdata = Pattern(n * B, 5);
+  ASSERT_OK(WriteWhole(fs(), "/c", cdata));
+  EXPECT_TRUE(PreadAll(a, 6 * B, B) == std::vector<uint8_t>(B, 0)) << "read a truncated block";
+  overwrite(6, 6);
+  EXPECT_EQ(Blocks512(a), B / 512);
+  EXPECT_TRUE(PreadAll(a, 0, n * B) == want);
+  ASSIGN_OR_FAIL(auto c_now, ReadWhole(fs(), "/c"));
+  EXPECT_TRUE(c_now == cdata) << "a write to /a reached /c's blocks";
+
+  // 3. Filling holes around the cached extent (fallocate, then a write that
+  //    allocates): the new blocks are used, the old one still is.
+  warm(6);
+  ASSERT_OK(a.Fallocate(FALLOC_FL_KEEP_SIZE, 0, 4 * B));
+  overwrite(2, 7);
+  overwrite(40, 8);
+  warm(6);
+  EXPECT_TRUE(PreadAll(a, 0, n * B) == want);
+
+  ASSERT_OK(a.Close());
+  ExpectFsckClean();
+  ASSIGN_OR_FAIL(auto back, ReadWhole(fs(), "/a"));
+  EXPECT_TRUE(back == want);
+  ASSIGN_OR_FAIL(b_now, ReadWhole(fs(), "/b"));
+  EXPECT_TRUE(b_now == bdata);
+  ASSIGN_OR_FAIL(c_now, ReadWhole(fs(), "/c"));
+  EXPECT_TRUE(c_now == cdata);
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 //
 // Data path: Pread and Pwrite over already-allocated blocks run under
 // meta_mu_ shared and make no system call: Pwrite copies with non-temporal
-// stores and one fence (durable at return). Writes that allocate, extend the
+// stores and one fence (durable at return). Both reuse the inode's last
+// extent while meta_mu_'s write epoch is unchanged (Inode::last_ext), and an
+// overwrite stamps mtime/ctime lazily from the coarse clock (tick granularity,
+// as the kernel's). Writes that allocate, extend the
 // file, or change the extent map take meta_mu_ exclusive and a transaction;
 // new blocks are filled (data or zeroes) before the transaction that maps them
 // commits, so a new block never shows an old file's bytes.
@@ -24,7 +27,6 @@
 namespace udax {
 
 using media::InodeRec;
-
 
 namespace {
 constexpr size_t kRollRoom = 64;     // commit and continue below this many free log slots
@@ -50,8 +52,18 @@ struct InodeView {
   media::BtreeRoot data;
   ExtentCache cached;
 };
-bool Later(const media::DiskTime& a, const media::DiskTime& b) {
-  return a.sec > b.sec || (a.sec == b.sec && a.nsec > b.nsec);
+// An overwrite's lazy mtime/ctime from the coarse clock `now` (see
+// FsImpl::NowCoarse). They never move back: the coarse clock lags the precise
+// one (by up to about two ticks, measured), so a time a little ahead of it is
+// a recent precise stamp and is kept. A time more than a second ahead (set by
+// utimens, or the clock was stepped back) becomes now, as in the kernel.
+// Returns whether *t changed.
+bool StampLazy(media::DiskTime& t, const media::DiskTime& now) {
+  bool later = now.sec > t.sec || (now.sec == t.sec && now.nsec > t.nsec);
+  bool far_ahead = t.sec > now.sec + 1 || (t.sec == now.sec + 1 && t.nsec > now.nsec);
+  if (!later && !far_ahead) return false;
+  t = now;
+  return true;
 }
 
 InodeView ViewOf(Inode* ip) {
@@ -178,9 +190,8 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
         dev_->Drain();
         std::lock_guard<std::mutex> g(ip->mu);
         media::DiskTime now = NowCoarse();
-        if (Later(now, ip->rec.mtime)) ip->rec.mtime = now;
-        if (Later(now, ip->rec.ctime)) ip->rec.ctime = now;
-        ip->times_dirty = true;
+        bool m = StampLazy(ip->rec.mtime, now), c = StampLazy(ip->rec.ctime, now);
+        if (m || c) ip->times_dirty = true;
         finder.Remember(ip);
         return len;
       }
