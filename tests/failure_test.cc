@@ -313,6 +313,29 @@ TEST_F(FailureTest, PoisonOnAnUnsharedBlockTellsOnlyItsFile) {
   Reattach();
 }
 
+// Pread reuses an open inode's last extent (Inode::last_ext): replacing a
+// failed block by a whole-block overwrite changes the extent map, and the
+// next read through the same handle must see the new block, not EIO.
+TEST_F(FailureTest, ReadAfterReplacingAFailedBlockSeesTheNewBlock) {
+  const auto data = Pattern(16 * 4096, 1);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/a", data));
+  File a = Open("/a");
+  std::vector<uint8_t> got(4096);
+  ASSERT_OK(a.Pread(got.data(), 4096, 3 * 4096));  // caches a's extent
+  uint64_t bad = DeviceOffset(a, 3);
+  ASSERT_OK(fs_->InjectPoison(bad, 4096));
+  EXPECT_ERRNO(a.Pread(got.data(), 4096, 3 * 4096), EIO);
+  auto x = Pattern(4096, 2);
+  ASSERT_OK(a.Pwrite(x.data(), 4096, 3 * 4096));
+  EXPECT_NE(DeviceOffset(a, 3), bad);
+  ASSERT_OK(a.Pread(got.data(), 4096, 3 * 4096));
+  EXPECT_EQ(got, x);
+  ASSERT_OK(a.Pread(got.data(), 4096, 2 * 4096));
+  EXPECT_EQ(got, std::vector<uint8_t>(data.begin() + 2 * 4096, data.begin() + 3 * 4096));
+  a = File();
+  Reattach();
+}
+
 TEST_F(FailureTest, PoisonOnAFreeBlockRetiresItSilentlyForGood) {
   ASSIGN_OR_FAIL(StatFs before, fs_->GetStatFs());
   // A free block well inside the data area (the fs is empty).

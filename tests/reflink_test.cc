@@ -85,6 +85,51 @@ TEST_F(ReflinkTest, CloneSharesBlocksAndCowKeepsTheOtherFileIntact) {
   EXPECT_EQ(Read("/b"), want);
 }
 
+// Pread/Pwrite reuse an open inode's last extent (Inode::last_ext). A clone
+// over the cached range and a copy-on-write of a cached shared block both
+// change the extent map: the handle must then read and write the new blocks.
+TEST_F(ReflinkTest, CachedExtentFollowsCloneAndCow) {
+  constexpr uint64_t kB = kBlockSize, n = 32;
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/a", Pattern(n * kB, 1)));
+  auto cdata = Pattern(n * kB, 2);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/c", cdata));
+  File a = Open("/a", O_RDWR), c = Open("/c", O_RDWR);
+  auto read_a = [&](uint64_t blk) {
+    std::vector<uint8_t> got(kB);
+    auto r = a.Pread(got.data(), kB, blk * kB);
+    EXPECT_TRUE(r.has_value() && *r == kB);
+    return got;
+  };
+  auto block_of = [&](const std::vector<uint8_t>& v, uint64_t blk) {
+    return std::vector<uint8_t>(v.begin() + blk * kB, v.begin() + (blk + 1) * kB);
+  };
+  // Warm the cache with an overwrite and a read (a shares nothing yet).
+  auto x = Pattern(kB, 3);
+  ASSERT_OK(a.Pwrite(x.data(), kB, 4 * kB));
+  EXPECT_EQ(read_a(4), x);
+  // Clone /c over all of /a: a's old blocks are freed; reads see c's bytes.
+  ASSERT_OK(a.CloneRange(c, 0, n * kB, 0));
+  EXPECT_EQ(read_a(4), block_of(cdata, 4)) << "read a block the clone replaced";
+  // A write copies the shared block; the next read must see the copy, and /c
+  // keeps its bytes.
+  EXPECT_EQ(read_a(7), block_of(cdata, 7));  // caches the shared extent
+  auto y = Pattern(kB, 4);
+  ASSERT_OK(a.Pwrite(y.data(), kB, 7 * kB));
+  EXPECT_EQ(read_a(7), y) << "read the shared block instead of the copy";
+  ASSERT_OK(a.Pwrite(y.data(), kB, 8 * kB));
+  EXPECT_EQ(read_a(8), y);
+  EXPECT_EQ(Read("/c"), cdata);
+  auto want = cdata;
+  std::copy(y.begin(), y.end(), want.begin() + 7 * kB);
+  std::copy(y.begin(), y.end(), want.begin() + 8 * kB);
+  a = File();
+  c = File();
+  EXPECT_EQ(Read("/a"), want);
+  Remount();
+  EXPECT_EQ(Read("/a"), want);
+  EXPECT_EQ(Read("/c"), cdata);
+}
+
 TEST_F(ReflinkTest, RmapListsEveryOwnerOfASharedBlock) {
   ASSERT_OK(testutil::WriteWhole(*fs_, "/a", Pattern(64 * 1024, 2)));
   File a = Open("/a", O_RDWR), b = Open("/b"), c = Open("/c");
