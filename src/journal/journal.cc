@@ -120,8 +120,8 @@ Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
   if (!p && dev_->IsPoisoned(bno * kBlockSize, kBlockSize))
     return Errno(EIO, "memory failure in metadata block " + std::to_string(bno));
   if (!p) return Errno(EIO, "block " + std::to_string(bno) + " outside the device");
-  if (auto it = cache_.find(bno); it != cache_.end()) {
-    p = it->second.buf.get();  // verified when committed; not sealed
+  if (Cached* c = FindCached(bno)) {
+    p = c->buf.get();  // verified when committed; not sealed
   } else if (!IsVerified(bno)) {
     RETURN_IF_ERROR(media::VerifyRead(p, bno, magic, total_blocks_));
     MarkVerified(bno);
@@ -137,14 +137,15 @@ Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
 
 Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& revoked) {
   // Step 1: what changed, line by line.
-  std::vector<uint64_t> masks(images.size());
+  std::vector<uint64_t>& masks = masks_;  // reused: no allocation per commit
+  masks.assign(images.size(), 0);
   uint64_t nblocks = revoked.size(), nlines = 0;
   for (size_t i = 0; i < images.size(); i++) {
     const Image& img = images[i];
     const uint8_t* base = ZeroBlock();
     if (!img.fresh) {
-      auto it = cache_.find(img.bno);
-      base = it != cache_.end() ? it->second.buf.get() : dev_->BlockPtr(img.bno, kBlockSize);
+      Cached* c = FindCached(img.bno);
+      base = c ? c->buf.get() : dev_->BlockPtr(img.bno, kBlockSize);
       if (!base) return Errno(EIO, "block " + std::to_string(img.bno) + " is not readable");
     }
     masks[i] = ChangedLines(img.buf.get(), base);
@@ -198,6 +199,7 @@ void Journal::Apply(Image& img, uint64_t mask) {
   Cached& c = it->second;
   if (inserted) {
     c.buf = std::move(img.buf);
+    slots_[img.bno % kSlots] = {img.bno, &c};
   } else if (img.fresh) {
     std::memcpy(c.buf.get(), img.buf.get(), kBlockSize);  // cached addresses are stable
   } else {
@@ -216,6 +218,14 @@ void Journal::Drop(uint64_t bno) {
   if (it == cache_.end()) return;
   dropped_.push_back(std::move(it->second.buf));
   cache_.erase(it);
+  if (slots_[bno % kSlots].bno == bno) slots_[bno % kSlots] = {};
+}
+
+Journal::Cached* Journal::FindCached(uint64_t bno) const {
+  const Slot& s = slots_[bno % kSlots];
+  if (s.bno == bno) return s.entry;
+  auto it = const_cast<Journal*>(this)->cache_.find(bno);
+  return it == cache_.end() ? nullptr : &it->second;
 }
 
 
@@ -268,6 +278,7 @@ Status Journal::TrimCache() {
   if (cache_.size() <= kCacheMaxBlocks) return Status::Ok();
   RETURN_IF_ERROR(Checkpoint());
   cache_.clear();
+  for (size_t i = 0; i < kSlots; i++) slots_[i] = {};
   return Status::Ok();
 }
 

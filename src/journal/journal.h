@@ -125,6 +125,8 @@ class Journal {
   // Step 3 for one image: its changed lines into the cache, marked dirty.
   void Apply(Image& img, uint64_t mask);
   void Drop(uint64_t bno);  // a revoked block leaves the cache, dirty or not
+  struct Cached;
+  Cached* FindCached(uint64_t bno) const;
 
   PmemDevice* dev_;
   uint64_t log_start_;
@@ -139,11 +141,21 @@ class Journal {
   uint64_t checkpoints_ = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
   std::vector<uint8_t> record_;  // the record being built
+  std::vector<uint64_t> masks_;  // Commit's changed-line masks
   struct Cached {
     std::unique_ptr<uint8_t[]> buf;
     uint64_t dirty = 0;  // lines not yet written home
   };
   std::unordered_map<uint64_t, Cached> cache_;
+  // A direct-mapped index in front of cache_ (its nodes never move), set when
+  // a block enters the cache and cleared when it leaves: most lookups skip
+  // the hash table.
+  struct Slot {
+    uint64_t bno = ~uint64_t{0};
+    Cached* entry = nullptr;
+  };
+  static constexpr size_t kSlots = 1024;
+  std::unique_ptr<Slot[]> slots_{new Slot[kSlots]};
   std::vector<uint64_t> dirty_;  // blocks with dirty lines (maybe dropped since)
   std::vector<std::unique_ptr<uint8_t[]>> dropped_;  // freed at TrimCache
   std::vector<std::unique_ptr<uint8_t[]>> spare_;    // TakeBuffer's pool
