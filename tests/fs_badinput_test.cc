@@ -239,6 +239,37 @@ TEST_F(BadImageTest, BadGeometryWithValidCrc) {
   ExpectFsckClean();
 }
 
+// An image made before the journal wrote line records: a read-only mount
+// leaves it alone; the first read-write mount marks it (incompat "linelog") before
+// it writes any record, so an older udax refuses it instead of replaying an
+// empty-looking log.
+TEST_F(BadImageTest, FirstWritableMountMarksTheLineLogFeature) {
+  Populate();
+  auto features = [&] {
+    media::Superblock sb;
+    auto b = ReadImageBlock(path_, 0);
+    std::memcpy(&sb, b.data(), sizeof sb);
+    return sb.features_incompat;
+  };
+  ASSERT_NE(features() & media::kFeatureIncompatLineLog, 0u) << "mkfs sets it";
+  EditSuperblocks(path_, [](media::Superblock* sb) { sb->features_incompat &= ~media::kFeatureIncompatLineLog; });
+  {
+    ASSIGN_OR_FAIL(auto ro, Filesystem::Mount(path_, MountOptions{.read_only = true}));
+    EXPECT_TRUE(ro->GetStat("/d/f").has_value());
+  }
+  EXPECT_EQ(features() & media::kFeatureIncompatLineLog, 0u);
+  {
+    ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
+    EXPECT_NE(features() & media::kFeatureIncompatLineLog, 0u);
+    ASSERT_OK(fs->Mkdir("/new"));
+    ASSERT_OK(fs->Unmount());
+  }
+  ExpectFsckClean();
+  auto info = ReadInfo(path_);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_NE(std::find(info->features.begin(), info->features.end(), "linelog"), info->features.end());
+}
+
 TEST_F(BadImageTest, UnknownIncompatFeatureRefused) {
   Populate();
   EditSuperblocks(path_, [](media::Superblock* sb) { sb->features_incompat |= 1ull << 17; });

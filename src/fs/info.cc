@@ -57,6 +57,7 @@ Result<FsInfo> ReadInfo(const std::string& device) {
   }));
   if (sb->features_ro_compat & media::kFeatureRoCompatRmap) info.features.push_back("rmapbt");
   if (sb->features_incompat & media::kFeatureIncompatReflink) info.features.push_back("reflink");
+  if (sb->features_incompat & media::kFeatureIncompatLineLog) info.features.push_back("linelog");
   return info;
 }
 

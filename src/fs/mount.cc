@@ -25,6 +25,18 @@ uint32_t ChooseLogBlocks(uint64_t total_blocks) {
   return static_cast<uint32_t>(l);
 }
 
+// Both superblock copies, then a fence.
+Status WriteSuperblocks(PmemDevice* dev, const media::Superblock& sb) {
+  alignas(64) uint8_t blk[kBlockSize] = {};
+  std::memcpy(blk, &sb, sizeof sb);
+  reinterpret_cast<media::BlockHeader*>(blk)->blkno = 0;
+  media::SetBlockCrc(blk);
+  RETURN_IF_ERROR(dev->CopyIn(0, blk, kBlockSize, false));
+  // The secondary copy differs only in blkno... which the crc covers; keep
+  // blkno 0 in both so that either verifies as "the superblock".
+  return dev->CopyIn((sb.total_blocks - 1) * kBlockSize, blk, kBlockSize, true);
+}
+
 // The primary superblock, or the secondary one when the primary is damaged.
 Result<media::Superblock> ReadSuperblock(PmemDevice* dev) {
   media::Superblock sb;
@@ -76,7 +88,7 @@ Status Filesystem::Mkfs(const std::string& device, const MkfsOptions& opts) {
   sb.log_blocks = ChooseLogBlocks(total);
   sb.root_block = media::kRootBlockNo;
   sb.features_ro_compat = media::kFeatureRoCompatRmap;
-  sb.features_incompat = media::kFeatureIncompatReflink;
+  sb.features_incompat = media::kFeatureIncompatReflink | media::kFeatureIncompatLineLog;
   std::random_device rd;
   for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
   sb.mkfs_time = FsImpl::Now().sec;
@@ -113,15 +125,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
     RETURN_IF_ERROR(fs->CommitTxn(t));
   }
   // The superblocks go last: until they are written there is no filesystem.
-  media::Superblock sb = fs->sb_;
-  alignas(64) uint8_t blk[kBlockSize] = {};
-  std::memcpy(blk, &sb, sizeof sb);
-  reinterpret_cast<media::BlockHeader*>(blk)->blkno = 0;
-  media::SetBlockCrc(blk);
-  RETURN_IF_ERROR(fs->dev_->CopyIn(0, blk, kBlockSize, false));
-  // The secondary copy differs only in blkno... which the crc covers; keep
-  // blkno 0 in both so that either verifies as "the superblock".
-  RETURN_IF_ERROR(fs->dev_->CopyIn((sb.total_blocks - 1) * kBlockSize, blk, kBlockSize, true));
+  RETURN_IF_ERROR(WriteSuperblocks(fs->dev_.get(), fs->sb_));
   fs->mounted_ = true;
   *out = fs.get();
   return fs;
@@ -141,6 +145,12 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
   ASSIGN_OR_RETURN(uint32_t replayed, fs->journal_->Recover(fs->read_only_));
   if (replayed && fs->read_only_)
     return Errno(EROFS, "journal needs recovery, which a read-only mount cannot do");
+  if (!fs->read_only_ && !(fs->sb_.features_incompat & media::kFeatureIncompatLineLog)) {
+    // An image of an older udax: from now on its journal is written as line
+    // records, which that udax must not mistake for an empty log.
+    fs->sb_.features_incompat |= media::kFeatureIncompatLineLog;
+    RETURN_IF_ERROR(WriteSuperblocks(fs->dev_.get(), fs->sb_));
+  }
   {
     Transaction tx(fs->journal_.get(), true);
     ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));

@@ -52,9 +52,13 @@ inline constexpr uint64_t kFeatureRoCompatRmap = 1ull << 0;
 // incompat REFLINK: extents may be shared, counted in the refcount tree (a
 // udax without it would free shared blocks).
 inline constexpr uint64_t kFeatureIncompatReflink = 1ull << 0;
+// The journal is a chain of line records (LogRecordHeader): a udax that only
+// knows the whole-image log would not replay it. Set by mkfs, and by the first
+// read-write mount of an older image.
+inline constexpr uint64_t kFeatureIncompatLineLog = 1ull << 1;
 inline constexpr uint64_t kFeatureCompatKnown = 0;
 inline constexpr uint64_t kFeatureRoCompatKnown = kFeatureRoCompatRmap;
-inline constexpr uint64_t kFeatureIncompatKnown = kFeatureIncompatReflink;
+inline constexpr uint64_t kFeatureIncompatKnown = kFeatureIncompatReflink | kFeatureIncompatLineLog;
 
 inline constexpr uint64_t kSuperBlockNo = 0;
 inline constexpr uint64_t kRootBlockNo = 1;
