@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
-#include <deque>
+#include <vector>
 
 #include "fs/bmap.h"
 #include "fs/dir.h"
@@ -33,16 +33,17 @@ Status CheckPath(const std::string& path) {
   return Status::Ok();
 }
 
-std::deque<std::string> SplitPath(const std::string& path) {
-  std::deque<std::string> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) out.emplace_back(path.substr(i, j - i));
-    i = j + 1;
+// Appends the components of `path` to `stack` last first, so that popping
+// the back yields them in order (a symlink's target goes on top of the rest).
+void PushComponents(const std::string& path, std::vector<std::string>* stack) {
+  size_t j = path.size();
+  while (j > 0) {
+    size_t i = path.rfind('/', j - 1);
+    size_t start = i == std::string::npos ? 0 : i + 1;
+    if (j > start) stack->emplace_back(path, start, j - start);
+    if (i == std::string::npos) break;
+    j = i;
   }
-  return out;
 }
 
 uint32_t TypeOf(const InodeRec& r) { return r.mode & S_IFMT; }
@@ -72,12 +73,14 @@ Result<InodeRec> FsImpl::Walk(Transaction& tx, const std::string& path, bool fol
   ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
   uint64_t root_ino = reinterpret_cast<const media::RootBlock*>(rb)->root_ino;
   ASSIGN_OR_RETURN(InodeRec cur, ReadInode(tx, root_ino));
-  std::deque<std::string> comps = SplitPath(path);
+  std::vector<std::string> comps;  // a stack: the next component is at the back
+  comps.reserve(8);
+  PushComponents(path, &comps);
   bool trailing_slash = path.back() == '/';
   int follows = 0;
   while (!comps.empty()) {
-    std::string name = std::move(comps.front());
-    comps.pop_front();
+    std::string name = std::move(comps.back());
+    comps.pop_back();
     if (!S_ISDIR(cur.mode)) return Errno(ENOTDIR, "not a directory");
     if (name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "file name too long");
     if (name == ".") continue;
@@ -94,8 +97,7 @@ Result<InodeRec> FsImpl::Walk(Transaction& tx, const std::string& path, bool fol
       if (++follows > kMaxSymlinkFollows) return Errno(ELOOP, "too many levels of symbolic links");
       ASSIGN_OR_RETURN(std::string target, ReadSymlink(tx, next));
       if (target.empty()) return Errno(ENOENT, "empty symbolic link");
-      std::deque<std::string> tcomps = SplitPath(target);
-      for (auto it = tcomps.rbegin(); it != tcomps.rend(); ++it) comps.push_front(*it);
+      PushComponents(target, &comps);
       if (target[0] == '/') {
         ASSIGN_OR_RETURN(cur, ReadInode(tx, root_ino));
       }
