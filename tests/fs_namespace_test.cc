@@ -1049,3 +1049,36 @@ TEST_F(NamespaceTest, CrashAfterOperationsKeepsThem) {
 
 }  // namespace
 }  // namespace udax
+
+namespace udax {
+namespace {
+
+// New inodes belong to the mount's owner: MountOptions uid/gid, or the
+// process's effective ids when it mounted.
+TEST(OwnerTest, NewInodesBelongToTheMountsOwner) {
+  testutil::TempDevice dev("owner");
+  ASSERT_OK(Filesystem::Mkfs(dev.path(), MkfsOptions{.size = 16 * testutil::kMiB}));
+  {
+    ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(dev.path()));
+    ASSERT_OK(fs->Mkdir("/d"));
+    ASSIGN_OR_FAIL(Stat st, fs->GetStat("/d"));
+    EXPECT_EQ(st.uid, geteuid());
+    EXPECT_EQ(st.gid, getegid());
+    ASSERT_OK(fs->Unmount());
+  }
+  ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(dev.path(), MountOptions{.uid = 1234, .gid = 5678}));
+  ASSIGN_OR_FAIL(File f, fs->Open("/d/f", O_CREAT | O_RDWR, 0600));
+  ASSERT_OK(fs->Symlink("f", "/d/l"));
+  for (const char* p : {"/d/f", "/d/l"}) {
+    ASSIGN_OR_FAIL(Stat st, fs->GetLstat(p));
+    EXPECT_EQ(st.uid, 1234u) << p;
+    EXPECT_EQ(st.gid, 5678u) << p;
+  }
+  ASSIGN_OR_FAIL(Stat d, fs->GetStat("/d"));
+  EXPECT_EQ(d.uid, geteuid()) << "an existing inode keeps its owner";
+  ASSERT_OK(f.Close());
+  ASSERT_OK(fs->Unmount());
+}
+
+}  // namespace
+}  // namespace udax

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -89,6 +90,11 @@ struct MkfsOptions {
 
 struct MountOptions {
   bool read_only = false;
+  // Owner of the files and directories this mount creates (chown changes it
+  // afterwards). Unset: the process's effective uid/gid when it mounts —
+  // taken once, as a FUSE daemon's uid=/gid= options are, not per create: a
+  // process that changes its ids later keeps creating files as the mounter.
+  std::optional<uint32_t> uid, gid;
 };
 
 // Open flags: the POSIX O_* values (O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL,

@@ -303,6 +303,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Allocator alloc_{this};
   BadBlockList bad_;
   bool read_only_ = false;
+  uint32_t owner_uid_ = 0, owner_gid_ = 0;  // of new inodes (MountOptions)
   std::atomic<bool> mounted_{false};
   std::atomic<bool> shut_down_{false};
   Status shutdown_status_;  // written once, before shut_down_ is set

@@ -68,8 +68,8 @@ Result<InodeRec> FsImpl::CreateInode(FsTxn& t, uint32_t mode, uint64_t parent) {
   rec.ino = t.root->next_ino++;
   rec.mode = mode;
   rec.nlink = S_ISDIR(mode) ? 2 : 1;
-  rec.uid = getuid();
-  rec.gid = getgid();
+  rec.uid = owner_uid_;
+  rec.gid = owner_gid_;
   rec.atime = rec.mtime = rec.ctime = rec.btime = Now();
   rec.parent = S_ISDIR(mode) ? parent : 0;
   rec.generation = t.tx.journal()->seq();

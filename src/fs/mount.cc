@@ -108,6 +108,8 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
   std::unique_ptr<FsImpl> fs(new FsImpl());
   fs->dev_ = std::move(dev);
   fs->sb_ = sb_in;
+  fs->owner_uid_ = geteuid();
+  fs->owner_gid_ = getegid();
   fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
                                            fs->sb_.total_blocks);
   RETURN_IF_ERROR(fs->journal_->Format());
@@ -139,6 +141,8 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
     return Errno(EUCLEAN, "device " + device + " is too small to hold a udax filesystem");
   ASSIGN_OR_RETURN(fs->sb_, ReadSuperblock(fs->dev_.get()));
   fs->read_only_ = opts.read_only;
+  fs->owner_uid_ = opts.uid.value_or(geteuid());
+  fs->owner_gid_ = opts.gid.value_or(getegid());
   if (fs->sb_.features_ro_compat & ~media::kFeatureRoCompatKnown) fs->read_only_ = true;
   fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
                                            fs->sb_.total_blocks);
