@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -26,8 +27,9 @@ class [[nodiscard]] Status {
   // "message (ENOENT)"-style rendering for logs and the CLI.
   std::string ToString() const;
   // Adds context in front of the message: "ctx: message".
-  Status Prefixed(const std::string& ctx) const {
-    return ok() ? *this : Status(err_, ctx + ": " + msg_);
+  // (A string_view: a literal builds no string when the status is ok.)
+  Status Prefixed(std::string_view ctx) const {
+    return ok() ? *this : Status(err_, std::string(ctx) + ": " + msg_);
   }
   // Explicitly ignores a Status (greppable).
   void IgnoreError() const {}
