@@ -46,30 +46,43 @@ uint64_t NameHash(std::string_view name) {
 }
 
 Result<bool> DirLookup(Transaction& tx, const media::InodeRec& dir, std::string_view name,
-                       DirHit* hit) {
+                       DirHit* hit, bool for_change) {
   media::BtreeRoot root = dir.data;
   Btree tree(&tx, DirShape(), &root, dir.ino, nullptr);
   DirRec r;
-  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, nullptr));
+  uint64_t max_seq = 0;
+  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, for_change ? &max_seq : nullptr));
   if (found) {
     hit->ino = r.ino;
     hit->type = static_cast<uint32_t>(r.type) << 12;
+  }
+  if (for_change) {
+    hit->hash = NameHash(name);
+    hit->seq = found ? r.seq : max_seq + 1;
   }
   return found;
 }
 
 Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name, uint64_t ino,
-              uint32_t type) {
+              uint32_t type, const DirHit* absent) {
   if (name.empty() || name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "name too long");
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
   tree.KeepEmptyRoot();
   DirRec r;
-  uint64_t max_seq = 0;
-  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, &max_seq));
-  if (found) return Errno(EEXIST, "file exists");
+  uint64_t hash, seq;
+  if (absent) {
+    hash = absent->hash;
+    seq = absent->seq;
+  } else {
+    uint64_t max_seq = 0;
+    ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, &max_seq));
+    if (found) return Errno(EEXIST, "file exists");
+    hash = NameHash(name);
+    seq = max_seq + 1;
+  }
   std::memset(&r, 0, sizeof r);
-  r.hash = NameHash(name);
-  r.seq = max_seq + 1;
+  r.hash = hash;
+  r.seq = seq;
   r.ino = ino;
   r.type = static_cast<uint8_t>(type >> 12);
   r.name_len = static_cast<uint8_t>(name.size());
@@ -79,13 +92,20 @@ Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
   return Status::Ok();
 }
 
-Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name) {
+Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name, const DirHit* found) {
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
   tree.KeepEmptyRoot();
-  DirRec r;
-  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, nullptr));
-  if (!found) return Errno(ENOENT, "no such file or directory");
-  uint64_t key[2] = {r.hash, r.seq};
+  uint64_t key[2];
+  if (found) {
+    key[0] = found->hash;
+    key[1] = found->seq;
+  } else {
+    DirRec r;
+    ASSIGN_OR_RETURN(bool present, FindEntry(tree, name, &r, nullptr));
+    if (!present) return Errno(ENOENT, "no such file or directory");
+    key[0] = r.hash;
+    key[1] = r.seq;
+  }
   RETURN_IF_ERROR(tree.Delete(key));
   dir.dir_entries--;
   return Status::Ok();

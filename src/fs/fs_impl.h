@@ -41,6 +41,7 @@
 namespace udax {
 
 struct ExtentLookup;
+struct DirHit;
 
 // Depth of meta_mu_ held by this thread (the DAX fault handler must not
 // block on meta_mu_ when the faulting thread already holds it).
@@ -280,7 +281,9 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Result<ParentAndName> WalkToNewName(Transaction& tx, const std::string& path);
   // Adds the entry pn.name -> ino (of S_IF* `type`) to pn.parent, counting a
   // subdirectory's ".." link and touching the parent's mtime/ctime.
-  Status AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type);
+  // `absent`: a for_change DirLookup of pn.name in this transaction (dir.h).
+  Status AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type,
+                  const DirHit* absent = nullptr);
   // Drops one link of `ino` (already removed from its directory): orphan it,
   // and free it at once when nobody has it open.
   Status DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now);

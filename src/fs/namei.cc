@@ -189,9 +189,10 @@ Result<FsImpl::ParentAndName> FsImpl::WalkToNewName(Transaction& tx, const std::
   return pn;
 }
 
-Status FsImpl::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type) {
+Status FsImpl::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type,
+                        const DirHit* absent) {
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(t, pn.parent.ino));
-  RETURN_IF_ERROR(DirAdd(this, t, parent, pn.name, ino, type));
+  RETURN_IF_ERROR(DirAdd(this, t, parent, pn.name, ino, type, absent));
   if (S_ISDIR(type)) parent.nlink++;  // the new directory's ".."
   parent.mtime = parent.ctime = Now();
   return WriteInode(t, parent);
@@ -209,14 +210,14 @@ Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
     ASSIGN_OR_RETURN(auto t, BeginTxn());
     ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
     DirHit hit;
-    ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
+    ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit, /*for_change=*/true));
     if (found) {
       if (flags & O_EXCL) return Errno(EEXIST, "file exists");
       ASSIGN_OR_RETURN(rec, Walk(t->tx, path, !(flags & O_NOFOLLOW)));
     } else {
       if (pn.trailing_slash) return Errno(EISDIR, "is a directory");
       ASSIGN_OR_RETURN(rec, CreateInode(*t, S_IFREG | (mode & 07777), pn.parent.ino));
-      RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFREG));
+      RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFREG, &hit));
       RETURN_IF_ERROR(CommitTxn(*t));
     }
   } else {
@@ -271,12 +272,12 @@ Status FsImpl::Unlink(const std::string& path) {
   if (!walked.has_value() && walked.error().err() == EBUSY) return Errno(EISDIR, "is a directory");
   ASSIGN_OR_RETURN(ParentAndName pn, std::move(walked));
   DirHit hit;
-  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
+  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit, /*for_change=*/true));
   if (!found) return Errno(ENOENT, "no such file or directory");
   if (S_ISDIR(hit.type)) return Errno(EISDIR, "is a directory");
   if (pn.trailing_slash) return Errno(ENOTDIR, "not a directory");
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name));
+  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name, &hit));
   parent.mtime = parent.ctime = Now();
   RETURN_IF_ERROR(WriteInode(*t, parent));
   bool reclaim;
