@@ -74,6 +74,17 @@ uint64_t ChangedLines(const uint8_t* a, const uint8_t* b) {
   return fn(a, b);
 }
 
+// A 4 KiB block copy. A constant-size memcpy compiles to `rep movsq`, which
+// is slower here than 64-byte vector moves.
+__attribute__((target("avx512f"))) void CopyBlockAvx512(uint8_t* dst, const uint8_t* src) {
+  for (uint32_t i = 0; i < kBlockSize; i += 64) _mm512_storeu_si512(dst + i, _mm512_loadu_si512(src + i));
+}
+void CopyBlockPortable(uint8_t* dst, const uint8_t* src) { std::memcpy(dst, src, kBlockSize); }
+void CopyBlock(uint8_t* dst, const uint8_t* src) {
+  static const auto fn = __builtin_cpu_supports("avx512f") ? CopyBlockAvx512 : CopyBlockPortable;
+  fn(dst, src);
+}
+
 const uint8_t* ZeroBlock() {
   alignas(64) static const uint8_t zeroes[kBlockSize] = {};
   return zeroes;
@@ -466,7 +477,7 @@ Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
   if (it != blocks_.end()) return it->second.buf.get();
   ASSIGN_OR_RETURN(const uint8_t* src, journal_->ReadBlock(bno, magic));
   auto buf = journal_->TakeBuffer();
-  std::memcpy(buf.get(), src, kBlockSize);
+  CopyBlock(buf.get(), src);
   uint8_t* p = buf.get();
   blocks_.emplace(bno, Block{std::move(buf), false});
   return p;
