@@ -116,6 +116,13 @@ class FsTxn {
   media::RootBlock* root = nullptr;  // the transaction's image of the root block
   std::map<uint64_t, media::InodeRec> inodes;  // records written, applied to in-core inodes on commit
   bool data_pending = false;  // data written with nodrain stores before commit
+  // The operation's time: one clock read however many inodes it stamps (as
+  // the kernel's current_time per system call).
+  media::DiskTime Now();
+
+ private:
+  media::DiskTime now_{};
+  bool have_now_ = false;
 };
 
 class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> {

@@ -70,7 +70,7 @@ Result<InodeRec> FsImpl::CreateInode(FsTxn& t, uint32_t mode, uint64_t parent) {
   rec.nlink = S_ISDIR(mode) ? 2 : 1;
   rec.uid = owner_uid_;
   rec.gid = owner_gid_;
-  rec.atime = rec.mtime = rec.ctime = rec.btime = Now();
+  rec.atime = rec.mtime = rec.ctime = rec.btime = t.Now();
   rec.parent = S_ISDIR(mode) ? parent : 0;
   rec.generation = t.tx.journal()->seq();
   Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, &alloc_);

@@ -234,6 +234,14 @@ Result<std::unique_ptr<FsTxn>> FsImpl::BeginTxn() {
   return t;
 }
 
+media::DiskTime FsTxn::Now() {
+  if (!have_now_) {
+    now_ = FsImpl::Now();
+    have_now_ = true;
+  }
+  return now_;
+}
+
 Status FsImpl::CommitTxn(FsTxn& t) {
   Status st = alloc_.FixFreeList(t);
   if (st.ok() && t.data_pending) dev_->Drain();  // data before the metadata naming it

@@ -165,7 +165,7 @@ Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
   } else if (rec.nlink > 0) {
     rec.nlink--;
   }
-  rec.ctime = Now();
+  rec.ctime = t.Now();
   bool in_core = FindInCore(ino) != nullptr;
   // The last link of a file that nobody has open and that owns no blocks (no
   // data, no extent-map node): delete the inode in this same transaction — no
@@ -194,7 +194,7 @@ Status FsImpl::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(t, pn.parent.ino));
   RETURN_IF_ERROR(DirAdd(this, t, parent, pn.name, ino, type, absent));
   if (S_ISDIR(type)) parent.nlink++;  // the new directory's ".."
-  parent.mtime = parent.ctime = Now();
+  parent.mtime = parent.ctime = t.Now();
   return WriteInode(t, parent);
 }
 
@@ -257,7 +257,7 @@ Status FsImpl::Rmdir(const std::string& path) {
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
   RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name));
   parent.nlink--;
-  parent.mtime = parent.ctime = Now();
+  parent.mtime = parent.ctime = t->Now();
   RETURN_IF_ERROR(WriteInode(*t, parent));
   bool reclaim;
   RETURN_IF_ERROR(DropLink(*t, victim.ino, &reclaim));
@@ -278,7 +278,7 @@ Status FsImpl::Unlink(const std::string& path) {
   if (pn.trailing_slash) return Errno(ENOTDIR, "not a directory");
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
   RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name, &hit));
-  parent.mtime = parent.ctime = Now();
+  parent.mtime = parent.ctime = t->Now();
   RETURN_IF_ERROR(WriteInode(*t, parent));
   bool reclaim;
   RETURN_IF_ERROR(DropLink(*t, hit.ino, &reclaim));
@@ -296,7 +296,7 @@ Status FsImpl::Link(const std::string& existing, const std::string& new_path) {
   RETURN_IF_ERROR(AddEntry(*t, pn, src.ino, TypeOf(src)));
   ASSIGN_OR_RETURN(src, ReadInodeFor(*t, src.ino));
   src.nlink++;
-  src.ctime = Now();
+  src.ctime = t->Now();
   RETURN_IF_ERROR(WriteInode(*t, src));
   return CommitTxn(*t);
 }
@@ -375,16 +375,16 @@ Status FsImpl::Rename(const std::string& from, const std::string& to) {
     ASSIGN_OR_RETURN(InodeRec sparent, ReadInodeFor(*t, src_pn.parent.ino));
     RETURN_IF_ERROR(DirRemove(this, *t, sparent, src_pn.name));
     if (src_dir && src_pn.parent.ino != dst_pn.parent.ino) sparent.nlink--;
-    sparent.mtime = sparent.ctime = Now();
+    sparent.mtime = sparent.ctime = t->Now();
     RETURN_IF_ERROR(WriteInode(*t, sparent));
   }
   ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
   if (src_dir && src_pn.parent.ino != dst_pn.parent.ino) dparent.nlink++;
-  dparent.mtime = dparent.ctime = Now();
+  dparent.mtime = dparent.ctime = t->Now();
   RETURN_IF_ERROR(WriteInode(*t, dparent));
   ASSIGN_OR_RETURN(InodeRec moved, ReadInodeFor(*t, src_hit.ino));
   if (src_dir) moved.parent = dst_pn.parent.ino;
-  moved.ctime = Now();
+  moved.ctime = t->Now();
   RETURN_IF_ERROR(WriteInode(*t, moved));
   RETURN_IF_ERROR(CommitTxn(*t));
   return reclaim ? ReclaimInode(victim) : Status::Ok();
@@ -405,7 +405,7 @@ Status ChangeInode(FsImpl* fs, const std::string& path, bool follow, Fn&& change
   ASSIGN_OR_RETURN(auto t, fs->BeginTxn());
   ASSIGN_OR_RETURN(InodeRec rec, fs->Walk(t->tx, path, follow));
   RETURN_IF_ERROR(change(rec));
-  rec.ctime = FsImpl::Now();
+  rec.ctime = t->Now();
   RETURN_IF_ERROR(fs->WriteInode(*t, rec));
   return fs->CommitTxn(*t);
 }
