@@ -465,21 +465,26 @@ Result<uint32_t> Journal::RecoverWholeImages(bool read_only) {
 
 // ---- Transaction -------------------------------------------------------------
 
+std::vector<Transaction::Block>::iterator Transaction::Slot(uint64_t bno) {
+  return std::lower_bound(blocks_.begin(), blocks_.end(), bno,
+                          [](const Block& b, uint64_t n) { return b.bno < n; });
+}
+
 Result<const uint8_t*> Transaction::Read(uint64_t bno, uint32_t magic) {
-  auto it = blocks_.find(bno);
-  if (it != blocks_.end()) return static_cast<const uint8_t*>(it->second.buf.get());
+  auto it = Slot(bno);
+  if (it != blocks_.end() && it->bno == bno) return static_cast<const uint8_t*>(it->buf.get());
   return journal_->ReadBlock(bno, magic);
 }
 
 Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
   if (read_only_) return Errno(EROFS, "read-only transaction");
-  auto it = blocks_.find(bno);
-  if (it != blocks_.end()) return it->second.buf.get();
+  auto it = Slot(bno);
+  if (it != blocks_.end() && it->bno == bno) return it->buf.get();
   ASSIGN_OR_RETURN(const uint8_t* src, journal_->ReadBlock(bno, magic));
   auto buf = journal_->TakeBuffer();
   CopyBlock(buf.get(), src);
   uint8_t* p = buf.get();
-  blocks_.emplace(bno, Block{std::move(buf), false});
+  blocks_.insert(it, Block{bno, std::move(buf), false});
   return p;
 }
 
@@ -488,19 +493,25 @@ Result<uint8_t*> Transaction::New(uint64_t bno) {
   auto buf = journal_->TakeBuffer();
   std::memset(buf.get(), 0, kBlockSize);
   uint8_t* p = buf.get();
-  blocks_[bno] = Block{std::move(buf), true};
+  auto it = Slot(bno);
+  if (it != blocks_.end() && it->bno == bno) {
+    journal_->ReturnBuffer(std::move(it->buf));
+    *it = Block{bno, std::move(buf), true};
+  } else {
+    blocks_.insert(it, Block{bno, std::move(buf), true});
+  }
   return p;
 }
 
 void Transaction::Abort() {
-  for (auto& [bno, b] : blocks_) journal_->ReturnBuffer(std::move(b.buf));
+  for (Block& b : blocks_) journal_->ReturnBuffer(std::move(b.buf));
   blocks_.clear();
   revoked_.clear();
 }
 
 void Transaction::Forget(uint64_t bno) {
-  if (auto it = blocks_.find(bno); it != blocks_.end()) {
-    journal_->ReturnBuffer(std::move(it->second.buf));
+  if (auto it = Slot(bno); it != blocks_.end() && it->bno == bno) {
+    journal_->ReturnBuffer(std::move(it->buf));
     blocks_.erase(it);
   }
   if (!read_only_) revoked_.push_back(bno);  // dropped from the cache at commit
@@ -509,13 +520,13 @@ void Transaction::Forget(uint64_t bno) {
 Status Transaction::Commit() {
   std::vector<Journal::Image> images;
   images.reserve(blocks_.size());
-  for (auto& [bno, b] : blocks_) {
-    Status st = media::VerifyForWrite(b.buf.get(), bno, journal_->total_blocks());
+  for (Block& b : blocks_) {
+    Status st = media::VerifyForWrite(b.buf.get(), b.bno, journal_->total_blocks());
     if (!st.ok()) {
       Abort();
       return st;
     }
-    images.push_back({bno, std::move(b.buf), b.fresh});
+    images.push_back({b.bno, std::move(b.buf), b.fresh});
   }
   Status st = journal_->Commit(images, revoked_);
   for (auto& img : images) journal_->ReturnBuffer(std::move(img.buf));  // those the cache did not take

@@ -195,12 +195,15 @@ class Transaction {
 
  private:
   struct Block {
+    uint64_t bno;
     std::unique_ptr<uint8_t[]> buf;
     bool fresh;
   };
+  // The block's entry, or where it would be inserted (blocks_ is sorted).
+  std::vector<Block>::iterator Slot(uint64_t bno);
   Journal* journal_;
   bool read_only_;
-  std::map<uint64_t, Block> blocks_;
+  std::vector<Block> blocks_;  // sorted by bno: a few entries, mostly
   std::vector<uint64_t> revoked_;
 };
 
