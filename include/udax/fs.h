@@ -180,6 +180,10 @@ class Filesystem {
   Status Truncate(const std::string& path, uint64_t len);
   Result<std::vector<DirEntry>> ReadDir(const std::string& path);
   Result<StatFs> GetStatFs();
+  // Persists every open file's lazy timestamps and checkpoints the journal
+  // (every metadata block written home): nothing is left for a mount to
+  // replay. Not needed for durability — every operation is durable when it
+  // returns.
   Status Sync();
 
   // ---- device removal and memory failure (docs/failure.md) ----
