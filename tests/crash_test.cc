@@ -82,9 +82,10 @@ class CrashRun {
     ::unlink(dev_.c_str());
   }
 
-  void Setup() {
+  // log_blocks: 0 = chosen from the size; a small log checkpoints often.
+  void Setup(uint32_t log_blocks = 0) {
     ::unlink(dev_.c_str());
-    ASSERT_TRUE(Filesystem::Mkfs(dev_, {.size = kDevSize}).ok());
+    ASSERT_TRUE(Filesystem::Mkfs(dev_, {.size = kDevSize, .log_blocks = log_blocks}).ok());
     auto m = Filesystem::Mount(dev_);
     ASSERT_TRUE(m.has_value()) << m.error().ToString();
     fs_ = std::move(*m);
@@ -96,6 +97,7 @@ class CrashRun {
     rec_ = std::make_unique<CrashRecorder>(fs_->impl()->device());
     ASSERT_TRUE(rec_->Start().ok());
     fs_->impl()->device()->SetPersistObserver(rec_.get());
+    checkpoints0_ = fs_->impl()->journal()->checkpoints();
     recording_ = true;
     states_.push_back(model_.Snapshot());
     ops_.clear();
@@ -213,11 +215,14 @@ class CrashRun {
     std::string d = DiffSnapshots(model_.Snapshot(), *snap, true, true, true);
     ASSERT_EQ(d, "") << name_ << ": live filesystem differs from the model:\n" << d;
     fs_->impl()->device()->SetPersistObserver(nullptr);
+    checkpoints_ = fs_->impl()->journal()->checkpoints() - checkpoints0_;
     handles_.clear();
     fs_->CrashForTesting();
     fs_.reset();
     CheckAllFences();
   }
+  // Journal checkpoints during the recorded workload (after Finish).
+  uint64_t checkpoints() const { return checkpoints_; }
 
  private:
   void LearnInos() {
@@ -244,6 +249,7 @@ class CrashRun {
   FsModel model_;
   std::unique_ptr<CrashRecorder> rec_;
   bool recording_ = false;
+  uint64_t checkpoints0_ = 0, checkpoints_ = 0;
   std::map<std::string, Handle> handles_;
   std::vector<std::string> ops_;
   std::vector<TreeSnap> states_;  // states_[i]: after i operations
@@ -408,8 +414,8 @@ void CrashRun::CheckAllFences() {
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  printf("[ crash    ] %-12s %3zu ops, %4lu fences, %4lu states checked + %3lu torn, %.1f s%s\n",
-         name_.c_str(), ops_.size(), static_cast<unsigned long>(fences),
+  printf("[ crash    ] %-12s %3zu ops, %4lu fences (%lu checkpoints), %4lu states checked + %3lu torn, %.1f s%s\n",
+         name_.c_str(), ops_.size(), static_cast<unsigned long>(fences), static_cast<unsigned long>(checkpoints_),
          static_cast<unsigned long>(checked), static_cast<unsigned long>(torn), secs,
          partial_states_ ? (" (" + std::to_string(partial_states_) +
                             " with a partial write size: known issue)").c_str()
@@ -658,6 +664,25 @@ void RandomOps(CrashRun& r, uint64_t seed, int n) {
       case 10: r.Link(existing(), name()); break;
       case 11: r.Symlink(pick(2) ? existing() : std::string(200, 's'), name()); break;
     }
+  }
+}
+
+// A log of the smallest size (8 blocks): the journal checkpoints every few
+// operations, so power is also cut inside checkpoints (home blocks half
+// written, the log's start cleared or not) and right after the log wraps.
+TEST(CrashTest, RandomWithCheckpoints) {
+  for (uint64_t s = 142; s < 145; s++) {
+    SCOPED_TRACE("seed " + std::to_string(s));
+    CrashRun r("ckpt" + std::to_string(s));
+    r.Setup(/*log_blocks=*/8);
+    r.Mkdir("/d");
+    r.Mkdir("/d/e");
+    r.Mkdir("/x");
+    r.StartRecording();
+    RandomOps(r, s, 250);
+    if (::testing::Test::HasFatalFailure()) return;
+    r.Finish();
+    EXPECT_GE(r.checkpoints(), 1u) << "the workload should fill the log";
   }
 }
 

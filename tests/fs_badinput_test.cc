@@ -943,3 +943,28 @@ TEST_F(BadImageTest, ClosedAndDefaultFileHandles) {
 
 }  // namespace
 }  // namespace udax
+
+namespace udax {
+namespace {
+
+// MkfsOptions::log_blocks (udax mkfs -l) sizes the journal; values that cannot
+// be a journal are refused before anything is written (it was ignored).
+TEST(MkfsOptionsTest, LogBlocksIsHonouredOrRefused) {
+  testutil::TempDevice dev("logblocks");
+  ASSERT_OK(Filesystem::Mkfs(dev.path(), MkfsOptions{.size = 16 * testutil::kMiB, .log_blocks = 8}));
+  auto info = ReadInfo(dev.path());
+  ASSERT_TRUE(info.has_value()) << info.error().ToString();
+  EXPECT_EQ(info->log_blocks, 8u);
+  for (uint32_t bad : {1u, 7u, media::kLogMaxBlocks + 2, 100000u}) {
+    SCOPED_TRACE(bad);
+    Status st = Filesystem::Mkfs(dev.path(), MkfsOptions{.size = 16 * testutil::kMiB, .force = true, .log_blocks = bad});
+    EXPECT_EQ(st.err(), EINVAL) << st.ToString();
+    EXPECT_EQ(ReadInfo(dev.path())->log_blocks, 8u) << "the existing filesystem is untouched";
+  }
+  ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(dev.path()));
+  ASSERT_OK(testutil::WriteWhole(*fs, "/f", testutil::Pattern(64 * 1024, 1)));
+  ASSERT_OK(fs->Unmount());
+}
+
+}  // namespace
+}  // namespace udax

@@ -86,6 +86,13 @@ Status Filesystem::Mkfs(const std::string& device, const MkfsOptions& opts) {
   sb.total_blocks = total;
   sb.log_start = media::kLogStart;
   sb.log_blocks = ChooseLogBlocks(total);
+  if (opts.log_blocks) {
+    if (opts.log_blocks < 8 || opts.log_blocks > media::kLogMaxBlocks + 1 ||
+        media::kLogStart + opts.log_blocks + 64 > total)
+      return Errno(EINVAL, "journal size " + std::to_string(opts.log_blocks) + " blocks: it must be 8 to " +
+                               std::to_string(media::kLogMaxBlocks + 1) + " and leave room for data");
+    sb.log_blocks = opts.log_blocks;
+  }
   sb.root_block = media::kRootBlockNo;
   sb.features_ro_compat = media::kFeatureRoCompatRmap;
   sb.features_incompat = media::kFeatureIncompatReflink | media::kFeatureIncompatLineLog;
