@@ -36,7 +36,9 @@ class DaxTest : public ::testing::Test {
   File Create(const std::string& path, uint64_t size) {
     auto f = fs_->Open(path, O_CREAT | O_RDWR, 0644);
     EXPECT_TRUE(f.has_value());
-    if (size) EXPECT_OK(f->Truncate(size));
+    if (size) {
+      EXPECT_OK(f->Truncate(size));
+    }
     return std::move(*f);
   }
   TempDevice dev_;

@@ -65,9 +65,13 @@ void RunTrial(int trial, uint64_t seed) {
   // /f2 is all holes (every first store allocates).
   for (int f = 0; f < kFiles; f++) {
     ASSIGN_OR_FAIL(File file, fs->Open("/f" + std::to_string(f), O_CREAT | O_RDWR));
-    if (f == 0) ASSERT_OK(file.Pwrite(Pattern(kFileSize, seed).data(), kFileSize, 0));
-    if (f == 1) ASSERT_OK(file.Clone(files[0]));
-    if (f == 2) ASSERT_OK(file.Truncate(kFileSize));
+    if (f == 0) {
+      ASSERT_OK(file.Pwrite(Pattern(kFileSize, seed).data(), kFileSize, 0));
+    } else if (f == 1) {
+      ASSERT_OK(file.Clone(files[0]));
+    } else if (f == 2) {
+      ASSERT_OK(file.Truncate(kFileSize));
+    }
     ASSIGN_OR_FAIL(Mapping m, file.Map(0, kFileSize, Prot::kReadWrite));
     m.OnInvalidate([&](uint64_t, uint64_t, uint64_t, InvalidateReason why) {
       if (why == InvalidateReason::kRemoved) revoked++;
