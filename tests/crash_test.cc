@@ -667,22 +667,30 @@ void RandomOps(CrashRun& r, uint64_t seed, int n) {
   }
 }
 
+// One random workload on a fresh filesystem (three directories to start
+// from), cut at every fence; returns the journal checkpoints it made.
+uint64_t RandomRun(const std::string& name, uint64_t seed, int ops, uint32_t log_blocks) {
+  CrashRun r(name);
+  r.Setup(log_blocks);
+  r.Mkdir("/d");
+  r.Mkdir("/d/e");
+  r.Mkdir("/x");
+  r.StartRecording();
+  RandomOps(r, seed, ops);
+  if (::testing::Test::HasFatalFailure()) return 0;
+  r.Finish();
+  return r.checkpoints();
+}
+
 // A log of the smallest size (8 blocks): the journal checkpoints every few
 // operations, so power is also cut inside checkpoints (home blocks half
 // written, the log's start cleared or not) and right after the log wraps.
 TEST(CrashTest, RandomWithCheckpoints) {
   for (uint64_t s = 142; s < 145; s++) {
     SCOPED_TRACE("seed " + std::to_string(s));
-    CrashRun r("ckpt" + std::to_string(s));
-    r.Setup(/*log_blocks=*/8);
-    r.Mkdir("/d");
-    r.Mkdir("/d/e");
-    r.Mkdir("/x");
-    r.StartRecording();
-    RandomOps(r, s, 250);
+    uint64_t checkpoints = RandomRun("ckpt" + std::to_string(s), s, 250, /*log_blocks=*/8);
     if (::testing::Test::HasFatalFailure()) return;
-    r.Finish();
-    EXPECT_GE(r.checkpoints(), 1u) << "the workload should fill the log";
+    EXPECT_GE(checkpoints, 1u) << "the workload should fill the log";
   }
 }
 
@@ -690,15 +698,8 @@ TEST(CrashTest, Random) {
   uint64_t seed = getenv("UDAX_CRASH_SEED") ? strtoull(getenv("UDAX_CRASH_SEED"), nullptr, 0) : 42;
   for (uint64_t s = seed; s < seed + 6; s++) {
     SCOPED_TRACE("UDAX_CRASH_SEED=" + std::to_string(s));
-    CrashRun r("random" + std::to_string(s));
-    r.Setup();
-    r.Mkdir("/d");
-    r.Mkdir("/d/e");
-    r.Mkdir("/x");
-    r.StartRecording();
-    RandomOps(r, s, 400);
+    RandomRun("random" + std::to_string(s), s, 400, /*log_blocks=*/0);
     if (::testing::Test::HasFatalFailure()) return;
-    r.Finish();
   }
 }
 
