@@ -160,14 +160,6 @@ Status PmemDevice::CopyIn(uint64_t off, const void* src, uint64_t len, bool drai
   return Status::Ok();
 }
 
-Status PmemDevice::CopyInCached(uint64_t off, const void* src, uint64_t len, bool drain) {
-  ASSIGN_OR_RETURN(auto span, Range(off, len));
-  memcpy_(span.data(), src, len, PMEM2_F_MEM_TEMPORAL | PMEM2_F_MEM_NODRAIN);
-  if (observer_) observer_->OnFlush(off, len);
-  if (drain) Drain();
-  return Status::Ok();
-}
-
 Status PmemDevice::CopyOut(void* dst, uint64_t off, uint64_t len) {
   ASSIGN_OR_RETURN(auto span, Range(off, len));
   std::memcpy(dst, span.data(), len);

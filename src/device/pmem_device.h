@@ -116,10 +116,6 @@ class PmemDevice {
 
   // Persistence. *NoDrain variants leave the data pending until Drain().
   Status CopyIn(uint64_t off, const void* src, uint64_t len, bool drain);
-  // As CopyIn (equally durable after Drain), but with cached stores followed
-  // by cache-line flushes instead of non-temporal stores, so that bytes read
-  // again soon (metadata home blocks) do not have to come back from memory.
-  Status CopyInCached(uint64_t off, const void* src, uint64_t len, bool drain);
   Status CopyOut(void* dst, uint64_t off, uint64_t len);
   Status Fill(uint64_t off, int byte, uint64_t len, bool drain);
   Status Flush(uint64_t off, uint64_t len);

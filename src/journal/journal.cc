@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "media/verify.h"
@@ -181,11 +182,11 @@ Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& 
     nlines += std::popcount(masks[i]);
   }
   if (nblocks == 0) return Status::Ok();  // nothing changed
-  if (nblocks - revoked.size() > max_blocks_ || RecordBytes(nblocks, nlines) > log_bytes_)
+  const uint64_t len = RecordBytes(nblocks, nlines);
+  if (nblocks - revoked.size() > max_blocks_ || len > log_bytes_)
     return Errno(ENOSPC, "transaction of " + std::to_string(nblocks) + " blocks does not fit the journal");
 
   // Step 2: the record.
-  const uint64_t len = RecordBytes(nblocks, nlines);
   record_.assign(len, 0);
   auto* h = reinterpret_cast<LogRecordHeader*>(record_.data());
   h->magic = media::kLogRecordMagic;
