@@ -17,23 +17,27 @@ bool NameIs(const DirRec& r, std::string_view name) {
   return r.name_len == name.size() && std::memcmp(r.name, name.data(), name.size()) == 0;
 }
 
-// Finds the entry for `name`; also reports the highest sequence in its hash chain.
-Result<bool> FindEntry(Btree& tree, std::string_view name, DirRec* out, uint64_t* max_seq) {
-  uint64_t h = NameHash(name);
-  uint64_t key[2] = {h, 0};
+// Finds the entry for `name` (its record in *out) and fills *key with where
+// it is — or, when absent, where a new entry would go: the name's hash and
+// one more than the highest sequence of its hash chain (the scan stops at the
+// entry, else at the chain's end).
+Result<bool> FindEntry(Btree& tree, std::string_view name, DirRec* out, DirHit* key) {
+  const uint64_t h = NameHash(name);
+  uint64_t start[2] = {h, 0}, max_seq = 0;
   bool found = false;
-  if (max_seq) *max_seq = 0;
-  RETURN_IF_ERROR(tree.Scan(key, [&](const void* p) {
+  RETURN_IF_ERROR(tree.Scan(start, [&](const void* p) {
     const auto* r = static_cast<const DirRec*>(p);
     if (r->hash != h) return false;
-    if (max_seq) *max_seq = r->seq;
+    max_seq = r->seq;
     if (NameIs(*r, name)) {
       *out = *r;
       found = true;
-      return max_seq != nullptr;  // keep going only to learn the chain's end
+      return false;
     }
     return true;
   }));
+  key->hash = h;
+  key->seq = found ? out->seq : max_seq + 1;
   return found;
 }
 
@@ -46,19 +50,14 @@ uint64_t NameHash(std::string_view name) {
 }
 
 Result<bool> DirLookup(Transaction& tx, const media::InodeRec& dir, std::string_view name,
-                       DirHit* hit, bool for_change) {
+                       DirHit* hit) {
   media::BtreeRoot root = dir.data;
   Btree tree(&tx, DirShape(), &root, dir.ino, nullptr);
   DirRec r;
-  uint64_t max_seq = 0;
-  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, for_change ? &max_seq : nullptr));
+  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, hit));
   if (found) {
     hit->ino = r.ino;
     hit->type = static_cast<uint32_t>(r.type) << 12;
-  }
-  if (for_change) {
-    hit->hash = NameHash(name);
-    hit->seq = found ? r.seq : max_seq + 1;
   }
   return found;
 }
@@ -69,20 +68,15 @@ Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
   tree.KeepEmptyRoot();
   DirRec r;
-  uint64_t hash, seq;
-  if (absent) {
-    hash = absent->hash;
-    seq = absent->seq;
-  } else {
-    uint64_t max_seq = 0;
-    ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, &max_seq));
+  DirHit key;
+  if (!absent) {
+    ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, &key));
     if (found) return Errno(EEXIST, "file exists");
-    hash = NameHash(name);
-    seq = max_seq + 1;
+    absent = &key;
   }
   std::memset(&r, 0, sizeof r);
-  r.hash = hash;
-  r.seq = seq;
+  r.hash = absent->hash;
+  r.seq = absent->seq;
   r.ino = ino;
   r.type = static_cast<uint8_t>(type >> 12);
   r.name_len = static_cast<uint8_t>(name.size());
@@ -95,18 +89,15 @@ Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
 Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name, const DirHit* found) {
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
   tree.KeepEmptyRoot();
-  uint64_t key[2];
-  if (found) {
-    key[0] = found->hash;
-    key[1] = found->seq;
-  } else {
+  DirHit key;
+  if (!found) {
     DirRec r;
-    ASSIGN_OR_RETURN(bool present, FindEntry(tree, name, &r, nullptr));
+    ASSIGN_OR_RETURN(bool present, FindEntry(tree, name, &r, &key));
     if (!present) return Errno(ENOENT, "no such file or directory");
-    key[0] = r.hash;
-    key[1] = r.seq;
+    found = &key;
   }
-  RETURN_IF_ERROR(tree.Delete(key));
+  uint64_t k[2] = {found->hash, found->seq};
+  RETURN_IF_ERROR(tree.Delete(k));
   dir.dir_entries--;
   return Status::Ok();
 }
@@ -114,9 +105,9 @@ Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view na
 Status DirReplace(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
                   uint64_t ino, uint32_t type) {
   Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
-  tree.KeepEmptyRoot();
   DirRec r;
-  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, nullptr));
+  DirHit key;
+  ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, &key));
   if (!found) return Errno(ENOENT, "no such file or directory");
   r.ino = ino;
   r.type = static_cast<uint8_t>(type >> 12);

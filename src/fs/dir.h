@@ -22,23 +22,22 @@ uint64_t NameHash(std::string_view name);
 struct DirHit {
   uint64_t ino = 0;
   uint32_t type = 0;  // S_IFMT bits
-  // Where the name is (found) or would go (absent, when asked for): its key.
+  // The name's key: where the entry is (found), or where a new entry would
+  // go (absent) — for DirAdd/DirRemove in the same transaction, before
+  // anything else changes the directory.
   uint64_t hash = 0, seq = 0;
 };
 
-// Looks `name` up in directory `dir`; found=false when absent. With
-// `for_change`, hit->hash/seq name the entry's key when found, or the key a
-// new entry would take when absent — for DirAdd/DirRemove in the same
-// transaction, before anything else changes the directory.
+// Looks `name` up in directory `dir`; found=false when absent.
 Result<bool> DirLookup(Transaction& tx, const media::InodeRec& dir, std::string_view name,
-                       DirHit* hit, bool for_change = false);
+                       DirHit* hit);
 // Adds an entry (EEXIST when present). Updates dir.dir_entries (caller writes
-// dir). `absent`: a for_change DirLookup of this name found it absent (the
-// directory has not changed since), so the lookup is not repeated.
+// dir). `absent`: a DirLookup of this name found it absent (the directory
+// has not changed since), so the lookup is not repeated.
 Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name, uint64_t ino,
               uint32_t type, const DirHit* absent = nullptr);
-// Removes an entry (ENOENT when absent). `found`: as for DirAdd, a for_change
-// DirLookup that found it.
+// Removes an entry (ENOENT when absent). `found`: as for DirAdd, a DirLookup
+// that found it.
 Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
                  const DirHit* found = nullptr);
 // Points an existing entry at another inode (rename over a target).

@@ -288,7 +288,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Result<ParentAndName> WalkToNewName(Transaction& tx, const std::string& path);
   // Adds the entry pn.name -> ino (of S_IF* `type`) to pn.parent, counting a
   // subdirectory's ".." link and touching the parent's mtime/ctime.
-  // `absent`: a for_change DirLookup of pn.name in this transaction (dir.h).
+  // `absent`: a DirLookup of pn.name in this transaction that found it absent (dir.h).
   Status AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type,
                   const DirHit* absent = nullptr);
   // Drops one link of `ino` (already removed from its directory): orphan it,

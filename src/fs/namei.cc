@@ -210,7 +210,7 @@ Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
     ASSIGN_OR_RETURN(auto t, BeginTxn());
     ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
     DirHit hit;
-    ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit, /*for_change=*/true));
+    ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
     if (found) {
       if (flags & O_EXCL) return Errno(EEXIST, "file exists");
       ASSIGN_OR_RETURN(rec, Walk(t->tx, path, !(flags & O_NOFOLLOW)));
@@ -272,7 +272,7 @@ Status FsImpl::Unlink(const std::string& path) {
   if (!walked.has_value() && walked.error().err() == EBUSY) return Errno(EISDIR, "is a directory");
   ASSIGN_OR_RETURN(ParentAndName pn, std::move(walked));
   DirHit hit;
-  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit, /*for_change=*/true));
+  ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
   if (!found) return Errno(ENOENT, "no such file or directory");
   if (S_ISDIR(hit.type)) return Errno(EISDIR, "is a directory");
   if (pn.trailing_slash) return Errno(ENOTDIR, "not a directory");
