@@ -94,7 +94,7 @@ struct MountOptions {
   // afterwards). Unset: the process's effective uid/gid when it mounts —
   // taken once, as a FUSE daemon's uid=/gid= options are, not per create: a
   // process that changes its ids later keeps creating files as the mounter.
-  std::optional<uint32_t> uid, gid;
+  std::optional<uint32_t> uid{}, gid{};
 };
 
 // Open flags: the POSIX O_* values (O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL,
