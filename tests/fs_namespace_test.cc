@@ -729,6 +729,22 @@ TEST_F(NamespaceTest, StatTimesNanoseconds) {
   EXPECT_ERRNO(fs().Chmod("/missing", 0600), ENOENT);
   EXPECT_ERRNO(fs().Chown("/missing", 1, 1), ENOENT);
 
+  // Lchown/Lutimens change a symlink itself; Chown/Utimens its target.
+  ASSERT_OK(fs().Symlink("/t", "/link"));
+  ASSERT_OK(fs().Lchown("/link", 77, 88));
+  ASSIGN_OR_FAIL(Stat ls, fs().GetLstat("/link"));
+  EXPECT_EQ(ls.uid, 77u);
+  EXPECT_EQ(ls.gid, 88u);
+  EXPECT_EQ(fs().GetStat("/t")->uid, 1234u);
+  ASSERT_OK(fs().Chown("/link", 99, UINT32_MAX));
+  EXPECT_EQ(fs().GetStat("/t")->uid, 99u);
+  EXPECT_EQ(fs().GetLstat("/link")->uid, 77u);
+  ASSERT_OK(fs().Chown("/t", 1234, UINT32_MAX));
+  ASSERT_OK(fs().Lutimens("/link", Timespec{5, 6}, Timespec{7, 8}));
+  EXPECT_EQ(fs().GetLstat("/link")->mtime, (Timespec{7, 8}));
+  EXPECT_EQ(fs().GetStat("/t")->mtime, mt);
+  EXPECT_ERRNO(fs().Lchown("/missing", 1, 1), ENOENT);
+
   // Directory mtime changes with its entries.
   ASSERT_OK(fs().Mkdir("/dir"));
   ASSIGN_OR_FAIL(Stat d0, fs().GetStat("/dir"));

@@ -175,8 +175,12 @@ class Filesystem {
   Result<Stat> GetStat(const std::string& path);   // follows a final symlink
   Result<Stat> GetLstat(const std::string& path);  // does not
   Status Chmod(const std::string& path, uint32_t mode);
-  Status Chown(const std::string& path, uint32_t uid, uint32_t gid);
+  Status Chown(const std::string& path, uint32_t uid, uint32_t gid);  // UINT32_MAX: unchanged
   Status Utimens(const std::string& path, Timespec atime, Timespec mtime);
+  // As Chown and Utimens, but a final symlink is changed itself, not its
+  // target (lchown, utimensat with AT_SYMLINK_NOFOLLOW).
+  Status Lchown(const std::string& path, uint32_t uid, uint32_t gid);
+  Status Lutimens(const std::string& path, Timespec atime, Timespec mtime);
   Status Truncate(const std::string& path, uint64_t len);
   Result<std::vector<DirEntry>> ReadDir(const std::string& path);
   Result<StatFs> GetStatFs();

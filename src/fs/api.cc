@@ -42,8 +42,10 @@ Result<std::string> Filesystem::Readlink(const std::string& p) { return Entered(
 Result<Stat> Filesystem::GetStat(const std::string& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, true); }); }
 Result<Stat> Filesystem::GetLstat(const std::string& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, false); }); }
 Status Filesystem::Chmod(const std::string& p, uint32_t m) { return Entered(*impl_, [&] { return impl_->Chmod(p, m); }); }
-Status Filesystem::Chown(const std::string& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g); }); }
-Status Filesystem::Utimens(const std::string& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m); }); }
+Status Filesystem::Chown(const std::string& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, true); }); }
+Status Filesystem::Lchown(const std::string& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, false); }); }
+Status Filesystem::Utimens(const std::string& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, true); }); }
+Status Filesystem::Lutimens(const std::string& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, false); }); }
 Status Filesystem::Truncate(const std::string& p, uint64_t len) { return Entered(*impl_, [&] { return impl_->TruncatePath(p, len); }); }
 Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& p) { return Entered(*impl_, [&] { return impl_->ReadDir(p); }); }
 Status Filesystem::RemoveDevice() {

@@ -146,8 +146,10 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Result<std::string> Readlink(const std::string& path);
   Result<Stat> GetStat(const std::string& path, bool follow);
   Status Chmod(const std::string& path, uint32_t mode);
-  Status Chown(const std::string& path, uint32_t uid, uint32_t gid);
-  Status Utimens(const std::string& path, Timespec atime, Timespec mtime);
+  // follow: a final symlink is followed (chown, utimensat) or changed
+  // itself (lchown, AT_SYMLINK_NOFOLLOW).
+  Status Chown(const std::string& path, uint32_t uid, uint32_t gid, bool follow);
+  Status Utimens(const std::string& path, Timespec atime, Timespec mtime, bool follow);
   Status TruncatePath(const std::string& path, uint64_t len);
   Result<std::vector<DirEntry>> ReadDir(const std::string& path);
   Result<StatFs> GetStatFs();

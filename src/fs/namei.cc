@@ -418,18 +418,18 @@ Status FsImpl::Chmod(const std::string& path, uint32_t mode) {
   });
 }
 
-Status FsImpl::Chown(const std::string& path, uint32_t uid, uint32_t gid) {
-  return ChangeInode(this, path, true, [&](InodeRec& r) {
+Status FsImpl::Chown(const std::string& path, uint32_t uid, uint32_t gid, bool follow) {
+  return ChangeInode(this, path, follow, [&](InodeRec& r) {
     if (uid != UINT32_MAX) r.uid = uid;
     if (gid != UINT32_MAX) r.gid = gid;
     return Status::Ok();
   });
 }
 
-Status FsImpl::Utimens(const std::string& path, Timespec atime, Timespec mtime) {
+Status FsImpl::Utimens(const std::string& path, Timespec atime, Timespec mtime, bool follow) {
   if (atime.nsec >= 1000000000 || mtime.nsec >= 1000000000)
     return Errno(EINVAL, "nanoseconds out of range");
-  return ChangeInode(this, path, true, [&](InodeRec& r) {
+  return ChangeInode(this, path, follow, [&](InodeRec& r) {
     r.atime = ToDisk(atime);
     r.mtime = ToDisk(mtime);
     return Status::Ok();
