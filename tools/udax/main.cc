@@ -29,6 +29,8 @@ constexpr udax::cli::SetupFn kSubcommands[] = {
     udax::cli::SetupInfo,
     udax::cli::SetupIo,
     udax::cli::SetupBench,
+    udax::cli::SetupMount,
+    udax::cli::SetupUmount,
     udax::cli::SetupDemo,
 };
 

@@ -1,0 +1,120 @@
+// fuse/fuse_server.cc — FuseServer: the libfuse3 session of a udax FUSE
+// mount (fuse_new, fuse_mount, the request loop, unmount). See fuse_server.h.
+#include "fuse/fuse_server.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fuse/fuse_ops.h"
+#include "udax/fs.h"
+
+extern char** environ;
+
+namespace udax::fusefs {
+
+struct FuseServer::Context {
+  FuseContext fuse;
+};
+
+namespace {
+Status Errno(int err, std::string msg) { return Status::Error(err, std::move(msg)); }
+
+// The -o list libfuse gets: the kernel does permission checks against the
+// stored modes; the device names the mount in /proc/mounts.
+std::string MountOptionString(const FuseServerOptions& o) {
+  std::string s = "default_permissions,subtype=udax";
+  if (!o.fsname.empty()) {
+    std::string name;
+    for (char c : o.fsname) {  // libfuse's option syntax: ',' and '\' are escaped
+      if (c == ',' || c == '\\') name += '\\';
+      name += c;
+    }
+    s += ",fsname=" + name;
+  }
+  if (o.read_only) s += ",ro";
+  if (o.allow_other) s += ",allow_other";
+  if (o.debug) s += ",debug";
+  for (const std::string& e : o.extra_options) s += "," + e;
+  return s;
+}
+}  // namespace
+
+Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem* fs, const std::string& mountpoint,
+                                                      const FuseServerOptions& opts) {
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) != 0)
+    return Errno(errno, "mount point " + mountpoint + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return Errno(ENOTDIR, "mount point " + mountpoint + " is not a directory");
+
+  auto ctx = std::make_unique<Context>();
+  ctx->fuse.fs = fs;
+  ctx->fuse.owner_uid = opts.owner_uid.value_or(geteuid());
+  ctx->fuse.owner_gid = opts.owner_gid.value_or(getegid());
+  std::unique_ptr<FuseServer> server(new FuseServer(std::move(ctx), mountpoint, opts.single_threaded));
+
+  std::string options = MountOptionString(opts);
+  const char* argv[] = {"udax", "-o", options.c_str(), nullptr};
+  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  const fuse_operations& ops = UdaxOperations();
+  server->fuse_ = fuse_new(&args, &ops, sizeof ops, &server->ctx_->fuse);
+  fuse_opt_free_args(&args);
+  if (!server->fuse_) return Errno(EINVAL, "libfuse refused the mount options: " + options);
+  if (fuse_mount(server->fuse_, mountpoint.c_str()) != 0)
+    return Errno(EPERM, "cannot mount FUSE on " + mountpoint + " (is /dev/fuse usable? fusermount3 installed?)");
+  server->mounted_ = true;
+  return server;
+}
+
+FuseServer::FuseServer(std::unique_ptr<Context> ctx, std::string mountpoint, bool single_threaded)
+    : ctx_(std::move(ctx)), mountpoint_(std::move(mountpoint)), single_threaded_(single_threaded) {}
+
+FuseServer::~FuseServer() {
+  Unmount();
+  if (fuse_) fuse_destroy(fuse_);
+}
+
+Status FuseServer::Daemonize() {
+  if (fuse_daemonize(0) != 0) return Errno(ECHILD, "cannot detach the FUSE server into the background");
+  return Status::Ok();
+}
+
+Status FuseServer::Serve() {
+  fuse_session* se = fuse_get_session(fuse_);
+  if (fuse_set_signal_handlers(se) != 0) return Errno(EINVAL, "cannot install signal handlers");
+  int res;
+  if (single_threaded_) {
+    res = fuse_loop(fuse_);
+  } else {
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    res = fuse_loop_mt(fuse_, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  }
+  fuse_remove_signal_handlers(se);
+  if (res < 0) return Errno(-res, std::string("FUSE session failed: ") + std::strerror(-res));
+  return Status::Ok();  // unmounted, or a termination signal (res > 0)
+}
+
+void FuseServer::Stop() {
+  fuse_exit(fuse_);
+  // The loop's threads wait in read(2) on /dev/fuse; taking the mount away
+  // ends those reads. As root directly, else through fusermount3.
+  if (::umount2(mountpoint_.c_str(), MNT_DETACH) == 0 || errno == EINVAL) return;
+  const char* argv[] = {"fusermount3", "-u", "-z", "-q", mountpoint_.c_str(), nullptr};
+  pid_t pid;
+  if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv), environ) == 0)
+    ::waitpid(pid, nullptr, 0);
+}
+
+void FuseServer::Unmount() {
+  if (!mounted_) return;
+  fuse_unmount(fuse_);
+  mounted_ = false;
+}
+
+}  // namespace udax::fusefs

@@ -1,0 +1,199 @@
+// tools/udax/mount_cmd.cc — `udax mount` and `udax umount`: the FUSE mount
+// (src/fuse/) from the command line.
+//
+//   udax mount [-f] [-s] [-d] [-r] [-o OPT[,OPT...]] DEVICE MOUNTPOINT
+//     mounts DEVICE (journal replayed, orphans reclaimed) and serves it on
+//     MOUNTPOINT. Without -f it returns once the mount is usable and serves
+//     in the background; an error (busy device, damaged image, bad mount
+//     point) is printed and exits 1 before that. -s: one request at a time;
+//     -d: libfuse's request trace (implies -f); -r: read-only; -o: more
+//     libfuse/kernel options (allow_other, ...).
+//   udax umount MOUNTPOINT
+//     unmounts and waits (up to kUnmountWait) until the server has unmounted
+//     udax cleanly and released the device, so `udax fsck DEVICE` can follow
+//     at once.
+// The server ends on unmount or on SIGINT/SIGTERM/SIGHUP (both end with a
+// clean udax unmount). A killed server is a power cut: the next mount
+// replays the journal, and nothing that returned is lost.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli.h"
+#include "fuse/fuse_server.h"
+#include "udax/fs.h"
+
+extern char** environ;
+
+namespace udax::cli {
+namespace {
+
+constexpr auto kUnmountWait = std::chrono::seconds(60);
+
+struct MountArgs {
+  std::string device, mountpoint;
+  bool foreground = false, single = false, debug = false, read_only = false;
+  std::vector<std::string> options;
+};
+
+std::string Absolute(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
+
+int RunMount(const MountArgs& args) {
+  MountOptions mo;
+  mo.read_only = args.read_only;
+  Result<std::unique_ptr<Filesystem>> fs = Filesystem::Mount(args.device, mo);
+  if (!fs) {
+    PrintError("mount", fs.error());
+    return 1;
+  }
+  fusefs::FuseServerOptions fo;
+  fo.read_only = args.read_only;
+  fo.single_threaded = args.single;
+  fo.debug = args.debug;
+  fo.fsname = Absolute(args.device);
+  for (const std::string& o : args.options) {  // -o a,b -o c
+    std::stringstream ss(o);
+    for (std::string one; std::getline(ss, one, ',');) {
+      if (one == "allow_other") fo.allow_other = true;
+      else if (one == "ro") fo.read_only = true;
+      else if (!one.empty()) fo.extra_options.push_back(one);
+    }
+  }
+  if (fo.read_only && !args.read_only) {
+    PrintError("mount", Status::Error(EINVAL, "use -r for a read-only mount (udax opens the device read-only then)"));
+    (*fs)->Unmount().IgnoreError();
+    return 1;
+  }
+  Result<std::unique_ptr<fusefs::FuseServer>> server = fusefs::FuseServer::Mount(fs->get(), args.mountpoint, fo);
+  if (!server) {
+    PrintError("mount", server.error());
+    (*fs)->Unmount().IgnoreError();
+    return 1;
+  }
+  if (!args.foreground && !args.debug) {
+    Status st = (*server)->Daemonize();
+    if (!st.ok()) {
+      PrintError("mount", st);
+      server->reset();
+      (*fs)->Unmount().IgnoreError();
+      return 1;
+    }
+  }
+  Status served = (*server)->Serve();
+  server->reset();  // the kernel mount goes first: no request can arrive after this
+  Status unmounted = (*fs)->Unmount();
+  if (!served.ok()) PrintError("mount", served);
+  if (!unmounted.ok()) PrintError("mount: unmount", unmounted);
+  return served.ok() && unmounted.ok() ? 0 : 1;
+}
+
+// "\040" escapes of /proc/self/mountinfo.
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && s.size() - i >= 4) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The device of the udax mount on `mountpoint` (its mountinfo source), or "".
+std::string MountedDevice(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::vector<std::string> f;
+    for (std::string w; ls >> w;) f.push_back(w);
+    size_t dash = 0;
+    while (dash < f.size() && f[dash] != "-") dash++;
+    if (f.size() < 5 || dash + 2 >= f.size()) continue;
+    if (Unescape(f[4]) == mountpoint && f[dash + 1] == "fuse.udax") return Unescape(f[dash + 2]);
+  }
+  return "";
+}
+
+int RunUmount(const std::string& arg) {
+  std::string mountpoint = Absolute(arg);
+  std::string device = MountedDevice(mountpoint);
+  if (device.empty()) {
+    PrintError("umount", Status::Error(EINVAL, mountpoint + " is not a udax mount"));
+    return 1;
+  }
+  if (::umount2(mountpoint.c_str(), 0) != 0) {
+    int err = errno;
+    if (err == EBUSY) {
+      PrintError("umount", Status::Error(EBUSY, mountpoint + " is busy (a file is open or a process is in it)"));
+      return 1;
+    }
+    const char* argv[] = {"fusermount3", "-u", mountpoint.c_str(), nullptr};  // not root
+    pid_t pid;
+    int status = 1;
+    if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv), environ) != 0 ||
+        ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      PrintError("umount", Status::Error(err, "cannot unmount " + mountpoint + ": " + std::strerror(err)));
+      return 1;
+    }
+  }
+  // The server unmounts udax and closes the device after the kernel mount
+  // is gone; its exclusive lock on the device is released then.
+  int fd = ::open(device.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;  // the device went away with it: nothing to wait for
+  auto deadline = std::chrono::steady_clock::now() + kUnmountWait;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::close(fd);
+      PrintError("umount", Status::Error(ETIMEDOUT, "the server still holds " + device));
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::close(fd);  // (releases the lock)
+  return 0;
+}
+
+}  // namespace
+
+void SetupMount(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<MountArgs>();
+  CLI::App* sub = app.add_subcommand("mount", "serve the filesystem on DEVICE at MOUNTPOINT through FUSE");
+  sub->add_flag("-f,--foreground", args->foreground, "stay in the foreground");
+  sub->add_flag("-s,--single-threaded", args->single, "serve one request at a time");
+  sub->add_flag("-d,--debug", args->debug, "trace every FUSE request on stderr (implies -f)");
+  sub->add_flag("-r,--read-only", args->read_only, "mount read-only");
+  sub->add_option("-o", args->options, "more mount options, comma separated (allow_other, ...)");
+  sub->add_option("DEVICE", args->device, "device or image file")->required();
+  sub->add_option("MOUNTPOINT", args->mountpoint, "an existing directory")->required();
+  sub->callback([args, exit_code] { *exit_code = RunMount(*args); });
+}
+
+void SetupUmount(CLI::App& app, int* exit_code) {
+  auto mountpoint = std::make_shared<std::string>();
+  CLI::App* sub = app.add_subcommand("umount", "unmount a udax FUSE mount and wait until the device is released");
+  sub->add_option("MOUNTPOINT", *mountpoint, "where it is mounted")->required();
+  sub->callback([mountpoint, exit_code] { *exit_code = RunUmount(*mountpoint); });
+}
+
+}  // namespace udax::cli
