@@ -6,9 +6,11 @@
 // Invariants:
 //  * fi->fh of an open file is a heap udax::File, created by open/create and
 //    deleted by release; operations on an open file use it, not the path;
-//  * with hard_remove, an unlinked inode has no path: libfuse passes NULL,
-//    and a path-only operation on it (fchmod, fchown, futimens of an
-//    unlinked open file) fails with ESTALE instead of naming another file;
+//  * an open file that is unlinked is renamed by libfuse to .fuse_hiddenN in
+//    its directory and unlinked at its last release (libfuse's default; the
+//    path-based API has no name-less inodes, and with hard_remove fstat and
+//    fchmod of such a file would fail). A path is never NULL here, but a
+//    NULL one gets ESTALE rather than a crash;
 //  * setattr operations never follow a final symlink: the kernel names the
 //    inode it means (Lchown, Lutimens);
 //  * a new inode is given the caller's fsuid/fsgid when they differ from
@@ -81,7 +83,6 @@ int OwnNew(const char* op, const char* path) {
 void* Init(fuse_conn_info* conn, fuse_config* cfg) {
   cfg->use_ino = 1;        // st_ino is udax's inode number
   cfg->readdir_ino = 1;
-  cfg->hard_remove = 1;    // udax keeps unlinked open files itself (their path is NULL)
   cfg->kernel_cache = 0;   // the page cache is dropped at open: always udax's bytes
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // write-through: durable at return
   return fuse_get_context()->private_data;

@@ -13,8 +13,10 @@
 //    fsuid/fsgid;
 //  * copy_file_range of whole blocks is a reflink (File::CloneRange), so
 //    `cp` shares extents instead of copying;
-//  * an unlinked open file stays readable and writable until its last close
-//    (udax's own orphan handling: hard_remove, no .fuse_hidden files).
+//  * an unlinked open file stays usable until its last close: libfuse
+//    renames it to .fuse_hiddenN in its directory and removes it at the last
+//    close (so, as on sshfs, that directory cannot be removed meanwhile, and
+//    a killed server leaves the .fuse_hidden file behind).
 //
 // Lifecycle: Mount (the kernel mount exists when it returns) → Serve (until
 // the mount is unmounted — `udax umount`, fusermount3 -u, umount — or

@@ -1,0 +1,219 @@
+#!/bin/bash
+# udax mount / udax umount: the FUSE mount, driven by ordinary programs
+# (coreutils, tar, diff, python) — contents and metadata as on any
+# filesystem, reflink through copy_file_range, unlinked open files, the
+# kernel's permission checks, clean errors, and a killed server is a power
+# cut that loses nothing that returned.
+#
+# Exits 77 (ctest: skipped, not passed) only when this machine cannot mount
+# FUSE at all (no /dev/fuse or no fusermount3).
+source "$(dirname "$0")/lib.bash" "$@"
+
+if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
+  echo "SKIP: FUSE is not available here (/dev/fuse, fusermount3)"
+  exit 77
+fi
+
+M=$T/mnt
+mkdir -p "$M"
+SERVER_PID=
+cleanup() {
+  if mountpoint -q "$M" 2>/dev/null; then fusermount3 -uz "$M" 2>/dev/null || umount -l "$M" 2>/dev/null || true; fi
+  if [[ -n $SERVER_PID ]]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+is_mounted() { grep -q " $M fuse.udax " /proc/mounts; }
+
+new_fs img 256m
+img=$T/img
+
+# ---- mount in the background; the mount is usable when the command returns
+run "$UDAX" mount "$img" "$M"
+expect_rc 0
+is_mounted || fail "no fuse.udax mount on $M after udax mount returned"
+grep -q "^$img $M fuse.udax " /proc/mounts || fail "the mount's source is not the device: $(grep "$M" /proc/mounts)"
+
+# ---- namespace and contents through coreutils
+printf 'hello udax\n' >"$M/a"
+[[ $(cat "$M/a") == "hello udax" ]] || fail "read back through the mount"
+mkdir -p "$M/d/e"
+ln "$M/a" "$M/d/hard"
+ln -s a "$M/sym"
+[[ $(readlink "$M/sym") == a ]] || fail "readlink"
+[[ $(cat "$M/sym") == "hello udax" ]] || fail "read through a symlink"
+[[ $(stat -c %h "$M/a") == 2 ]] || fail "nlink after ln: $(stat -c %h "$M/a")"
+[[ $(stat -c %i "$M/a") == $(stat -c %i "$M/d/hard") ]] || fail "a hard link has the same inode"
+mv "$M/a" "$M/b"
+[[ ! -e $M/a && -f $M/b ]] || fail "rename"
+printf 'x' >"$M/victim"
+mv "$M/b" "$M/victim"                       # rename over an existing file
+[[ $(cat "$M/victim") == "hello udax" ]] || fail "rename replacing a target"
+if mv "$M/d" "$M/d/e/inside" 2>"$T/err"; then fail "moving a directory into itself succeeded"; fi
+if rmdir "$M/d" 2>"$T/err"; then fail "rmdir of a non-empty directory succeeded"; fi
+grep -q "not empty" "$T/err" || fail "rmdir error: $(cat "$T/err")"
+chmod 0600 "$M/victim"
+[[ $(stat -c %a "$M/victim") == 600 ]] || fail "chmod: $(stat -c %a "$M/victim")"
+touch -d "2001-02-03 04:05:06.123456789 UTC" "$M/victim"
+[[ $(stat -c %y "$M/victim") == "2001-02-03 04:05:06.123456789 +0000" ]] || fail "utimens with ns: $(stat -c %y "$M/victim")"
+touch -h -d "2002-01-01 00:00:00 UTC" "$M/sym"   # the link itself, not its target
+[[ $(stat -c %Y "$M/sym") == 1009843200 ]] || fail "touch -h on a symlink"
+[[ $(stat -c %Y "$M/victim") == 981173106 ]] || fail "touch -h changed the target"
+truncate -s 1M "$M/sparse"
+[[ $(stat -c %s "$M/sparse") == 1048576 && $(stat -c %b "$M/sparse") == 0 ]] || fail "sparse truncate: $(stat -c '%s %b' "$M/sparse")"
+cmp -n 1048576 "$M/sparse" /dev/zero || fail "a hole reads as zeroes"
+fallocate -l 256k "$M/falloc"
+[[ $(stat -c %s "$M/falloc") == 262144 && $(stat -c %b "$M/falloc") == 512 ]] || fail "fallocate: $(stat -c '%s %b' "$M/falloc")"
+df -B4096 "$M" | grep -q "$img" || fail "statfs"
+
+# ---- a tree of assorted sizes: cp -a, diff -r, tar round trip, rm -rf
+src=$T/src
+mkdir -p "$src/x/y"
+i=0
+for n in 0 1 4095 4096 4097 65536 1048589; do
+  head -c $n /dev/urandom >"$src/f$n"
+  head -c $((n / 3)) /dev/urandom >"$src/x/y/g$n"
+  i=$((i + 1))
+done
+ln -s ../f4096 "$src/x/link"
+cp -a "$src" "$M/tree"
+diff -r "$src" "$M/tree" || fail "cp -a tree differs"
+tar -C "$M" -cf "$T/tree.tar" tree
+mkdir "$M/untar"
+tar -C "$M/untar" -xf "$T/tree.tar"
+diff -r "$src" "$M/untar/tree" || fail "tar round trip differs"
+rm -rf "$M/untar"
+[[ ! -e $M/untar ]] || fail "rm -rf"
+[[ $(ls -a "$M/tree/x" | tr '\n' ' ') == ". .. link y " ]] || fail "ls -a: $(ls -a "$M/tree/x")"
+
+# ---- copy_file_range of whole blocks is a reflink (checked below by fiemap)
+head -c 1048576 /dev/urandom >"$M/big"
+python3 - "$M/big" "$M/big.clone" <<'EOF'
+import os, sys
+s = os.open(sys.argv[1], os.O_RDONLY)
+d = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)
+n = os.copy_file_range(s, d, 1 << 20, 0, 0)
+assert n == 1 << 20, n
+EOF
+cmp "$M/big" "$M/big.clone" || fail "copy_file_range copy differs"
+printf 'Z' | dd of="$M/big.clone" bs=1 seek=5000 conv=notrunc status=none   # CoW: the source keeps its byte
+[[ $(dd if="$M/big.clone" bs=1 skip=5000 count=1 status=none) == Z ]] || fail "write into a reflinked file"
+cmp -s "$M/big" "$M/big.clone" && fail "a write into the clone reached the source"
+
+# ---- an unlinked open file stays usable until its last close
+python3 - "$M/ghost" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b"still here" * 1000)
+os.unlink(sys.argv[1])
+assert not os.path.exists(sys.argv[1])
+assert os.fstat(fd).st_nlink == 0
+os.pwrite(fd, b"more", 10000)
+assert os.pread(fd, 10, 0) == b"still here"
+assert os.pread(fd, 4, 10000) == b"more"
+d = os.path.dirname(sys.argv[1])
+assert any(n.startswith(".fuse_hidden") for n in os.listdir(d))
+os.close(fd)
+assert not any(n.startswith(".fuse_hidden") for n in os.listdir(d)), os.listdir(d)
+EOF
+
+# ---- the kernel checks permissions against udax's modes; owners are the callers
+run "$UDAX" umount "$M"
+expect_rc 0
+run "$UDAX" mount -o allow_other "$img" "$M"
+expect_rc 0
+chmod 0755 "$T" "$M"   # (mktemp -d made $T 0700)
+mkdir -m 1777 "$M/pub"
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+if nobody touch "$M/denied" 2>"$T/err"; then fail "nobody created a file in a 0755 root directory"; fi
+grep -q "Permission denied" "$T/err" || fail "expected EACCES: $(cat "$T/err")"
+nobody sh -c "echo mine > '$M/pub/theirs' && mkdir '$M/pub/dir' && ln -s x '$M/pub/ln'" || fail "nobody could not create in a 1777 directory"
+[[ $(stat -c %u:%g "$M/pub/theirs") == 65534:65534 ]] || fail "new file's owner: $(stat -c %u:%g "$M/pub/theirs")"
+[[ $(stat -c %u:%g "$M/pub/dir") == 65534:65534 ]] || fail "new directory's owner"
+[[ $(stat -c %u:%g "$M/pub/ln") == 65534:65534 ]] || fail "new symlink's owner"
+if nobody cat "$M/victim" 2>/dev/null; then fail "nobody read a 0600 root file"; fi
+chown -h 123:456 "$M/pub/ln"                     # lchown: the link, not its (missing) target
+[[ $(stat -c %u:%g "$M/pub/ln") == 123:456 ]] || fail "chown -h of a symlink"
+
+# ---- errors: a busy device, a bad mount point, a path that is not a udax mount
+run "$UDAX" mount "$img" "$T/other"
+expect_rc 1
+expect_err "device busy"
+run "$UDAX" io "$img" -c "ls /"
+expect_rc 1
+expect_err "device busy"
+run "$UDAX" umount "$T"
+expect_rc 1
+expect_err "not a udax mount"
+
+# ---- udax umount returns when the device is free: fsck can follow at once
+run "$UDAX" umount "$M"
+expect_rc 0
+is_mounted && fail "still mounted after udax umount"
+run "$UDAX" fsck "$img"
+expect_rc 0
+run "$UDAX" info "$img"
+expect_out "journal_state: clean"
+run "$UDAX" io "$img" -c "cat /victim" -c "open /big.clone" -c "fiemap" -c "ls /pub"
+expect_rc 0
+expect_out "hello udax"
+expect_out "shared"
+expect_out "theirs"
+run "$UDAX" mount "$T/missing-image" "$M"
+expect_rc 1
+expect_err "mount: "
+run "$UDAX" mount "$img" "$T/no-such-dir"
+expect_rc 1
+expect_err "no-such-dir"
+is_mounted && fail "a failed mount left a mount behind"
+
+# ---- read-only
+run "$UDAX" mount -r "$img" "$M"
+expect_rc 0
+if sh -c "echo x >'$M/new'" 2>"$T/err"; then fail "wrote to a read-only mount"; fi
+grep -q "Read-only file system" "$T/err" || fail "expected EROFS: $(cat "$T/err")"
+[[ $(cat "$M/victim") == "hello udax" ]] || fail "read on a read-only mount"
+run "$UDAX" umount "$M"
+expect_rc 0
+
+# ---- SIGTERM: the server unmounts cleanly
+"$UDAX" mount -f "$img" "$M" 2>"$T/server.err" &
+SERVER_PID=$!
+for _ in $(seq 200); do is_mounted && break; sleep 0.05; done
+is_mounted || fail "foreground server did not mount"
+echo after-term >"$M/t"
+kill -TERM $SERVER_PID
+wait $SERVER_PID || fail "server exit status after SIGTERM: $? ($(cat "$T/server.err"))"
+SERVER_PID=
+fusermount3 -uz "$M" 2>/dev/null || true
+run "$UDAX" info "$img"
+expect_out "journal_state: clean"
+
+# ---- kill -9 mid-work is a power cut: whatever returned is there
+"$UDAX" mount -f "$img" "$M" 2>"$T/server.err" &
+SERVER_PID=$!
+for _ in $(seq 200); do is_mounted && break; sleep 0.05; done
+is_mounted || fail "foreground server did not mount"
+mkdir "$M/crash"
+for k in $(seq 50); do head -c $((k * 1000)) /dev/zero | tr '\0' "$(printf \\$(printf %o $((65 + k % 26))))" >"$M/crash/f$k"; done
+mv "$M/crash/f1" "$M/crash/renamed"
+kill -9 $SERVER_PID
+wait $SERVER_PID 2>/dev/null || true
+SERVER_PID=
+fusermount3 -uz "$M" 2>/dev/null || umount -l "$M"
+run "$UDAX" fsck "$img"
+expect_rc 0
+run "$UDAX" mount "$img" "$M"
+expect_rc 0
+[[ -f $M/crash/renamed && ! -e $M/crash/f1 ]] || fail "rename lost in the crash"
+for k in $(seq 2 50); do
+  [[ $(stat -c %s "$M/crash/f$k") == $((k * 1000)) ]] || fail "f$k size after the crash: $(stat -c %s "$M/crash/f$k")"
+  c=$(printf \\$(printf %o $((65 + k % 26))))
+  [[ $(tr -d "$c" <"$M/crash/f$k" | wc -c) == 0 ]] || fail "f$k content after the crash"
+done
+run "$UDAX" umount "$M"
+expect_rc 0
+run "$UDAX" fsck "$img"
+expect_rc 0
+echo "PASS"
