@@ -86,6 +86,11 @@ diff -r "$src" "$M/untar/tree" || fail "tar round trip differs"
 rm -rf "$M/untar"
 [[ ! -e $M/untar ]] || fail "rm -rf"
 [[ $(ls -a "$M/tree/x" | tr '\n' ' ') == ". .. link y " ]] || fail "ls -a: $(ls -a "$M/tree/x")"
+# concurrent requests from several processes (the server is multi-threaded)
+for k in 1 2 3 4; do cp -a "$src" "$M/par$k" & done
+wait
+for k in 1 2 3 4; do diff -r "$src" "$M/par$k" || fail "concurrent copy $k differs"; done
+rm -rf "$M"/par1 "$M"/par2 & rm -rf "$M"/par3 "$M"/par4 & wait
 
 # ---- copy_file_range of whole blocks is a reflink (checked below by fiemap)
 head -c 1048576 /dev/urandom >"$M/big"
