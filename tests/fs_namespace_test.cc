@@ -1063,6 +1063,78 @@ TEST_F(NamespaceTest, CrashAfterOperationsKeepsThem) {
   ExpectFsckClean();
 }
 
+
+// PathAt: paths relative to a directory named by inode number (the *at
+// calls), and an empty path naming the inode itself (AT_EMPTY_PATH).
+TEST_F(NamespaceTest, PathsRelativeToAnInode) {
+  ASSERT_OK(fs().Mkdir("/d"));
+  ASSERT_OK(fs().Mkdir("/d/sub"));
+  ASSIGN_OR_FAIL(Stat d, fs().GetStat("/d"));
+  ASSIGN_OR_FAIL(Stat sub, fs().GetStat("/d/sub"));
+
+  // Names in a directory given by number.
+  ASSIGN_OR_FAIL(File f, fs().Open(PathAt(d.ino, "f"), O_CREAT | O_RDWR, 0640));
+  ASSERT_OK(f.Pwrite("abc", 3, 0).status());
+  ASSIGN_OR_FAIL(Stat fs1, fs().GetStat("/d/f"));
+  EXPECT_EQ(fs1.ino, f.ino());
+  EXPECT_EQ(fs1.mode, S_IFREG | 0640u);
+  ASSERT_OK(fs().Mkdir(PathAt(sub.ino, "deeper"), 0700));
+  EXPECT_TRUE(S_ISDIR(fs().GetStat("/d/sub/deeper")->mode));
+  ASSERT_OK(fs().Symlink("../f", PathAt(sub.ino, "ln")));
+  EXPECT_EQ(*fs().Readlink(PathAt(sub.ino, "ln")), "../f");
+  EXPECT_EQ(fs().GetStat(PathAt(sub.ino, "ln"))->ino, f.ino());  // relative target, from /d/sub
+  ASSERT_OK(fs().Link(PathAt(d.ino, "f"), PathAt(sub.ino, "hard")));
+  EXPECT_EQ(fs().GetStat("/d/sub/hard")->nlink, 2u);
+  ASSERT_OK(fs().Rename(PathAt(sub.ino, "hard"), PathAt(d.ino, "moved")));
+  EXPECT_EQ(fs().GetStat("/d/moved")->ino, f.ino());
+  ASSERT_OK(fs().Unlink(PathAt(d.ino, "moved")));
+  EXPECT_ERRNO(fs().GetStat("/d/moved").status(), ENOENT);
+  // Multi-component and ".." paths from an inode; an absolute one ignores it.
+  EXPECT_EQ(fs().GetStat(PathAt(sub.ino, "../f"))->ino, f.ino());
+  EXPECT_EQ(fs().GetStat(PathAt(d.ino, "sub/deeper"))->mode, S_IFDIR | 0700u);
+  EXPECT_EQ(fs().GetStat(PathAt(sub.ino, "/d/f"))->ino, f.ino());
+
+  // The empty path is the inode itself.
+  EXPECT_EQ(fs().GetLstat(PathAt(f.ino(), ""))->size, 3u);
+  ASSERT_OK(fs().Chmod(PathAt(f.ino(), ""), 0600));
+  ASSERT_OK(fs().Lchown(PathAt(f.ino(), ""), 5, 6));
+  ASSERT_OK(fs().Truncate(PathAt(f.ino(), ""), 1));
+  ASSERT_OK(fs().Lutimens(PathAt(f.ino(), ""), Timespec{1, 2}, Timespec{3, 4}));
+  ASSIGN_OR_FAIL(Stat fs2, fs().GetStat("/d/f"));
+  EXPECT_EQ(fs2.mode, S_IFREG | 0600u);
+  EXPECT_EQ(fs2.uid, 5u);
+  EXPECT_EQ(fs2.mtime, (Timespec{3, 4}));
+  EXPECT_EQ(fs2.size, 1u);
+  ASSIGN_OR_FAIL(File again, fs().Open(PathAt(f.ino(), ""), O_RDONLY));
+  EXPECT_EQ(again.ino(), f.ino());
+  ASSIGN_OR_FAIL(auto entries, fs().ReadDir(PathAt(d.ino, "")));
+  EXPECT_EQ(entries.size(), 2u);  // f, sub
+  EXPECT_EQ(*fs().Readlink(PathAt(fs().GetLstat("/d/sub/ln")->ino, "")), "../f");
+
+  // An unlinked open file is still there by number, and only while open.
+  ASSERT_OK(fs().Unlink("/d/f"));
+  ASSIGN_OR_FAIL(Stat orphan, fs().GetLstat(PathAt(f.ino(), "")));
+  EXPECT_EQ(orphan.nlink, 0u);
+  ASSERT_OK(again.Close());
+  ASSERT_OK(f.Close());
+  EXPECT_ERRNO(fs().GetLstat(PathAt(f.ino(), "")).status(), ENOENT);
+
+  // Errors: a name is needed to create or remove; a file is no directory; a
+  // removed directory takes no names.
+  EXPECT_ERRNO(fs().Mkdir(PathAt(d.ino, "")), ENOENT);
+  EXPECT_ERRNO(fs().Unlink(PathAt(d.ino, "")), ENOENT);
+  ASSIGN_OR_FAIL(File g, fs().Open("/d/g", O_CREAT | O_WRONLY));
+  EXPECT_ERRNO(fs().Open(PathAt(g.ino(), "x"), O_CREAT | O_WRONLY).status(), ENOTDIR);
+  EXPECT_ERRNO(fs().GetStat(PathAt(1u << 30, "")).status(), ENOENT);
+  EXPECT_ERRNO(fs().GetStat(PathAt(0, "")).status(), ENOENT);
+  ASSERT_OK(fs().Rmdir("/d/sub/deeper"));
+  ASSIGN_OR_FAIL(Stat sub2, fs().GetStat("/d/sub"));
+  ASSERT_OK(fs().Unlink("/d/sub/ln"));
+  ASSERT_OK(fs().Rmdir("/d/sub"));
+  EXPECT_ERRNO(fs().Mkdir(PathAt(sub2.ino, "late")), ENOENT);
+  ASSERT_OK(g.Close());
+}
+
 }  // namespace
 }  // namespace udax
 

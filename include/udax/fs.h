@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -97,6 +98,23 @@ struct MountOptions {
   std::optional<uint32_t> uid{}, gid{};
 };
 
+// A path as the *at system calls take one: relative to the directory whose
+// inode number is `at` (0: the root; a path starting with '/' always starts
+// at the root). An empty path with a nonzero `at` names that inode itself
+// (AT_EMPTY_PATH) — for the operations on an inode (stat, open, chmod,
+// chown, utimens, truncate, readlink, readdir); an operation on a name in a
+// directory (create, unlink, rename...) needs one. Any std::string or C
+// string converts to one (an absolute path). A view: the text must outlive
+// the call, nothing more. Inode numbers are never reused, so an `at` whose
+// inode is gone gives ENOENT, never another file.
+struct PathAt {
+  PathAt(const std::string& p) : text(p) {}  // NOLINT: implicit by design
+  PathAt(const char* p) : text(p) {}         // NOLINT
+  PathAt(uint64_t at_ino, std::string_view p) : at(at_ino), text(p) {}
+  uint64_t at = 0;
+  std::string_view text;
+};
+
 // Open flags: the POSIX O_* values (O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL,
 // O_TRUNC, O_APPEND, O_NOFOLLOW, O_DIRECTORY).
 class File {
@@ -164,25 +182,25 @@ class Filesystem {
   // Test hook: a power cut — drops the device without writing anything more.
   void CrashForTesting();
 
-  Result<File> Open(const std::string& path, int flags, uint32_t mode = 0644);
-  Status Mkdir(const std::string& path, uint32_t mode = 0755);
-  Status Rmdir(const std::string& path);
-  Status Unlink(const std::string& path);
-  Status Rename(const std::string& from, const std::string& to);
-  Status Link(const std::string& existing, const std::string& new_path);
-  Status Symlink(const std::string& target, const std::string& path);
-  Result<std::string> Readlink(const std::string& path);
-  Result<Stat> GetStat(const std::string& path);   // follows a final symlink
-  Result<Stat> GetLstat(const std::string& path);  // does not
-  Status Chmod(const std::string& path, uint32_t mode);
-  Status Chown(const std::string& path, uint32_t uid, uint32_t gid);  // UINT32_MAX: unchanged
-  Status Utimens(const std::string& path, Timespec atime, Timespec mtime);
+  Result<File> Open(const PathAt& path, int flags, uint32_t mode = 0644);
+  Status Mkdir(const PathAt& path, uint32_t mode = 0755);
+  Status Rmdir(const PathAt& path);
+  Status Unlink(const PathAt& path);
+  Status Rename(const PathAt& from, const PathAt& to);
+  Status Link(const PathAt& existing, const PathAt& new_path);
+  Status Symlink(const std::string& target, const PathAt& path);
+  Result<std::string> Readlink(const PathAt& path);
+  Result<Stat> GetStat(const PathAt& path);   // follows a final symlink
+  Result<Stat> GetLstat(const PathAt& path);  // does not
+  Status Chmod(const PathAt& path, uint32_t mode);
+  Status Chown(const PathAt& path, uint32_t uid, uint32_t gid);  // UINT32_MAX: unchanged
+  Status Utimens(const PathAt& path, Timespec atime, Timespec mtime);
   // As Chown and Utimens, but a final symlink is changed itself, not its
   // target (lchown, utimensat with AT_SYMLINK_NOFOLLOW).
-  Status Lchown(const std::string& path, uint32_t uid, uint32_t gid);
-  Status Lutimens(const std::string& path, Timespec atime, Timespec mtime);
-  Status Truncate(const std::string& path, uint64_t len);
-  Result<std::vector<DirEntry>> ReadDir(const std::string& path);
+  Status Lchown(const PathAt& path, uint32_t uid, uint32_t gid);
+  Status Lutimens(const PathAt& path, Timespec atime, Timespec mtime);
+  Status Truncate(const PathAt& path, uint64_t len);
+  Result<std::vector<DirEntry>> ReadDir(const PathAt& path);
   Result<StatFs> GetStatFs();
   // Persists every open file's lazy timestamps and checkpoints the journal
   // (every metadata block written home): nothing is left for a mount to

@@ -31,23 +31,23 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& device,
 
 Status Filesystem::Unmount() { return impl_->Unmount(); }
 void Filesystem::CrashForTesting() { impl_->Crash(); }
-Result<File> Filesystem::Open(const std::string& p, int flags, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Open(p, flags, mode); }); }
-Status Filesystem::Mkdir(const std::string& p, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Mkdir(p, mode); }); }
-Status Filesystem::Rmdir(const std::string& p) { return Entered(*impl_, [&] { return impl_->Rmdir(p); }); }
-Status Filesystem::Unlink(const std::string& p) { return Entered(*impl_, [&] { return impl_->Unlink(p); }); }
-Status Filesystem::Rename(const std::string& a, const std::string& b) { return Entered(*impl_, [&] { return impl_->Rename(a, b); }); }
-Status Filesystem::Link(const std::string& a, const std::string& b) { return Entered(*impl_, [&] { return impl_->Link(a, b); }); }
-Status Filesystem::Symlink(const std::string& t, const std::string& p) { return Entered(*impl_, [&] { return impl_->Symlink(t, p); }); }
-Result<std::string> Filesystem::Readlink(const std::string& p) { return Entered(*impl_, [&] { return impl_->Readlink(p); }); }
-Result<Stat> Filesystem::GetStat(const std::string& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, true); }); }
-Result<Stat> Filesystem::GetLstat(const std::string& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, false); }); }
-Status Filesystem::Chmod(const std::string& p, uint32_t m) { return Entered(*impl_, [&] { return impl_->Chmod(p, m); }); }
-Status Filesystem::Chown(const std::string& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, true); }); }
-Status Filesystem::Lchown(const std::string& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, false); }); }
-Status Filesystem::Utimens(const std::string& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, true); }); }
-Status Filesystem::Lutimens(const std::string& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, false); }); }
-Status Filesystem::Truncate(const std::string& p, uint64_t len) { return Entered(*impl_, [&] { return impl_->TruncatePath(p, len); }); }
-Result<std::vector<DirEntry>> Filesystem::ReadDir(const std::string& p) { return Entered(*impl_, [&] { return impl_->ReadDir(p); }); }
+Result<File> Filesystem::Open(const PathAt& p, int flags, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Open(p, flags, mode); }); }
+Status Filesystem::Mkdir(const PathAt& p, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Mkdir(p, mode); }); }
+Status Filesystem::Rmdir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->Rmdir(p); }); }
+Status Filesystem::Unlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->Unlink(p); }); }
+Status Filesystem::Rename(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->Rename(a, b); }); }
+Status Filesystem::Link(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->Link(a, b); }); }
+Status Filesystem::Symlink(const std::string& t, const PathAt& p) { return Entered(*impl_, [&] { return impl_->Symlink(t, p); }); }
+Result<std::string> Filesystem::Readlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->Readlink(p); }); }
+Result<Stat> Filesystem::GetStat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, true); }); }
+Result<Stat> Filesystem::GetLstat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, false); }); }
+Status Filesystem::Chmod(const PathAt& p, uint32_t m) { return Entered(*impl_, [&] { return impl_->Chmod(p, m); }); }
+Status Filesystem::Chown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, true); }); }
+Status Filesystem::Lchown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, false); }); }
+Status Filesystem::Utimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, true); }); }
+Status Filesystem::Lutimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, false); }); }
+Status Filesystem::Truncate(const PathAt& p, uint64_t len) { return Entered(*impl_, [&] { return impl_->TruncatePath(p, len); }); }
+Result<std::vector<DirEntry>> Filesystem::ReadDir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->ReadDir(p); }); }
 Status Filesystem::RemoveDevice() {
   PmemDevice* dev = impl_->device();
   if (!dev) return Errno(ENODEV, "no device to remove: the filesystem is not mounted");

@@ -305,7 +305,7 @@ Status FsImpl::Truncate(Inode* ip, uint64_t len) {
   return Status::Ok();
 }
 
-Status FsImpl::TruncatePath(const std::string& path, uint64_t len) {
+Status FsImpl::TruncatePath(const PathAt& path, uint64_t len) {
   std::shared_ptr<Inode> ip;
   {
     MetaWriteLock lk(meta_mu_);

@@ -136,22 +136,22 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   void Crash();
 
   // ---- namespace (namei.cc) ----
-  Result<File> Open(const std::string& path, int flags, uint32_t mode);
-  Status Mkdir(const std::string& path, uint32_t mode);
-  Status Rmdir(const std::string& path);
-  Status Unlink(const std::string& path);
-  Status Rename(const std::string& from, const std::string& to);
-  Status Link(const std::string& existing, const std::string& new_path);
-  Status Symlink(const std::string& target, const std::string& path);
-  Result<std::string> Readlink(const std::string& path);
-  Result<Stat> GetStat(const std::string& path, bool follow);
-  Status Chmod(const std::string& path, uint32_t mode);
+  Result<File> Open(const PathAt& path, int flags, uint32_t mode);
+  Status Mkdir(const PathAt& path, uint32_t mode);
+  Status Rmdir(const PathAt& path);
+  Status Unlink(const PathAt& path);
+  Status Rename(const PathAt& from, const PathAt& to);
+  Status Link(const PathAt& existing, const PathAt& new_path);
+  Status Symlink(const std::string& target, const PathAt& path);
+  Result<std::string> Readlink(const PathAt& path);
+  Result<Stat> GetStat(const PathAt& path, bool follow);
+  Status Chmod(const PathAt& path, uint32_t mode);
   // follow: a final symlink is followed (chown, utimensat) or changed
   // itself (lchown, AT_SYMLINK_NOFOLLOW).
-  Status Chown(const std::string& path, uint32_t uid, uint32_t gid, bool follow);
-  Status Utimens(const std::string& path, Timespec atime, Timespec mtime, bool follow);
-  Status TruncatePath(const std::string& path, uint64_t len);
-  Result<std::vector<DirEntry>> ReadDir(const std::string& path);
+  Status Chown(const PathAt& path, uint32_t uid, uint32_t gid, bool follow);
+  Status Utimens(const PathAt& path, Timespec atime, Timespec mtime, bool follow);
+  Status TruncatePath(const PathAt& path, uint64_t len);
+  Result<std::vector<DirEntry>> ReadDir(const PathAt& path);
   Result<StatFs> GetStatFs();
   Status Sync();
 
@@ -278,16 +278,16 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
 
   // ---- path resolution (namei.cc); callers hold meta_mu_ ----
   // The inode `path` names; follows symlinks (the final one when follow_last).
-  Result<media::InodeRec> Walk(Transaction& tx, const std::string& path, bool follow_last);
+  Result<media::InodeRec> Walk(Transaction& tx, const PathAt& path, bool follow_last);
   struct ParentAndName {
     media::InodeRec parent;
     std::string name;
     bool trailing_slash = false;
   };
   // The directory that holds the final component, and that component.
-  Result<ParentAndName> WalkParent(Transaction& tx, const std::string& path);
+  Result<ParentAndName> WalkParent(Transaction& tx, const PathAt& path);
   // As WalkParent, for a name about to be created: EEXIST when it exists.
-  Result<ParentAndName> WalkToNewName(Transaction& tx, const std::string& path);
+  Result<ParentAndName> WalkToNewName(Transaction& tx, const PathAt& path);
   // Adds the entry pn.name -> ino (of S_IF* `type`) to pn.parent, counting a
   // subdirectory's ".." link and touching the parent's mtime/ctime.
   // `absent`: a DirLookup of pn.name in this transaction that found it absent (dir.h).

@@ -26,22 +26,23 @@ namespace {
 
 constexpr int kMaxSymlinkFollows = 40;
 
-Status CheckPath(const std::string& path) {
-  if (path.empty()) return Errno(ENOENT, "empty path");
-  if (path.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "path too long");
-  if (path.find('\0') != std::string::npos) return Errno(EINVAL, "path contains a NUL byte");
+// An empty text is a path only with an `at` (AT_EMPTY_PATH).
+Status CheckPath(const PathAt& path) {
+  if (path.text.empty() && path.at == 0) return Errno(ENOENT, "empty path");
+  if (path.text.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "path too long");
+  if (path.text.find('\0') != std::string_view::npos) return Errno(EINVAL, "path contains a NUL byte");
   return Status::Ok();
 }
 
 // Appends the components of `path` to `stack` last first, so that popping
 // the back yields them in order (a symlink's target goes on top of the rest).
-void PushComponents(const std::string& path, std::vector<std::string>* stack) {
+void PushComponents(std::string_view path, std::vector<std::string>* stack) {
   size_t j = path.size();
   while (j > 0) {
     size_t i = path.rfind('/', j - 1);
-    size_t start = i == std::string::npos ? 0 : i + 1;
-    if (j > start) stack->emplace_back(path, start, j - start);
-    if (i == std::string::npos) break;
+    size_t start = i == std::string_view::npos ? 0 : i + 1;
+    if (j > start) stack->emplace_back(path.substr(start, j - start));
+    if (i == std::string_view::npos) break;
     j = i;
   }
 }
@@ -68,15 +69,24 @@ Stat ToStat(const InodeRec& r) {
 
 Stat StatFromRecord(const InodeRec& r) { return ToStat(r); }
 
-Result<InodeRec> FsImpl::Walk(Transaction& tx, const std::string& path, bool follow_last) {
+Result<InodeRec> FsImpl::Walk(Transaction& tx, const PathAt& path, bool follow_last) {
   RETURN_IF_ERROR(CheckPath(path));
   ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
   uint64_t root_ino = reinterpret_cast<const media::RootBlock*>(rb)->root_ino;
-  ASSIGN_OR_RETURN(InodeRec cur, ReadInode(tx, root_ino));
+  bool from_root = path.at == 0 || (!path.text.empty() && path.text[0] == '/');
+  InodeRec cur;
+  if (from_root) {
+    ASSIGN_OR_RETURN(cur, ReadInode(tx, root_ino));
+  } else {
+    // An inode named by number: gone (ENOENT) once its last link and last
+    // open handle are; an inode number is never reused.
+    ASSIGN_OR_RETURN(cur, ReadInode(tx, path.at));
+    if (!path.text.empty() && !S_ISDIR(cur.mode)) return Errno(ENOTDIR, "not a directory");
+  }
   std::vector<std::string> comps;  // a stack: the next component is at the back
   comps.reserve(8);
-  PushComponents(path, &comps);
-  bool trailing_slash = path.back() == '/';
+  PushComponents(path.text, &comps);
+  bool trailing_slash = !path.text.empty() && path.text.back() == '/';
   int follows = 0;
   while (!comps.empty()) {
     std::string name = std::move(comps.back());
@@ -109,20 +119,27 @@ Result<InodeRec> FsImpl::Walk(Transaction& tx, const std::string& path, bool fol
   return cur;
 }
 
-Result<FsImpl::ParentAndName> FsImpl::WalkParent(Transaction& tx, const std::string& path) {
+Result<FsImpl::ParentAndName> FsImpl::WalkParent(Transaction& tx, const PathAt& path) {
   RETURN_IF_ERROR(CheckPath(path));
-  size_t end = path.find_last_not_of('/');
-  if (end == std::string::npos) return Errno(EBUSY, "the root directory cannot be removed or renamed");
-  size_t slash = path.rfind('/', end);
+  std::string_view text = path.text;
+  if (text.empty()) return Errno(ENOENT, "no name in the directory given");
+  size_t end = text.find_last_not_of('/');
+  if (end == std::string_view::npos) return Errno(EBUSY, "the root directory cannot be removed or renamed");
+  size_t slash = text.rfind('/', end);
+  size_t name_start = slash == std::string_view::npos ? 0 : slash + 1;
   ParentAndName out;
-  out.name = path.substr(slash == std::string::npos ? 0 : slash + 1,
-                         end - (slash == std::string::npos ? 0 : slash + 1) + 1);
-  out.trailing_slash = end + 1 < path.size();
+  out.name = std::string(text.substr(name_start, end - name_start + 1));
+  out.trailing_slash = end + 1 < text.size();
   if (out.name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "file name too long");
   if (out.name == "." || out.name == "..") return Errno(EINVAL, "invalid final path component");
-  std::string dir = slash == std::string::npos ? "/" : path.substr(0, slash + 1);
+  // The directory part; a bare name is in `at` (the root when there is none).
+  PathAt dir = slash != std::string_view::npos ? PathAt(path.at, text.substr(0, slash + 1))
+               : path.at != 0                  ? PathAt(path.at, std::string_view())
+                                               : PathAt("/");
   ASSIGN_OR_RETURN(out.parent, Walk(tx, dir, true));
   if (!S_ISDIR(out.parent.mode)) return Errno(ENOTDIR, "not a directory");
+  // A removed directory (reachable only through an `at`) takes no names.
+  if (out.parent.nlink == 0) return Errno(ENOENT, "directory has been removed");
   return out;
 }
 
@@ -181,7 +198,7 @@ Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
   return Status::Ok();
 }
 
-Result<FsImpl::ParentAndName> FsImpl::WalkToNewName(Transaction& tx, const std::string& path) {
+Result<FsImpl::ParentAndName> FsImpl::WalkToNewName(Transaction& tx, const PathAt& path) {
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(tx, path));
   DirHit hit;
   ASSIGN_OR_RETURN(bool found, DirLookup(tx, pn.parent, pn.name, &hit));
@@ -198,7 +215,7 @@ Status FsImpl::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_
   return WriteInode(t, parent);
 }
 
-Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
+Result<File> FsImpl::Open(const PathAt& path, int flags, uint32_t mode) {
   MetaWriteLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   int acc = flags & O_ACCMODE;
@@ -235,7 +252,7 @@ Result<File> FsImpl::Open(const std::string& path, int flags, uint32_t mode) {
   return f;
 }
 
-Status FsImpl::Mkdir(const std::string& path, uint32_t mode) {
+Status FsImpl::Mkdir(const PathAt& path, uint32_t mode) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
@@ -244,7 +261,7 @@ Status FsImpl::Mkdir(const std::string& path, uint32_t mode) {
   return CommitTxn(*t);
 }
 
-Status FsImpl::Rmdir(const std::string& path) {
+Status FsImpl::Rmdir(const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
@@ -265,7 +282,7 @@ Status FsImpl::Rmdir(const std::string& path) {
   return reclaim ? ReclaimInode(victim.ino) : Status::Ok();
 }
 
-Status FsImpl::Unlink(const std::string& path) {
+Status FsImpl::Unlink(const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   auto walked = WalkParent(t->tx, path);
@@ -286,7 +303,7 @@ Status FsImpl::Unlink(const std::string& path) {
   return reclaim ? ReclaimInode(hit.ino) : Status::Ok();
 }
 
-Status FsImpl::Link(const std::string& existing, const std::string& new_path) {
+Status FsImpl::Link(const PathAt& existing, const PathAt& new_path) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(InodeRec src, Walk(t->tx, existing, false));
@@ -301,7 +318,7 @@ Status FsImpl::Link(const std::string& existing, const std::string& new_path) {
   return CommitTxn(*t);
 }
 
-Status FsImpl::Symlink(const std::string& target, const std::string& path) {
+Status FsImpl::Symlink(const std::string& target, const PathAt& path) {
   if (target.empty()) return Errno(ENOENT, "empty symbolic link target");
   if (target.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "symbolic link target too long");
   MetaWriteLock lk(meta_mu_);
@@ -322,7 +339,7 @@ Status FsImpl::Symlink(const std::string& target, const std::string& path) {
   return CommitTxn(*t);
 }
 
-Result<std::string> FsImpl::Readlink(const std::string& path) {
+Result<std::string> FsImpl::Readlink(const PathAt& path) {
   MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   Transaction tx(journal_.get(), true);
@@ -330,7 +347,7 @@ Result<std::string> FsImpl::Readlink(const std::string& path) {
   return ReadSymlink(tx, rec);
 }
 
-Status FsImpl::Rename(const std::string& from, const std::string& to) {
+Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName src_pn, WalkParent(t->tx, from));
@@ -390,7 +407,7 @@ Status FsImpl::Rename(const std::string& from, const std::string& to) {
   return reclaim ? ReclaimInode(victim) : Status::Ok();
 }
 
-Result<Stat> FsImpl::GetStat(const std::string& path, bool follow) {
+Result<Stat> FsImpl::GetStat(const PathAt& path, bool follow) {
   MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   Transaction tx(journal_.get(), true);
@@ -400,7 +417,7 @@ Result<Stat> FsImpl::GetStat(const std::string& path, bool follow) {
 
 namespace {
 template <typename Fn>
-Status ChangeInode(FsImpl* fs, const std::string& path, bool follow, Fn&& change) {
+Status ChangeInode(FsImpl* fs, const PathAt& path, bool follow, Fn&& change) {
   MetaWriteLock lk(fs->meta_mu());
   ASSIGN_OR_RETURN(auto t, fs->BeginTxn());
   ASSIGN_OR_RETURN(InodeRec rec, fs->Walk(t->tx, path, follow));
@@ -411,14 +428,14 @@ Status ChangeInode(FsImpl* fs, const std::string& path, bool follow, Fn&& change
 }
 }  // namespace
 
-Status FsImpl::Chmod(const std::string& path, uint32_t mode) {
+Status FsImpl::Chmod(const PathAt& path, uint32_t mode) {
   return ChangeInode(this, path, true, [&](InodeRec& r) {
     r.mode = (r.mode & S_IFMT) | (mode & 07777);
     return Status::Ok();
   });
 }
 
-Status FsImpl::Chown(const std::string& path, uint32_t uid, uint32_t gid, bool follow) {
+Status FsImpl::Chown(const PathAt& path, uint32_t uid, uint32_t gid, bool follow) {
   return ChangeInode(this, path, follow, [&](InodeRec& r) {
     if (uid != UINT32_MAX) r.uid = uid;
     if (gid != UINT32_MAX) r.gid = gid;
@@ -426,7 +443,7 @@ Status FsImpl::Chown(const std::string& path, uint32_t uid, uint32_t gid, bool f
   });
 }
 
-Status FsImpl::Utimens(const std::string& path, Timespec atime, Timespec mtime, bool follow) {
+Status FsImpl::Utimens(const PathAt& path, Timespec atime, Timespec mtime, bool follow) {
   if (atime.nsec >= 1000000000 || mtime.nsec >= 1000000000)
     return Errno(EINVAL, "nanoseconds out of range");
   return ChangeInode(this, path, follow, [&](InodeRec& r) {
@@ -436,7 +453,7 @@ Status FsImpl::Utimens(const std::string& path, Timespec atime, Timespec mtime, 
   });
 }
 
-Result<std::vector<DirEntry>> FsImpl::ReadDir(const std::string& path) {
+Result<std::vector<DirEntry>> FsImpl::ReadDir(const PathAt& path) {
   MetaReadLock lk(meta_mu_);
   RETURN_IF_ERROR(CheckMounted());
   Transaction tx(journal_.get(), true);
