@@ -1115,6 +1115,7 @@ TEST_F(NamespaceTest, PathsRelativeToAnInode) {
   ASSERT_OK(fs().Unlink("/d/f"));
   ASSIGN_OR_FAIL(Stat orphan, fs().GetLstat(PathAt(f.ino(), "")));
   EXPECT_EQ(orphan.nlink, 0u);
+  EXPECT_ERRNO(fs().Link(PathAt(f.ino(), ""), "/d/revived"), ENOENT);  // orphans get no names
   ASSERT_OK(again.Close());
   ASSERT_OK(f.Close());
   EXPECT_ERRNO(fs().GetLstat(PathAt(f.ino(), "")).status(), ENOENT);

@@ -308,6 +308,9 @@ Status FsImpl::Link(const PathAt& existing, const PathAt& new_path) {
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(InodeRec src, Walk(t->tx, existing, false));
   if (S_ISDIR(src.mode)) return Errno(EPERM, "hard links to directories are not allowed");
+  // An unlinked file (reachable only by inode number) is on the orphan list,
+  // to be reclaimed at its last close: it cannot be given a name again.
+  if (src.nlink == 0) return Errno(ENOENT, "file has been removed");
   if (src.nlink >= 65000) return Errno(EMLINK, "too many links");
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, new_path));
   RETURN_IF_ERROR(AddEntry(*t, pn, src.ino, TypeOf(src)));

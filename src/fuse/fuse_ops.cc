@@ -1,18 +1,20 @@
-// fuse/fuse_ops.cc — the FUSE operations: each libfuse3 high-level callback
-// is one call of udax's public API (include/udax/fs.h), its Status turned into
-// a negative errno. Owns the mapping between FUSE's view (paths, struct stat,
-// fuse_file_info) and udax's (paths, udax::Stat, udax::File).
+// fuse/fuse_ops.cc — the FUSE operations: each libfuse3 low-level request is
+// one call of udax's public API (include/udax/fs.h) on an inode number or a
+// name in a directory (PathAt), its Status turned into the reply's errno.
+// Owns the mapping between FUSE's view (node ids, struct stat,
+// fuse_file_info) and udax's (inode numbers, udax::Stat, udax::File).
 //
 // Invariants:
-//  * fi->fh of an open file is a heap udax::File, created by open/create and
-//    deleted by release; operations on an open file use it, not the path;
-//  * an open file that is unlinked is renamed by libfuse to .fuse_hiddenN in
-//    its directory and unlinked at its last release (libfuse's default; the
-//    path-based API has no name-less inodes, and with hard_remove fstat and
-//    fchmod of such a file would fail). A path is never NULL here, but a
-//    NULL one gets ESTALE rather than a crash;
-//  * setattr operations never follow a final symlink: the kernel names the
-//    inode it means (Lchown, Lutimens);
+//  * a FUSE node id is the udax inode number, except the root (FUSE_ROOT_ID
+//    both ways); udax never reuses an inode number, so generation 0 is
+//    exact and a stale node id gives ENOENT, never another file. The server
+//    keeps no per-node state: forget has nothing to drop;
+//  * fi->fh of an open file is a heap udax::File (open/create → release);
+//    of an open directory a heap DirHandle (opendir → releasedir);
+//  * an unlinked open file is udax's orphan, reached by its inode number
+//    until the last release; a killed server leaves it on udax's orphan
+//    list, reclaimed by the next mount;
+//  * setattr never follows a symlink (Lchown, Lutimens on the inode itself);
 //  * a new inode is given the caller's fsuid/fsgid when they differ from
 //    the udax mount's owner (one more transaction, only then).
 #include "fuse/fuse_ops.h"
@@ -20,7 +22,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -34,275 +35,363 @@
 namespace udax::fusefs {
 namespace {
 
-FuseContext* Ctx() { return static_cast<FuseContext*>(fuse_get_context()->private_data); }
-Filesystem& Fs() { return *Ctx()->fs; }
-File& FileOf(fuse_file_info* fi) { return *reinterpret_cast<File*>(fi->fh); }
-// The open file behind fi, if fi is a file's (directories carry no handle).
-File* HandleOf(fuse_file_info* fi) { return fi && fi->fh ? reinterpret_cast<File*>(fi->fh) : nullptr; }
+constexpr double kAttrTimeout = 1.0;  // every change goes through this mount
 
-// A failure the kernel only sees as an errno; the serious ones (a device
-// gone, failed memory, damaged metadata) also go to the log with udax's
-// message.
-int Fail(const char* op, const char* path, const Status& st) {
+FuseContext* Ctx(fuse_req_t req) { return static_cast<FuseContext*>(fuse_req_userdata(req)); }
+Filesystem& Fs(fuse_req_t req) { return *Ctx(req)->fs; }
+File& FileOf(fuse_file_info* fi) { return *reinterpret_cast<File*>(fi->fh); }
+
+uint64_t InoOf(fuse_req_t req, fuse_ino_t node) { return node == FUSE_ROOT_ID ? Ctx(req)->root_ino : node; }
+fuse_ino_t NodeOf(fuse_req_t req, uint64_t ino) { return ino == Ctx(req)->root_ino ? FUSE_ROOT_ID : ino; }
+PathAt Self(fuse_req_t req, fuse_ino_t node) { return PathAt(InoOf(req, node), std::string_view()); }
+PathAt Child(fuse_req_t req, fuse_ino_t parent, const char* name) { return PathAt(InoOf(req, parent), name); }
+
+// Replies with the failure's errno; the serious ones (a device gone, failed
+// memory, damaged metadata) also go to the log with udax's message.
+void ReplyError(fuse_req_t req, const char* op, const Status& st) {
   int e = st.err();
   if (e == EIO || e == ENODEV || e == ESHUTDOWN || e == EUCLEAN)
-    fuse_log(FUSE_LOG_ERR, "udax: %s %s: %s\n", op, path ? path : "(open file)", st.ToString().c_str());
-  return -e;
+    fuse_log(FUSE_LOG_ERR, "udax: %s: %s\n", op, st.ToString().c_str());
+  fuse_reply_err(req, e);
 }
-int Done(const char* op, const char* path, const Status& st) { return st.ok() ? 0 : Fail(op, path, st); }
+void ReplyStatus(fuse_req_t req, const char* op, const Status& st) {
+  if (st.ok()) fuse_reply_err(req, 0);
+  else ReplyError(req, op, st);
+}
 
 void ToTimespec(const Timespec& t, struct timespec* out) {
   out->tv_sec = t.sec;
   out->tv_nsec = t.nsec;
 }
 
-void ToStatBuf(const Stat& s, struct stat* st) {
-  std::memset(st, 0, sizeof *st);
-  st->st_ino = s.ino;
-  st->st_mode = s.mode;
-  st->st_nlink = s.nlink;
-  st->st_uid = s.uid;
-  st->st_gid = s.gid;
-  st->st_size = static_cast<off_t>(s.size);
-  st->st_blocks = static_cast<blkcnt_t>(s.blocks);
-  st->st_blksize = s.blksize;
-  ToTimespec(s.atime, &st->st_atim);
-  ToTimespec(s.mtime, &st->st_mtim);
-  ToTimespec(s.ctime, &st->st_ctim);
+struct stat ToStatBuf(const Stat& s) {
+  struct stat st {};
+  st.st_ino = s.ino;
+  st.st_mode = s.mode;
+  st.st_nlink = s.nlink;
+  st.st_uid = s.uid;
+  st.st_gid = s.gid;
+  st.st_size = static_cast<off_t>(s.size);
+  st.st_blocks = static_cast<blkcnt_t>(s.blocks);
+  st.st_blksize = s.blksize;
+  ToTimespec(s.atime, &st.st_atim);
+  ToTimespec(s.mtime, &st.st_mtim);
+  ToTimespec(s.ctime, &st.st_ctim);
+  return st;
 }
 
-// Gives a just-created inode to the calling process when it is not the udax
-// mount's owner (the owner udax itself gave it).
-int OwnNew(const char* op, const char* path) {
-  const fuse_context* c = fuse_get_context();
-  const FuseContext* ctx = Ctx();
-  if (c->uid == ctx->owner_uid && c->gid == ctx->owner_gid) return 0;
-  return Done(op, path, Fs().Lchown(path, c->uid, c->gid));
-}
-
-void* Init(fuse_conn_info* conn, fuse_config* cfg) {
-  cfg->use_ino = 1;        // st_ino is udax's inode number
-  cfg->readdir_ino = 1;
-  cfg->kernel_cache = 0;   // the page cache is dropped at open: always udax's bytes
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // write-through: durable at return
-  return fuse_get_context()->private_data;
-}
-
-int GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
-  File* f = HandleOf(fi);
-  if (!f && !path) return -ESTALE;
-  Result<Stat> s = f ? f->GetStat() : Fs().GetLstat(path);
-  if (!s) return Fail("getattr", path, s.error());
-  ToStatBuf(*s, st);
-  return 0;
-}
-
-int ReadLink(const char* path, char* buf, size_t size) {
-  Result<std::string> t = Fs().Readlink(path);
-  if (!t) return Fail("readlink", path, t.error());
-  if (size == 0) return -EINVAL;
-  size_t n = std::min(size - 1, t->size());  // FUSE wants it NUL-terminated, truncated to fit
-  std::memcpy(buf, t->data(), n);
-  buf[n] = '\0';
-  return 0;
-}
-
-int MkNod(const char* path, mode_t mode, dev_t) {
-  if (!S_ISREG(mode)) return -EPERM;  // udax stores no device nodes, FIFOs or sockets
-  Result<File> f = Fs().Open(path, O_CREAT | O_EXCL | O_WRONLY, mode & 07777);
-  if (!f) return Fail("mknod", path, f.error());
-  if (int e = Done("mknod", path, f->Close())) return e;
-  return OwnNew("mknod", path);
-}
-
-int MkDir(const char* path, mode_t mode) {
-  if (int e = Done("mkdir", path, Fs().Mkdir(path, mode & 07777))) return e;
-  return OwnNew("mkdir", path);
-}
-
-int Unlink(const char* path) { return Done("unlink", path, Fs().Unlink(path)); }
-int RmDir(const char* path) { return Done("rmdir", path, Fs().Rmdir(path)); }
-
-int SymLink(const char* target, const char* path) {
-  if (int e = Done("symlink", path, Fs().Symlink(target, path))) return e;
-  return OwnNew("symlink", path);
-}
-
-int Rename(const char* from, const char* to, unsigned int flags) {
-  if (flags & ~RENAME_NOREPLACE) return -EINVAL;  // RENAME_EXCHANGE, RENAME_WHITEOUT: not supported
-  if (flags & RENAME_NOREPLACE) {
-    // The kernel holds both directories' locks across the call, so nothing
-    // can create `to` between this check and the rename.
-    Result<Stat> t = Fs().GetLstat(to);
-    if (t) return -EEXIST;
-    if (t.error().err() != ENOENT) return Fail("rename", to, t.error());
+// The entry `name` in `parent` now names (after a create, or for lookup); a
+// new inode is first given to a caller that is not the mount's owner.
+Result<fuse_entry_param> EntryOf(fuse_req_t req, fuse_ino_t parent, const char* name, bool created) {
+  ASSIGN_OR_RETURN(Stat s, Fs(req).GetLstat(Child(req, parent, name)));
+  const fuse_ctx* c = fuse_req_ctx(req);
+  if (created && (c->uid != Ctx(req)->owner_uid || c->gid != Ctx(req)->owner_gid)) {
+    RETURN_IF_ERROR(Fs(req).Lchown(PathAt(s.ino, std::string_view()), c->uid, c->gid));
+    s.uid = c->uid;
+    s.gid = c->gid;
   }
-  return Done("rename", from, Fs().Rename(from, to));
+  fuse_entry_param e{};
+  e.ino = NodeOf(req, s.ino);
+  e.attr = ToStatBuf(s);
+  e.attr_timeout = e.entry_timeout = kAttrTimeout;
+  return e;
 }
 
-int Link(const char* from, const char* to) { return Done("link", to, Fs().Link(from, to)); }
-
-int ChMod(const char* path, mode_t mode, fuse_file_info*) {
-  if (!path) return -ESTALE;
-  return Done("chmod", path, Fs().Chmod(path, mode));
+void ReplyEntry(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, bool created) {
+  Result<fuse_entry_param> e = EntryOf(req, parent, name, created);
+  if (!e) return ReplyError(req, op, e.error());
+  fuse_reply_entry(req, &*e);
 }
 
-int ChOwn(const char* path, uid_t uid, gid_t gid, fuse_file_info*) {
-  if (!path) return -ESTALE;
-  return Done("chown", path, Fs().Lchown(path, uid, gid));  // (uid_t)-1 = UINT32_MAX: unchanged
+void ReplyAttr(fuse_req_t req, const char* op, const Result<Stat>& s) {
+  if (!s) return ReplyError(req, op, s.error());
+  struct stat st = ToStatBuf(*s);
+  fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
-int Truncate(const char* path, off_t size, fuse_file_info* fi) {
-  if (size < 0) return -EINVAL;
-  auto len = static_cast<uint64_t>(size);
-  File* f = HandleOf(fi);
-  if (!f && !path) return -ESTALE;
-  return Done("truncate", path, f ? f->Truncate(len) : Fs().Truncate(path, len));
+void Init(void* userdata, fuse_conn_info* conn) {
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // write-through: durable at return
+}
+
+void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyEntry(req, "lookup", parent, name, false);
+}
+
+void Forget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
+void ForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
+
+void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  ReplyAttr(req, "getattr", fi ? FileOf(fi).GetStat() : Fs(req).GetLstat(Self(req, ino)));
+}
+
+Timespec Now() {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return Timespec{t.tv_sec, static_cast<uint32_t>(t.tv_nsec)};
+}
+Timespec FromTimespec(const struct timespec& t) { return Timespec{t.tv_sec, static_cast<uint32_t>(t.tv_nsec)}; }
+
+// The changes in the order chmod, chown, truncate, utimens; each commits on
+// its own (the kernel sends one kind at a time, except utimes' two times).
+Status SetAttr(fuse_req_t req, fuse_ino_t ino, const struct stat& a, int to_set, fuse_file_info* fi) {
+  Filesystem& fs = Fs(req);
+  PathAt self = Self(req, ino);
+  if (to_set & FUSE_SET_ATTR_MODE) RETURN_IF_ERROR(fs.Chmod(self, a.st_mode));
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+    RETURN_IF_ERROR(fs.Lchown(self, (to_set & FUSE_SET_ATTR_UID) ? a.st_uid : UINT32_MAX,
+                              (to_set & FUSE_SET_ATTR_GID) ? a.st_gid : UINT32_MAX));
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (a.st_size < 0) return Status::Error(EINVAL, "negative size");
+    auto len = static_cast<uint64_t>(a.st_size);
+    RETURN_IF_ERROR(fi ? FileOf(fi).Truncate(len) : fs.Truncate(self, len));
+  }
+  int times = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
+  if (to_set & times) {
+    ASSIGN_OR_RETURN(Stat cur, fs.GetLstat(self));
+    Timespec now = Now();
+    Timespec at = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now
+                  : (to_set & FUSE_SET_ATTR_ATIME)   ? FromTimespec(a.st_atim)
+                                                     : cur.atime;
+    Timespec mt = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now
+                  : (to_set & FUSE_SET_ATTR_MTIME)   ? FromTimespec(a.st_mtim)
+                                                     : cur.mtime;
+    RETURN_IF_ERROR(fs.Lutimens(self, at, mt));
+  }
+  return Status::Ok();
+}
+
+void SetAttrOp(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  Status st = SetAttr(req, ino, *attr, to_set, fi);
+  if (!st.ok()) return ReplyError(req, "setattr", st);
+  ReplyAttr(req, "setattr", Fs(req).GetLstat(Self(req, ino)));
+}
+
+void ReadLink(fuse_req_t req, fuse_ino_t ino) {
+  Result<std::string> t = Fs(req).Readlink(Self(req, ino));
+  if (!t) return ReplyError(req, "readlink", t.error());
+  fuse_reply_readlink(req, t->c_str());
+}
+
+void MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+  if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);  // no device nodes, FIFOs, sockets
+  Result<File> f = Fs(req).Open(Child(req, parent, name), O_CREAT | O_EXCL | O_WRONLY, mode & 07777);
+  if (!f) return ReplyError(req, "mknod", f.error());
+  Status st = f->Close();
+  if (!st.ok()) return ReplyError(req, "mknod", st);
+  ReplyEntry(req, "mknod", parent, name, true);
+}
+
+void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Status st = Fs(req).Mkdir(Child(req, parent, name), mode & 07777);
+  if (!st.ok()) return ReplyError(req, "mkdir", st);
+  ReplyEntry(req, "mkdir", parent, name, true);
+}
+
+void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, "unlink", Fs(req).Unlink(Child(req, parent, name)));
+}
+
+void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, "rmdir", Fs(req).Rmdir(Child(req, parent, name)));
+}
+
+void SymLink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  Status st = Fs(req).Symlink(target, Child(req, parent, name));
+  if (!st.ok()) return ReplyError(req, "symlink", st);
+  ReplyEntry(req, "symlink", parent, name, true);
+}
+
+void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+            const char* newname, unsigned int flags) {
+  if (flags & ~RENAME_NOREPLACE) return (void)fuse_reply_err(req, EINVAL);  // EXCHANGE, WHITEOUT
+  if (flags & RENAME_NOREPLACE) {
+    // The kernel holds both directories' locks across the request, so
+    // nothing creates `newname` between this check and the rename.
+    Result<Stat> t = Fs(req).GetLstat(Child(req, newparent, newname));
+    if (t) return (void)fuse_reply_err(req, EEXIST);
+    if (t.error().err() != ENOENT) return ReplyError(req, "rename", t.error());
+  }
+  ReplyStatus(req, "rename", Fs(req).Rename(Child(req, parent, name), Child(req, newparent, newname)));
+}
+
+void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Status st = Fs(req).Link(Self(req, ino), Child(req, newparent, newname));
+  if (!st.ok()) return ReplyError(req, "link", st);
+  ReplyEntry(req, "link", newparent, newname, false);
 }
 
 // The open(2) flags udax acts on; the kernel has checked and applied the rest.
 int OpenFlags(int flags) { return flags & (O_ACCMODE | O_APPEND | O_TRUNC); }
 
-int Open(const char* path, fuse_file_info* fi) {
-  Result<File> f = Fs().Open(path, OpenFlags(fi->flags));
-  if (!f) return Fail("open", path, f.error());
-  fi->fh = reinterpret_cast<uint64_t>(new File(std::move(*f)));
-  return 0;
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Result<File> f = Fs(req).Open(Self(req, ino), OpenFlags(fi->flags));
+  if (!f) return ReplyError(req, "open", f.error());
+  auto file = std::make_unique<File>(std::move(*f));
+  fi->fh = reinterpret_cast<uint64_t>(file.get());
+  if (fuse_reply_open(req, fi) == 0) file.release();  // else interrupted: no release will come
 }
 
-int Create(const char* path, mode_t mode, fuse_file_info* fi) {
-  Result<File> f = Fs().Open(path, OpenFlags(fi->flags) | O_CREAT | (fi->flags & O_EXCL), mode & 07777);
-  if (!f) return Fail("create", path, f.error());
-  fi->fh = reinterpret_cast<uint64_t>(new File(std::move(*f)));
-  return OwnNew("create", path);
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Result<File> f = Fs(req).Open(Child(req, parent, name), OpenFlags(fi->flags) | O_CREAT | (fi->flags & O_EXCL),
+                                mode & 07777);
+  if (!f) return ReplyError(req, "create", f.error());
+  auto file = std::make_unique<File>(std::move(*f));
+  Result<fuse_entry_param> e = EntryOf(req, parent, name, true);
+  if (!e) return ReplyError(req, "create", e.error());
+  fi->fh = reinterpret_cast<uint64_t>(file.get());
+  if (fuse_reply_create(req, &*e, fi) == 0) file.release();  // else interrupted: no release will come
 }
 
-int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  if (off < 0) return -EINVAL;
-  Result<size_t> n = FileOf(fi).Pread(buf, size, static_cast<uint64_t>(off));
-  if (!n) return Fail("read", path, n.error());
-  return static_cast<int>(*n);
+void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  std::unique_ptr<char[]> buf(new char[size]);
+  Result<size_t> n = FileOf(fi).Pread(buf.get(), size, static_cast<uint64_t>(off));
+  if (!n) return ReplyError(req, "read", n.error());
+  fuse_reply_buf(req, buf.get(), *n);
 }
 
-int Write(const char* path, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  if (off < 0) return -EINVAL;
+void Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   Result<size_t> n = FileOf(fi).Pwrite(buf, size, static_cast<uint64_t>(off));
-  if (!n) return Fail("write", path, n.error());
-  return static_cast<int>(*n);
+  if (!n) return ReplyError(req, "write", n.error());
+  fuse_reply_write(req, *n);
 }
 
-int StatFsOp(const char* path, struct statvfs* out) {
-  Result<StatFs> s = Fs().GetStatFs();
-  if (!s) return Fail("statfs", path, s.error());
-  std::memset(out, 0, sizeof *out);
-  out->f_bsize = out->f_frsize = s->block_size;
-  out->f_blocks = s->total_blocks;
-  out->f_bfree = out->f_bavail = s->free_blocks;
-  out->f_files = s->total_inodes;
-  out->f_ffree = out->f_favail = s->total_inodes - s->used_inodes;
-  out->f_namemax = s->max_name_len;
-  return 0;
-}
+void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
-int Release(const char* path, fuse_file_info* fi) {
-  std::unique_ptr<File> f(reinterpret_cast<File*>(fi->fh));
+void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  std::unique_ptr<File> f(&FileOf(fi));
   fi->fh = 0;
-  return Done("release", path, f->Close());
+  ReplyStatus(req, "release", f->Close());
 }
 
-int Fsync(const char* path, int datasync, fuse_file_info* fi) {
+void Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
   File& f = FileOf(fi);
-  return Done("fsync", path, datasync ? f.Fdatasync() : f.Fsync());
+  ReplyStatus(req, "fsync", datasync ? f.Fdatasync() : f.Fsync());
 }
 
-int ReadDir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info*,
-            fuse_readdir_flags) {
-  if (!path) return -ENOENT;  // removed while open: no entries
-  Result<std::vector<DirEntry>> entries = Fs().ReadDir(path);
-  if (!entries) return Fail("readdir", path, entries.error());
-  // "." and ".." need their inode numbers: readdir(3) hides an entry of inode 0.
-  std::string dir = path;
-  std::string parent = dir.substr(0, std::max<size_t>(dir.rfind('/'), 1));
-  struct stat st {};
-  st.st_mode = S_IFDIR;
-  for (auto [name, p] : {std::pair{".", &dir}, std::pair{"..", &parent}}) {
-    Result<Stat> ds = Fs().GetLstat(*p);
-    if (!ds) return Fail("readdir", p->c_str(), ds.error());
-    st.st_ino = ds->ino;
-    fill(buf, name, &st, 0, fuse_fill_dir_flags{});
+// An open directory: its entries as read at opendir, and again whenever
+// reading starts over (offset 0: rewinddir sees the directory as it is).
+// Offset k is the k-th entry of ".", "..", then the names.
+struct DirHandle {
+  std::vector<DirEntry> entries;
+};
+
+Status Fill(fuse_req_t req, fuse_ino_t ino, DirHandle* d) {
+  Filesystem& fs = Fs(req);
+  ASSIGN_OR_RETURN(std::vector<DirEntry> names, fs.ReadDir(Self(req, ino)));
+  ASSIGN_OR_RETURN(Stat self, fs.GetLstat(Self(req, ino)));
+  ASSIGN_OR_RETURN(Stat parent, fs.GetLstat(PathAt(InoOf(req, ino), "..")));
+  d->entries.clear();
+  d->entries.reserve(names.size() + 2);
+  d->entries.push_back(DirEntry{".", self.ino, S_IFDIR});
+  d->entries.push_back(DirEntry{"..", parent.ino, S_IFDIR});
+  for (DirEntry& e : names) d->entries.push_back(std::move(e));
+  return Status::Ok();
+}
+
+void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto d = std::make_unique<DirHandle>();
+  Status st = Fill(req, ino, d.get());
+  if (!st.ok()) return ReplyError(req, "opendir", st);
+  fi->fh = reinterpret_cast<uint64_t>(d.get());
+  if (fuse_reply_open(req, fi) == 0) d.release();
+}
+
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  if (off == 0) {
+    Status st = Fill(req, ino, d);
+    if (!st.ok()) return ReplyError(req, "readdir", st);
   }
-  for (const DirEntry& e : *entries) {
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(std::max<off_t>(off, 0)); i < d->entries.size(); i++) {
+    const DirEntry& e = d->entries[i];
+    struct stat st {};
     st.st_ino = e.ino;
     st.st_mode = e.type;
-    if (fill(buf, e.name.c_str(), &st, 0, fuse_fill_dir_flags{})) return -ENOMEM;
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
+                                    static_cast<off_t>(i + 1));
+    if (need > size - used) break;  // full: the kernel asks again from i
+    used += need;
   }
-  return 0;
+  fuse_reply_buf(req, buf.data(), used);
 }
 
-// One utimensat time: UTIME_NOW and UTIME_OMIT resolved against `now` and
-// the current value.
-Timespec Resolve(const struct timespec& t, const Timespec& now, const Timespec& current) {
-  if (t.tv_nsec == UTIME_NOW) return now;
-  if (t.tv_nsec == UTIME_OMIT) return current;
-  return Timespec{t.tv_sec, static_cast<uint32_t>(t.tv_nsec)};
+void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
 }
 
-int Utimens(const char* path, const struct timespec tv[2], fuse_file_info* fi) {
-  if (!path) return -ESTALE;
-  Result<Stat> cur = Fs().GetLstat(path);
-  if (!cur) return Fail("utimens", path, cur.error());
-  struct timespec rt;
-  clock_gettime(CLOCK_REALTIME, &rt);
-  Timespec now{rt.tv_sec, static_cast<uint32_t>(rt.tv_nsec)};
-  Timespec at = tv ? Resolve(tv[0], now, cur->atime) : now;
-  Timespec mt = tv ? Resolve(tv[1], now, cur->mtime) : now;
-  return Done("utimens", path, Fs().Lutimens(path, at, mt));
+void FsyncDir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  fuse_reply_err(req, 0);  // namespace changes are durable when they return
 }
 
-int Fallocate(const char* path, int mode, off_t off, off_t len, fuse_file_info* fi) {
-  if (off < 0 || len <= 0) return -EINVAL;
-  return Done("fallocate", path, FileOf(fi).Fallocate(mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
+void StatFsOp(fuse_req_t req, fuse_ino_t) {
+  Result<StatFs> s = Fs(req).GetStatFs();
+  if (!s) return ReplyError(req, "statfs", s.error());
+  struct statvfs out {};
+  out.f_bsize = out.f_frsize = s->block_size;
+  out.f_blocks = s->total_blocks;
+  out.f_bfree = out.f_bavail = s->free_blocks;
+  out.f_files = s->total_inodes;
+  out.f_ffree = out.f_favail = s->total_inodes - s->used_inodes;
+  out.f_namemax = s->max_name_len;
+  fuse_reply_statfs(req, &out);
+}
+
+void Fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fuse_file_info* fi) {
+  if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
+  ReplyStatus(req, "fallocate",
+              FileOf(fi).Fallocate(mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
 }
 
 // copy_file_range: a reflink when the range is block aligned (or runs to the
 // source's end of file, over the destination's end), else a copy.
-ssize_t CopyFileRange(const char* path_in, fuse_file_info* fi_in, off_t off_in, const char* path_out,
-                      fuse_file_info* fi_out, off_t off_out, size_t size, int flags) {
-  if (flags != 0 || off_in < 0 || off_out < 0) return -EINVAL;
-  File& src = FileOf(fi_in);
-  File& dst = FileOf(fi_out);
-  Result<Stat> ss = src.GetStat();
-  if (!ss) return Fail("copy_file_range", path_in, ss.error());
-  Result<Stat> ds = dst.GetStat();
-  if (!ds) return Fail("copy_file_range", path_out, ds.error());
-  auto in = static_cast<uint64_t>(off_in), out = static_cast<uint64_t>(off_out);
-  if (in >= ss->size) return 0;
-  uint64_t len = std::min<uint64_t>(size, ss->size - in);
+Result<uint64_t> CopyRange(File& src, uint64_t in, File& dst, uint64_t out, uint64_t size) {
+  ASSIGN_OR_RETURN(Stat ss, src.GetStat());
+  ASSIGN_OR_RETURN(Stat ds, dst.GetStat());
+  if (in >= ss.size) return uint64_t{0};
+  uint64_t len = std::min<uint64_t>(size, ss.size - in);
   bool aligned = in % kBlockSize == 0 && out % kBlockSize == 0;
-  bool whole_blocks = len % kBlockSize == 0 || (in + len == ss->size && out + len >= ds->size);
-  if (aligned && whole_blocks && ss->ino != ds->ino) {
+  bool whole_blocks = len % kBlockSize == 0 || (in + len == ss.size && out + len >= ds.size);
+  if (aligned && whole_blocks && ss.ino != ds.ino) {
     Status st = dst.CloneRange(src, in, len, out);
-    if (st.ok()) return static_cast<ssize_t>(len);
-    if (st.err() != EINVAL && st.err() != E2BIG) return Fail("copy_file_range", path_out, st);
+    if (st.ok()) return len;
+    if (st.err() != EINVAL && st.err() != E2BIG) return st;
   }
   std::vector<char> buf(std::min<uint64_t>(len, 1 << 20));
   uint64_t done = 0;
   while (done < len) {
     Result<size_t> r = src.Pread(buf.data(), std::min<uint64_t>(buf.size(), len - done), in + done);
-    if (!r) return done ? static_cast<ssize_t>(done) : Fail("copy_file_range", path_in, r.error());
+    if (!r) return done ? Result<uint64_t>(done) : r.error();
     if (*r == 0) break;
     Result<size_t> w = dst.Pwrite(buf.data(), *r, out + done);
-    if (!w) return done ? static_cast<ssize_t>(done) : Fail("copy_file_range", path_out, w.error());
+    if (!w) return done ? Result<uint64_t>(done) : w.error();
     done += *w;
     if (*w < *r) break;
   }
-  return static_cast<ssize_t>(done);
+  return done;
 }
 
-fuse_operations MakeOperations() {
-  fuse_operations ops{};
+void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
+                   off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
+  if (flags != 0 || off_in < 0 || off_out < 0) return (void)fuse_reply_err(req, EINVAL);
+  Result<uint64_t> n = CopyRange(FileOf(fi_in), static_cast<uint64_t>(off_in), FileOf(fi_out),
+                                 static_cast<uint64_t>(off_out), len);
+  if (!n) return ReplyError(req, "copy_file_range", n.error());
+  fuse_reply_write(req, *n);
+}
+
+fuse_lowlevel_ops MakeOperations() {
+  fuse_lowlevel_ops ops{};
   ops.init = Init;
+  ops.lookup = Lookup;
+  ops.forget = Forget;
+  ops.forget_multi = ForgetMulti;
   ops.getattr = GetAttr;
+  ops.setattr = SetAttrOp;
   ops.readlink = ReadLink;
   ops.mknod = MkNod;
   ops.mkdir = MkDir;
@@ -311,18 +400,18 @@ fuse_operations MakeOperations() {
   ops.symlink = SymLink;
   ops.rename = Rename;
   ops.link = Link;
-  ops.chmod = ChMod;
-  ops.chown = ChOwn;
-  ops.truncate = Truncate;
   ops.open = Open;
   ops.read = Read;
   ops.write = Write;
-  ops.statfs = StatFsOp;
+  ops.flush = Flush;
   ops.release = Release;
   ops.fsync = Fsync;
+  ops.opendir = OpenDir;
   ops.readdir = ReadDir;
+  ops.releasedir = ReleaseDir;
+  ops.fsyncdir = FsyncDir;
+  ops.statfs = StatFsOp;
   ops.create = Create;
-  ops.utimens = Utimens;
   ops.fallocate = Fallocate;
   ops.copy_file_range = CopyFileRange;
   return ops;
@@ -330,8 +419,8 @@ fuse_operations MakeOperations() {
 
 }  // namespace
 
-const fuse_operations& UdaxOperations() {
-  static const fuse_operations ops = MakeOperations();
+const fuse_lowlevel_ops& UdaxOperations() {
+  static const fuse_lowlevel_ops ops = MakeOperations();
   return ops;
 }
 

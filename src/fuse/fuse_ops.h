@@ -1,9 +1,9 @@
-// fuse/fuse_ops.h — the table of libfuse3 high-level operations that serve a
-// udax Filesystem (fuse_ops.cc), and the private data they run with.
+// fuse/fuse_ops.h — the table of libfuse3 low-level operations that serve a
+// udax Filesystem (fuse_ops.cc), and the data they run with.
 #pragma once
 
 #define FUSE_USE_VERSION 312
-#include <fuse3/fuse.h>
+#include <fuse3/fuse_lowlevel.h>
 
 #include <cstdint>
 
@@ -13,14 +13,15 @@ class Filesystem;
 
 namespace udax::fusefs {
 
-// fuse_get_context()->private_data of a udax FUSE mount.
+// fuse_req_userdata() of a udax FUSE session.
 struct FuseContext {
   Filesystem* fs = nullptr;
+  uint64_t root_ino = 0;  // the udax inode that FUSE_ROOT_ID stands for
   // The owner the udax mount gives new inodes (MountOptions::uid/gid); a
   // caller with other ids gets its new inodes chowned to itself.
   uint32_t owner_uid = 0, owner_gid = 0;
 };
 
-const fuse_operations& UdaxOperations();
+const fuse_lowlevel_ops& UdaxOperations();
 
 }  // namespace udax::fusefs

@@ -54,6 +54,9 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem* fs, const std:
 
   auto ctx = std::make_unique<Context>();
   ctx->fuse.fs = fs;
+  Result<Stat> root = fs->GetLstat("/");
+  if (!root) return root.error();
+  ctx->fuse.root_ino = root->ino;
   ctx->fuse.owner_uid = opts.owner_uid.value_or(geteuid());
   ctx->fuse.owner_gid = opts.owner_gid.value_or(getegid());
   std::unique_ptr<FuseServer> server(new FuseServer(std::move(ctx), mountpoint, opts.single_threaded));
@@ -61,11 +64,11 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem* fs, const std:
   std::string options = MountOptionString(opts);
   const char* argv[] = {"udax", "-o", options.c_str(), nullptr};
   fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
-  const fuse_operations& ops = UdaxOperations();
-  server->fuse_ = fuse_new(&args, &ops, sizeof ops, &server->ctx_->fuse);
+  const fuse_lowlevel_ops& ops = UdaxOperations();
+  server->se_ = fuse_session_new(&args, &ops, sizeof ops, &server->ctx_->fuse);
   fuse_opt_free_args(&args);
-  if (!server->fuse_) return Errno(EINVAL, "libfuse refused the mount options: " + options);
-  if (fuse_mount(server->fuse_, mountpoint.c_str()) != 0)
+  if (!server->se_) return Errno(EINVAL, "libfuse refused the mount options: " + options);
+  if (fuse_session_mount(server->se_, mountpoint.c_str()) != 0)
     return Errno(EPERM, "cannot mount FUSE on " + mountpoint + " (is /dev/fuse usable? fusermount3 installed?)");
   server->mounted_ = true;
   return server;
@@ -76,7 +79,7 @@ FuseServer::FuseServer(std::unique_ptr<Context> ctx, std::string mountpoint, boo
 
 FuseServer::~FuseServer() {
   Unmount();
-  if (fuse_) fuse_destroy(fuse_);
+  if (se_) fuse_session_destroy(se_);
 }
 
 Status FuseServer::Daemonize() {
@@ -85,23 +88,22 @@ Status FuseServer::Daemonize() {
 }
 
 Status FuseServer::Serve() {
-  fuse_session* se = fuse_get_session(fuse_);
-  if (fuse_set_signal_handlers(se) != 0) return Errno(EINVAL, "cannot install signal handlers");
+  if (fuse_set_signal_handlers(se_) != 0) return Errno(EINVAL, "cannot install signal handlers");
   int res;
   if (single_threaded_) {
-    res = fuse_loop(fuse_);
+    res = fuse_session_loop(se_);
   } else {
     fuse_loop_config* cfg = fuse_loop_cfg_create();
-    res = fuse_loop_mt(fuse_, cfg);
+    res = fuse_session_loop_mt(se_, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
-  fuse_remove_signal_handlers(se);
+  fuse_remove_signal_handlers(se_);
   if (res < 0) return Errno(-res, std::string("FUSE session failed: ") + std::strerror(-res));
   return Status::Ok();  // unmounted, or a termination signal (res > 0)
 }
 
 void FuseServer::Stop() {
-  fuse_exit(fuse_);
+  fuse_session_exit(se_);
   // The loop's threads wait in read(2) on /dev/fuse; taking the mount away
   // ends those reads. As root directly, else through fusermount3.
   if (::umount2(mountpoint_.c_str(), MNT_DETACH) == 0 || errno == EINVAL) return;
@@ -113,7 +115,7 @@ void FuseServer::Stop() {
 
 void FuseServer::Unmount() {
   if (!mounted_) return;
-  fuse_unmount(fuse_);
+  fuse_session_unmount(se_);
   mounted_ = false;
 }
 

@@ -1,6 +1,6 @@
 // fuse/fuse_server.h — the FUSE mount: serves a mounted udax Filesystem to
-// every program through the kernel's VFS, with libfuse3's high-level
-// (path-based) API. The operations themselves are in fuse_ops.cc.
+// every program through the kernel's VFS, with libfuse3's low-level
+// (inode-based) API. The operations themselves are in fuse_ops.cc.
 //
 // What a program sees through the mount (docs/fuse.md):
 //  * every operation is durable when it returns, as in the library: writes
@@ -13,10 +13,9 @@
 //    fsuid/fsgid;
 //  * copy_file_range of whole blocks is a reflink (File::CloneRange), so
 //    `cp` shares extents instead of copying;
-//  * an unlinked open file stays usable until its last close: libfuse
-//    renames it to .fuse_hiddenN in its directory and removes it at the last
-//    close (so, as on sshfs, that directory cannot be removed meanwhile, and
-//    a killed server leaves the .fuse_hidden file behind).
+//  * an unlinked open file stays usable until its last close: it is udax's
+//    orphan, reached by inode number (a killed server leaves it on udax's
+//    orphan list, and the next mount reclaims it).
 //
 // Lifecycle: Mount (the kernel mount exists when it returns) → Serve (until
 // the mount is unmounted — `udax umount`, fusermount3 -u, umount — or
@@ -33,7 +32,7 @@
 
 #include "udax/status.h"
 
-struct fuse;
+struct fuse_session;
 
 namespace udax {
 class Filesystem;
@@ -83,7 +82,7 @@ class FuseServer {
   std::unique_ptr<Context> ctx_;
   std::string mountpoint_;
   bool single_threaded_;
-  ::fuse* fuse_ = nullptr;
+  ::fuse_session* se_ = nullptr;
   bool mounted_ = false;
 };
 

@@ -117,10 +117,22 @@ assert os.fstat(fd).st_nlink == 0
 os.pwrite(fd, b"more", 10000)
 assert os.pread(fd, 10, 0) == b"still here"
 assert os.pread(fd, 4, 10000) == b"more"
+os.ftruncate(fd, 20000)
+os.fchmod(fd, 0o600)
+assert os.fstat(fd).st_size == 20000 and os.fstat(fd).st_mode & 0o777 == 0o600
 d = os.path.dirname(sys.argv[1])
-assert any(n.startswith(".fuse_hidden") for n in os.listdir(d))
+assert not [n for n in os.listdir(d) if n.startswith(".fuse_hidden")], os.listdir(d)
 os.close(fd)
-assert not any(n.startswith(".fuse_hidden") for n in os.listdir(d)), os.listdir(d)
+EOF
+# a directory that held an open, unlinked file can be removed at once
+mkdir "$M/odir"
+python3 - "$M/odir" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1] + "/f", os.O_RDWR | os.O_CREAT, 0o644)
+os.unlink(sys.argv[1] + "/f")
+os.rmdir(sys.argv[1])
+os.write(fd, b"x")
+os.close(fd)
 EOF
 
 # ---- the kernel checks permissions against udax's modes; owners are the callers
@@ -203,15 +215,23 @@ is_mounted || fail "foreground server did not mount"
 mkdir "$M/crash"
 for k in $(seq 50); do head -c $((k * 1000)) /dev/zero | tr '\0' "$(printf \\$(printf %o $((65 + k % 26))))" >"$M/crash/f$k"; done
 mv "$M/crash/f1" "$M/crash/renamed"
+# an unlinked file held open across the crash: an orphan the next mount reclaims
+free_before=$(stat -f -c %f "$M")
+exec 7<>"$M/crash/held"
+head -c 1048576 /dev/zero >&7
+rm "$M/crash/held"
 kill -9 $SERVER_PID
 wait $SERVER_PID 2>/dev/null || true
 SERVER_PID=
+exec 7>&-
 fusermount3 -uz "$M" 2>/dev/null || umount -l "$M"
 run "$UDAX" fsck "$img"
 expect_rc 0
 run "$UDAX" mount "$img" "$M"
 expect_rc 0
 [[ -f $M/crash/renamed && ! -e $M/crash/f1 ]] || fail "rename lost in the crash"
+free_after=$(stat -f -c %f "$M")
+((free_after >= free_before - 8)) || fail "the orphan's 256 blocks were not reclaimed: $free_before free before, $free_after after"
 for k in $(seq 2 50); do
   [[ $(stat -c %s "$M/crash/f$k") == $((k * 1000)) ]] || fail "f$k size after the crash: $(stat -c %s "$M/crash/f$k")"
   c=$(printf \\$(printf %o $((65 + k % 26))))
