@@ -193,6 +193,12 @@ grep -q "Read-only file system" "$T/err" || fail "expected EROFS: $(cat "$T/err"
 [[ $(cat "$M/victim") == "hello udax" ]] || fail "read on a read-only mount"
 run "$UDAX" umount "$M"
 expect_rc 0
+run "$UDAX" mount -o ro "$img" "$M"
+expect_rc 0
+if sh -c "mkdir '$M/nodir'" 2>"$T/err"; then fail "mkdir on a -o ro mount"; fi
+grep -q "Read-only file system" "$T/err" || fail "expected EROFS with -o ro: $(cat "$T/err")"
+run "$UDAX" umount "$M"
+expect_rc 0
 
 # ---- SIGTERM: the server unmounts cleanly
 "$UDAX" mount -f "$img" "$M" 2>"$T/server.err" &

@@ -6,8 +6,8 @@
 //     MOUNTPOINT. Without -f it returns once the mount is usable and serves
 //     in the background; an error (busy device, damaged image, bad mount
 //     point) is printed and exits 1 before that. -s: one request at a time;
-//     -d: libfuse's request trace (implies -f); -r: read-only; -o: more
-//     libfuse/kernel options (allow_other, ...).
+//     -d: libfuse's request trace (implies -f); -r (or -o ro): read-only;
+//     -o: more libfuse/kernel options (allow_other, ...).
 //   udax umount MOUNTPOINT
 //     unmounts and waits (up to kUnmountWait) until the server has unmounted
 //     udax cleanly and released the device, so `udax fsck DEVICE` can follow
@@ -58,13 +58,6 @@ std::string Absolute(const std::string& path) {
 }
 
 int RunMount(const MountArgs& args) {
-  MountOptions mo;
-  mo.read_only = args.read_only;
-  Result<std::unique_ptr<Filesystem>> fs = Filesystem::Mount(args.device, mo);
-  if (!fs) {
-    PrintError("mount", fs.error());
-    return 1;
-  }
   fusefs::FuseServerOptions fo;
   fo.read_only = args.read_only;
   fo.single_threaded = args.single;
@@ -74,13 +67,15 @@ int RunMount(const MountArgs& args) {
     std::stringstream ss(o);
     for (std::string one; std::getline(ss, one, ',');) {
       if (one == "allow_other") fo.allow_other = true;
-      else if (one == "ro") fo.read_only = true;
+      else if (one == "ro") fo.read_only = true;  // as -r
       else if (!one.empty()) fo.extra_options.push_back(one);
     }
   }
-  if (fo.read_only && !args.read_only) {
-    PrintError("mount", Status::Error(EINVAL, "use -r for a read-only mount (udax opens the device read-only then)"));
-    (*fs)->Unmount().IgnoreError();
+  MountOptions mo;
+  mo.read_only = fo.read_only;
+  Result<std::unique_ptr<Filesystem>> fs = Filesystem::Mount(args.device, mo);
+  if (!fs) {
+    PrintError("mount", fs.error());
     return 1;
   }
   Result<std::unique_ptr<fusefs::FuseServer>> server = fusefs::FuseServer::Mount(fs->get(), args.mountpoint, fo);
