@@ -49,6 +49,9 @@ std::unique_ptr<Target> MakeKernelTarget(std::string parent_dir, std::string nam
 // XFS on a loop device: needs root and mkfs.xfs. Setup fails with a Status
 // (the caller then skips XFS) and undoes whatever it had done.
 std::unique_ptr<Target> MakeXfsLoopTarget();                      // kernel_baseline.cc
+// udax through its FUSE mount, served by this process: the kernel sides'
+// loops in a directory of the mount. Setup fails without FUSE.
+std::unique_ptr<Target> MakeUdaxFuseTarget();                     // fuse_bench.cc
 
 // XFS (mkfs.xfs -m reflink=1) on a loop device over a sparse image in
 // /dev/shm, mounted on a new directory under /tmp (kernel_baseline.cc). Needs

@@ -160,14 +160,25 @@ int RunBench(const BenchArgs& args) {
     std::fflush(stdout);
     std::fprintf(stderr, "udax bench: skipping the xfs-loop rows: %s\n", st.ToString().c_str());
   }
+  // udax through its FUSE mount (fuse_bench.cc): measured in the same rounds.
+  auto fuse = fs_rows ? MakeUdaxFuseTarget() : nullptr;
+  if (!fuse) {
+  } else if (Status st = fuse->Setup(); !st.ok()) {
+    fuse.reset();
+    std::fflush(stdout);
+    std::fprintf(stderr, "udax bench: skipping the fuse_* rows: %s\n", st.ToString().c_str());
+  }
 
   // best[target][op]: the best of the rounds; every round runs each op on
   // every side back to back, so slow phases of a shared machine hit all sides.
-  std::vector<std::vector<double>> best(targets.size(), std::vector<double>(std::size(kOps), 0));
+  // best[targets.size()], when there is a FUSE side, is the FUSE side's.
+  const size_t sides = targets.size() + (fuse ? 1 : 0);
+  std::vector<std::vector<double>> best(sides, std::vector<double>(std::size(kOps), 0));
   for (int r = 0; r < plan.rounds && !targets.empty(); r++) {
     for (size_t o = 0; o < std::size(kOps); o++) {
-      for (size_t t = 0; t < targets.size(); t++) {
-        Result<double> rate = targets[t]->Measure(kOps[o], plan.w);
+      for (size_t t = 0; t < sides; t++) {
+        Target* side = t < targets.size() ? targets[t].get() : fuse.get();
+        Result<double> rate = side->Measure(kOps[o], plan.w);
         if (!rate.has_value()) {
           cli::PrintError("bench", rate.error());
           return 1;
@@ -186,6 +197,12 @@ int RunBench(const BenchArgs& args) {
                          Goal(op, targets[t]->name()), "", 0, {}});
     }
   }
+  for (size_t t = 1; fuse && t < targets.size(); t++) {
+    for (size_t o = 0; o < std::size(kOps); o++)
+      rows.push_back(Row{std::string("fuse_") + OpName(kOps[o]), "ops/s", best[targets.size()][o], best[t][o],
+                         targets[t]->name(), 0, "", 0, {}});
+  }
+  fuse.reset();
   targets.clear();  // tear the fs sides down before the DAX rows need the memory
 
   DaxPlan dax = MakeDaxPlan(args.quick);

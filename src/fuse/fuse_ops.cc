@@ -111,6 +111,9 @@ void ReplyAttr(fuse_req_t req, const char* op, const Result<Stat>& s) {
 
 void Init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // write-through: durable at return
+  // Every write passes through this mount, so the kernel's page cache is
+  // never stale: a changed mtime need not drop it.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -223,11 +226,22 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newn
 // The open(2) flags udax acts on; the kernel has checked and applied the rest.
 int OpenFlags(int flags) { return flags & (O_ACCMODE | O_APPEND | O_TRUNC); }
 
+// What the kernel may skip for a file opened through this mount: the page
+// cache it holds stays valid from one open to the next (every write to the
+// device passes through this mount: the server holds the device
+// exclusively), and close needs no FLUSH request (writes are durable when
+// they return; there is nothing to flush).
+void SetOpenReplyFlags(fuse_file_info* fi) {
+  fi->keep_cache = 1;
+  fi->noflush = 1;
+}
+
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Result<File> f = Fs(req).Open(Self(req, ino), OpenFlags(fi->flags));
   if (!f) return ReplyError(req, "open", f.error());
   auto file = std::make_unique<File>(std::move(*f));
   fi->fh = reinterpret_cast<uint64_t>(file.get());
+  SetOpenReplyFlags(fi);
   if (fuse_reply_open(req, fi) == 0) file.release();  // else interrupted: no release will come
 }
 
@@ -239,6 +253,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   Result<fuse_entry_param> e = EntryOf(req, parent, name, true);
   if (!e) return ReplyError(req, "create", e.error());
   fi->fh = reinterpret_cast<uint64_t>(file.get());
+  SetOpenReplyFlags(fi);
   if (fuse_reply_create(req, &*e, fi) == 0) file.release();  // else interrupted: no release will come
 }
 
