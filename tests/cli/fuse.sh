@@ -66,6 +66,17 @@ cmp -n 1048576 "$M/sparse" /dev/zero || fail "a hole reads as zeroes"
 fallocate -l 256k "$M/falloc"
 [[ $(stat -c %s "$M/falloc") == 262144 && $(stat -c %b "$M/falloc") == 512 ]] || fail "fallocate: $(stat -c '%s %b' "$M/falloc")"
 df -B4096 "$M" | grep -q "$img" || fail "statfs"
+# the kernel's page cache (kept across opens) never serves bytes udax changed
+# under it: punch, zero range, truncate, copy_file_range onto cached pages
+head -c 65536 /dev/zero | tr '\0' 'Q' >"$M/cached"
+[[ $(head -c 4 "$M/cached") == QQQQ ]] || fail "read before punching"
+fallocate -p -o 0 -l 8192 "$M/cached"
+[[ $(head -c 8192 "$M/cached" | tr -d '\0' | wc -c) == 0 ]] || fail "a punched range read stale bytes"
+[[ $(dd if="$M/cached" bs=4096 skip=2 count=1 status=none | tr -d Q | wc -c) == 0 ]] || fail "punch changed bytes after it"
+fallocate -z -o 8192 -l 4096 "$M/cached"
+[[ $(dd if="$M/cached" bs=4096 skip=2 count=1 status=none | tr -d '\0' | wc -c) == 0 ]] || fail "a zeroed range read stale bytes"
+truncate -s 20000 "$M/cached" && truncate -s 65536 "$M/cached"
+[[ $(dd if="$M/cached" bs=1 skip=20000 count=100 status=none | tr -d '\0' | wc -c) == 0 ]] || fail "bytes past a truncate came back"
 
 # ---- a tree of assorted sizes: cp -a, diff -r, tar round trip, rm -rf
 src=$T/src
@@ -102,6 +113,16 @@ n = os.copy_file_range(s, d, 1 << 20, 0, 0)
 assert n == 1 << 20, n
 EOF
 cmp "$M/big" "$M/big.clone" || fail "copy_file_range copy differs"
+# a clone onto a file whose pages the kernel has cached
+head -c 1048576 /dev/zero >"$M/big.over"
+cat "$M/big.over" >/dev/null
+python3 - "$M/big" "$M/big.over" <<'EOF'
+import os, sys
+s = os.open(sys.argv[1], os.O_RDONLY)
+d = os.open(sys.argv[2], os.O_WRONLY)
+assert os.copy_file_range(s, d, 1 << 20, 0, 0) == 1 << 20
+EOF
+cmp "$M/big" "$M/big.over" || fail "cached pages survived a clone onto them"
 printf 'Z' | dd of="$M/big.clone" bs=1 seek=5000 conv=notrunc status=none   # CoW: the source keeps its byte
 [[ $(dd if="$M/big.clone" bs=1 skip=5000 count=1 status=none) == Z ]] || fail "write into a reflinked file"
 cmp -s "$M/big" "$M/big.clone" && fail "a write into the clone reached the source"
