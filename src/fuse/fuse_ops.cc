@@ -24,6 +24,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "udax/fs.h"
+#include "udax/fuse_ioctl.h"
 
 namespace udax::fusefs {
 namespace {
@@ -48,9 +50,13 @@ PathAt Child(fuse_req_t req, fuse_ino_t parent, const char* name) { return PathA
 
 // Replies with the failure's errno; the serious ones (a device gone, failed
 // memory, damaged metadata) also go to the log with udax's message.
+// A removed device or a shut-down filesystem fails every request after it:
+// that is logged once.
 void ReplyError(fuse_req_t req, const char* op, const Status& st) {
+  static std::atomic<bool> logged_gone{false};
   int e = st.err();
-  if (e == EIO || e == ENODEV || e == ESHUTDOWN || e == EUCLEAN)
+  bool gone = e == ENODEV || e == ESHUTDOWN;
+  if ((gone && !logged_gone.exchange(true)) || e == EIO || e == EUCLEAN)
     fuse_log(FUSE_LOG_ERR, "udax: %s: %s\n", op, st.ToString().c_str());
   fuse_reply_err(req, e);
 }
@@ -111,6 +117,7 @@ void ReplyAttr(fuse_req_t req, const char* op, const Result<Stat>& s) {
 
 void Init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // write-through: durable at return
+  if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;  // udax ioctls on directories too
   // Every write passes through this mount, so the kernel's page cache is
   // never stale: a changed mtime need not drop it.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -399,6 +406,27 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
   fuse_reply_write(req, *n);
 }
 
+// udax/fuse_ioctl.h: the failure paths, for root and the mount's owner.
+void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*, unsigned flags, const void* in,
+           size_t in_size, size_t) {
+  if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
+  const fuse_ctx* c = fuse_req_ctx(req);
+  if (c->uid != 0 && c->uid != Ctx(req)->owner_uid) return (void)fuse_reply_err(req, EPERM);
+  Status st;
+  if (cmd == UDAX_IOC_REMOVE_DEVICE) {
+    fuse_log(FUSE_LOG_ERR, "udax: removing the device (UDAX_IOC_REMOVE_DEVICE from pid %d)\n", c->pid);
+    st = Fs(req).RemoveDevice();
+  } else if (cmd == UDAX_IOC_INJECT_POISON && in_size == sizeof(udax_ioc_range)) {
+    udax_ioc_range r;
+    std::memcpy(&r, in, sizeof r);
+    st = Fs(req).InjectPoison(r.offset, r.length);
+  } else {
+    return (void)fuse_reply_err(req, ENOTTY);
+  }
+  if (!st.ok()) return ReplyError(req, "ioctl", st);
+  fuse_reply_ioctl(req, 0, nullptr, 0);
+}
+
 fuse_lowlevel_ops MakeOperations() {
   fuse_lowlevel_ops ops{};
   ops.init = Init;
@@ -429,6 +457,7 @@ fuse_lowlevel_ops MakeOperations() {
   ops.create = Create;
   ops.fallocate = Fallocate;
   ops.copy_file_range = CopyFileRange;
+  ops.ioctl = Ioctl;
   return ops;
 }
 

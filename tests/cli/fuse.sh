@@ -268,4 +268,70 @@ run "$UDAX" umount "$M"
 expect_rc 0
 run "$UDAX" fsck "$img"
 expect_rc 0
+# ---- failure paths for every program: a memory failure, then the device
+# removed under the mount (udax/fuse_ioctl.h through `udax poison`/`remove`)
+run "$UDAX" mount "$img" "$M"
+expect_rc 0
+head -c 1048576 /dev/urandom >"$M/victim2"
+cp "$M/victim2" "$T/victim2.copy"
+run "$UDAX" umount "$M"
+expect_rc 0
+run "$UDAX" io "$img" -c "open /victim2" -c "fiemap"
+expect_rc 0
+first_sector=$(sed -nE 's/^\s*0: \[0\.\.[0-9]+\]: ([0-9]+)\.\..*/\1/p' "$T/out")
+[[ -n $first_sector ]] || fail "no extent for /victim2"
+run "$UDAX" mount -o allow_other "$img" "$M"
+expect_rc 0
+run "$UDAX" poison "$M" $(((first_sector + 16) * 512)) 4096   # the file's third block
+expect_rc 0
+if dd if="$M/victim2" of=/dev/null bs=4096 skip=2 count=1 status=none 2>"$T/err"; then
+  fail "read of a poisoned block succeeded"
+fi
+grep -q "Input/output error" "$T/err" || fail "expected EIO: $(cat "$T/err")"
+cmp <(dd if="$M/victim2" bs=4096 skip=3 status=none) <(dd if="$T/victim2.copy" bs=4096 skip=3 status=none) ||
+  fail "blocks after the poisoned one changed"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$UDAX" remove "$M" >"$T/out" 2>"$T/err" &&
+  fail "nobody removed the device"
+grep -q "EPERM" "$T/err" || fail "remove by nobody: $(cat "$T/err")"
+python3 - "$M" "$UDAX" <<'EOF'
+import errno, os, subprocess, sys
+m, udax = sys.argv[1], sys.argv[2]
+fd = os.open(m + "/victim2", os.O_RDONLY)
+direct = os.open(m + "/victim2", os.O_RDWR | os.O_DIRECT)  # reads that always reach udax
+assert len(os.pread(fd, 4096, 0)) == 4096
+assert subprocess.run([udax, "remove", m]).returncode == 0
+# A page the kernel has cached still reads as the bytes committed before the
+# removal (kernel memory, not the device's); anything that reaches udax fails.
+assert len(os.pread(fd, 4096, 0)) == 4096
+for what, call in [("read", lambda: os.pread(direct, 4096, 8192 * 8)),
+                   ("write", lambda: os.pwrite(direct, b"x" * 4096, 0)),
+                   ("create", lambda: os.open(m + "/new", os.O_CREAT | os.O_WRONLY)),
+                   ("stat", lambda: os.stat(m + "/other")),
+                   ("listdir", lambda: os.listdir(m))]:
+    try:
+        call()
+    except OSError as e:
+        assert e.errno == errno.ENODEV, (what, e)
+    else:
+        raise AssertionError(what + " after the device was removed succeeded")
+os.close(fd)
+os.close(direct)
+EOF
+run "$UDAX" remove "$M"
+expect_rc 1
+expect_err "ENODEV"
+run "$UDAX" umount "$M"
+expect_rc 0
+run "$UDAX" fsck "$img"
+expect_rc 0
+expect_out "1 bad block"
+run "$UDAX" io "$img" -c "get /victim2 $T/victim2.back"
+expect_rc 1
+expect_err "poisoned (EIO)"
+cmp -n 8192 "$T/victim2.back" "$T/victim2.copy" || fail "data before the poisoned block lost"
+run "$UDAX" io "$img" -c "cat /victim"
+expect_out "hello udax"
+run "$UDAX" remove "$T"
+expect_rc 1
+expect_err "not a udax mount"
 echo "PASS"

@@ -32,6 +32,8 @@ void SetupIo(CLI::App& app, int* exit_code);    // io_cmd.cc
 void SetupBench(CLI::App& app, int* exit_code); // bench/bench_main.cc
 void SetupMount(CLI::App& app, int* exit_code);  // mount_cmd.cc
 void SetupUmount(CLI::App& app, int* exit_code); // mount_cmd.cc
+void SetupRemove(CLI::App& app, int* exit_code); // mount_ctl_cmd.cc
+void SetupPoison(CLI::App& app, int* exit_code); // mount_ctl_cmd.cc
 
 // Parses a CLI number: decimal or 0x hex with an optional k/m/g/t suffix.
 // On failure returns EINVAL "invalid WHAT 'TEXT'".

@@ -31,6 +31,8 @@ constexpr udax::cli::SetupFn kSubcommands[] = {
     udax::cli::SetupBench,
     udax::cli::SetupMount,
     udax::cli::SetupUmount,
+    udax::cli::SetupRemove,
+    udax::cli::SetupPoison,
     udax::cli::SetupDemo,
 };
 
