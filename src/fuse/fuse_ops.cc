@@ -406,6 +406,32 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
   fuse_reply_write(req, *n);
 }
 
+// SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself), from
+// the file's extent map: allocated blocks are data, the rest up to EOF is
+// hole, and EOF is a hole. ENXIO at or past EOF.
+Result<uint64_t> SeekDataOrHole(File& f, uint64_t off, int whence) {
+  ASSIGN_OR_RETURN(Stat st, f.GetStat());
+  if (off >= st.size) return Status::Error(ENXIO, "offset at or past end of file");
+  ASSIGN_OR_RETURN(std::vector<FileExtent> extents, f.Fiemap());
+  uint64_t pos = off;
+  for (const FileExtent& e : extents) {  // in file order
+    uint64_t end = e.file_offset + e.length;
+    if (end <= pos) continue;
+    if (whence == SEEK_DATA) return std::max(pos, e.file_offset);
+    if (e.file_offset > pos) break;  // pos is in a hole
+    pos = end;                       // data up to here; a hole may follow
+  }
+  if (whence == SEEK_DATA) return Status::Error(ENXIO, "no data after the offset");
+  return std::min(pos, st.size);
+}
+
+void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
+  if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) return (void)fuse_reply_err(req, EINVAL);
+  Result<uint64_t> pos = SeekDataOrHole(FileOf(fi), static_cast<uint64_t>(off), whence);
+  if (!pos) return ReplyError(req, "lseek", pos.error());
+  fuse_reply_lseek(req, static_cast<off_t>(*pos));
+}
+
 // udax/fuse_ioctl.h: the failure paths, for root and the mount's owner.
 void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*, unsigned flags, const void* in,
            size_t in_size, size_t) {
@@ -458,6 +484,7 @@ fuse_lowlevel_ops MakeOperations() {
   ops.fallocate = Fallocate;
   ops.copy_file_range = CopyFileRange;
   ops.ioctl = Ioctl;
+  ops.lseek = Lseek;
   return ops;
 }
 

@@ -63,6 +63,29 @@ touch -h -d "2002-01-01 00:00:00 UTC" "$M/sym"   # the link itself, not its targ
 truncate -s 1M "$M/sparse"
 [[ $(stat -c %s "$M/sparse") == 1048576 && $(stat -c %b "$M/sparse") == 0 ]] || fail "sparse truncate: $(stat -c '%s %b' "$M/sparse")"
 cmp -n 1048576 "$M/sparse" /dev/zero || fail "a hole reads as zeroes"
+python3 - "$M/holes" <<'EOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+M = 1 << 20
+os.pwrite(fd, b"a" * 4096, 0)
+os.pwrite(fd, b"b" * 8192, M)
+os.ftruncate(fd, 2 * M)
+want = [(0, os.SEEK_DATA, 0), (0, os.SEEK_HOLE, 4096), (4096, os.SEEK_DATA, M),
+        (5000, os.SEEK_HOLE, 5000), (M, os.SEEK_HOLE, M + 8192), (M + 100, os.SEEK_DATA, M + 100),
+        (M + M // 2, os.SEEK_HOLE, M + M // 2)]
+for off, whence, pos in want:
+    got = os.lseek(fd, off, whence)
+    assert got == pos, (off, whence, got, pos)
+for off in (M + 8192, 2 * M, 3 * M):
+    try:
+        os.lseek(fd, off, os.SEEK_DATA)
+        raise AssertionError(("SEEK_DATA found data at", off))
+    except OSError as e:
+        assert e.errno == errno.ENXIO, e
+os.close(fd)
+EOF
+cp --sparse=always "$M/holes" "$M/holes.cp"
+cmp "$M/holes" "$M/holes.cp" || fail "sparse copy differs"
 fallocate -l 256k "$M/falloc"
 [[ $(stat -c %s "$M/falloc") == 262144 && $(stat -c %b "$M/falloc") == 512 ]] || fail "fallocate: $(stat -c '%s %b' "$M/falloc")"
 df -B4096 "$M" | grep -q "$img" || fail "statfs"
