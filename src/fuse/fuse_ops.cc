@@ -10,7 +10,9 @@
 //    exact and a stale node id gives ENOENT, never another file. The server
 //    keeps no per-node state: forget has nothing to drop;
 //  * fi->fh of an open file is a heap udax::File (open/create → release);
-//    of an open directory a heap DirHandle (opendir → releasedir);
+//    of an open directory a heap DirHandle (opendir → releasedir); each is
+//    registered in FuseContext while the kernel holds it, so that the ones
+//    left when the session ends are closed (CloseAllHandles);
 //  * an unlinked open file is udax's orphan, reached by its inode number
 //    until the last release; a killed server leaves it on udax's orphan
 //    list, reclaimed by the next mount;
@@ -230,6 +232,14 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newn
   ReplyEntry(req, "link", newparent, newname, false);
 }
 
+// Registers (or forgets) a handle the kernel holds.
+void TrackIn(std::unordered_set<void*>& set, std::mutex& mu, void* h, bool held) {
+  std::lock_guard<std::mutex> g(mu);
+  if (held) set.insert(h);
+  else set.erase(h);
+}
+void Track(fuse_req_t req, File* f, bool held) { TrackIn(Ctx(req)->open_files, Ctx(req)->handles_mu, f, held); }
+
 // The open(2) flags udax acts on; the kernel has checked and applied the rest.
 int OpenFlags(int flags) { return flags & (O_ACCMODE | O_APPEND | O_TRUNC); }
 
@@ -249,7 +259,9 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto file = std::make_unique<File>(std::move(*f));
   fi->fh = reinterpret_cast<uint64_t>(file.get());
   SetOpenReplyFlags(fi);
-  if (fuse_reply_open(req, fi) == 0) file.release();  // else interrupted: no release will come
+  Track(req, file.get(), true);
+  if (fuse_reply_open(req, fi) == 0) return (void)file.release();
+  Track(req, file.get(), false);  // interrupted: no release will come
 }
 
 void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -261,7 +273,9 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   if (!e) return ReplyError(req, "create", e.error());
   fi->fh = reinterpret_cast<uint64_t>(file.get());
   SetOpenReplyFlags(fi);
-  if (fuse_reply_create(req, &*e, fi) == 0) file.release();  // else interrupted: no release will come
+  Track(req, file.get(), true);
+  if (fuse_reply_create(req, &*e, fi) == 0) return (void)file.release();
+  Track(req, file.get(), false);  // interrupted: no release will come
 }
 
 void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
@@ -283,6 +297,7 @@ void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0)
 
 void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   std::unique_ptr<File> f(&FileOf(fi));
+  Track(req, f.get(), false);
   fi->fh = 0;
   ReplyStatus(req, "release", f->Close());
 }
@@ -298,6 +313,10 @@ void Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 struct DirHandle {
   std::vector<DirEntry> entries;
 };
+
+void TrackDir(fuse_req_t req, DirHandle* d, bool held) {
+  TrackIn(Ctx(req)->open_dirs, Ctx(req)->handles_mu, d, held);
+}
 
 Status Fill(fuse_req_t req, fuse_ino_t ino, DirHandle* d) {
   Filesystem& fs = Fs(req);
@@ -317,7 +336,9 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Status st = Fill(req, ino, d.get());
   if (!st.ok()) return ReplyError(req, "opendir", st);
   fi->fh = reinterpret_cast<uint64_t>(d.get());
-  if (fuse_reply_open(req, fi) == 0) d.release();
+  TrackDir(req, d.get(), true);
+  if (fuse_reply_open(req, fi) == 0) return (void)d.release();
+  TrackDir(req, d.get(), false);
 }
 
 void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -342,6 +363,7 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  TrackDir(req, reinterpret_cast<DirHandle*>(fi->fh), false);
   delete reinterpret_cast<DirHandle*>(fi->fh);
   fuse_reply_err(req, 0);
 }
@@ -489,6 +511,17 @@ fuse_lowlevel_ops MakeOperations() {
 }
 
 }  // namespace
+
+void CloseAllHandles(FuseContext* ctx) {
+  std::lock_guard<std::mutex> g(ctx->handles_mu);
+  for (void* f : ctx->open_files) {
+    std::unique_ptr<File> file(static_cast<File*>(f));
+    file->Close().IgnoreError();  // (an unlinked file's space is freed here)
+  }
+  for (void* d : ctx->open_dirs) delete static_cast<DirHandle*>(d);
+  ctx->open_files.clear();
+  ctx->open_dirs.clear();
+}
 
 const fuse_lowlevel_ops& UdaxOperations() {
   static const fuse_lowlevel_ops ops = MakeOperations();

@@ -6,6 +6,8 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include <cstdint>
+#include <mutex>
+#include <unordered_set>
 
 namespace udax {
 class Filesystem;
@@ -20,8 +22,15 @@ struct FuseContext {
   // The owner the udax mount gives new inodes (MountOptions::uid/gid); a
   // caller with other ids gets its new inodes chowned to itself.
   uint32_t owner_uid = 0, owner_gid = 0;
+  // The handles the kernel holds (fi->fh of open files and directories),
+  // closed by CloseAllHandles when the session ends with some still open
+  // (a signal, or an unmount racing the last RELEASE).
+  std::mutex handles_mu;
+  std::unordered_set<void*> open_files, open_dirs;
 };
 
 const fuse_lowlevel_ops& UdaxOperations();
+// Closes every handle still open; only once no request can arrive.
+void CloseAllHandles(FuseContext* ctx);
 
 }  // namespace udax::fusefs

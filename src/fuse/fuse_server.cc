@@ -98,6 +98,7 @@ Status FuseServer::Serve() {
     fuse_loop_cfg_destroy(cfg);
   }
   fuse_remove_signal_handlers(se_);
+  CloseAllHandles(&ctx_->fuse);  // the loop is over: no request can use them
   if (res < 0) return Errno(-res, std::string("FUSE session failed: ") + std::strerror(-res));
   return Status::Ok();  // unmounted, or a termination signal (res > 0)
 }
