@@ -89,6 +89,32 @@ class Differ {
   uint64_t R(uint64_t n) { return n ? rng_() % n : 0; }
   bool P(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
 
+  // A path as udax's API takes it: the path itself, or (a third of the
+  // time) the same path as an *at path — the rest of it relative to the
+  // inode of one of its directory prefixes, as the FUSE mount names files.
+  // Both must behave alike; the model only knows whole paths.
+  struct AtPath {
+    std::string full, rest;
+    uint64_t at = 0;
+    PathAt get() const { return at ? PathAt(at, rest) : PathAt(full); }
+  };
+  AtPath AsAt(const std::string& path) {
+    AtPath out{path, "", 0};
+    std::vector<size_t> cuts;  // after a component, before a '/'
+    for (size_t i = 1; i < path.size(); i++)
+      if (path[i] == '/' && path[i - 1] != '/') cuts.push_back(i);
+    if (cuts.empty() || !P(1.0 / 3)) return out;
+    size_t cut = cuts[R(cuts.size())];
+    size_t rest = path.find_first_not_of('/', cut);
+    if (rest == std::string::npos) return out;  // nothing after the prefix
+    auto dir = fs_->GetStat(path.substr(0, cut));
+    if (!dir) return out;
+    out.rest = path.substr(rest);
+    out.at = dir->ino;
+    Log("  as *at: inode " + std::to_string(out.at) + " + " + out.rest.substr(0, 60));
+    return out;
+  }
+
   std::string Pattern(size_t len) {
     std::string s(len, '\0');
     uint64_t x = rng_() | 1;
@@ -453,7 +479,7 @@ std::string Differ::OpOpen() {
   Log("open " + path + " flags 0" + [&] { std::ostringstream o; o << std::oct << flags; return o.str(); }());
   auto h = std::make_unique<Handle>();
   bool created = false;
-  auto f = fs_->Open(path, flags, mode);
+  auto f = fs_->Open(AsAt(path).get(), flags, mode);
   if (!f && f.error().err() == ENOSPC) {
     enospc_++;
     Log("  ENOSPC");
@@ -634,7 +660,7 @@ std::string Differ::OpTruncatePath() {
   Log("truncate " + path + " " + std::to_string(len));
   // udax first: as in OpFtruncate, growing a file whose EOF block is shared
   // copies that block, which may fail with ENOSPC; then nothing changed.
-  int ge = fs_->Truncate(path, len).err();
+  int ge = fs_->Truncate(AsAt(path).get(), len).err();
   uint64_t id = 0;
   if (ge == ENOSPC && model_.Walk(path, true, &id) == 0 && !model_.Get(id)->share.empty()) {
     enospc_++;
@@ -694,21 +720,21 @@ std::string Differ::OpNamespace(int which) {
       a = RandPath();
       what = "mkdir " + a;
       Log(what);
-      ge = fs_->Mkdir(a, 0755).err();
+      ge = fs_->Mkdir(AsAt(a).get(), 0755).err();
       model_op = [&] { return model_.Mkdir(a, 0755); };
       break;
     case 1:
       a = P(0.7) ? ExistingPath() : RandPath();
       what = "rmdir " + a;
       Log(what);
-      ge = fs_->Rmdir(a).err();
+      ge = fs_->Rmdir(AsAt(a).get()).err();
       model_op = [&] { return model_.Rmdir(a); };
       break;
     case 2:
       a = ExistingPath();
       what = "unlink " + a;
       Log(what);
-      ge = fs_->Unlink(a).err();
+      ge = fs_->Unlink(AsAt(a).get()).err();
       model_op = [&] { return model_.Unlink(a); };
       break;
     case 3:
@@ -716,7 +742,7 @@ std::string Differ::OpNamespace(int which) {
       b = P(0.5) ? RandPath() : ExistingPath();
       what = "rename " + a + " " + b;
       Log(what);
-      ge = fs_->Rename(a, b).err();
+      ge = fs_->Rename(AsAt(a).get(), AsAt(b).get()).err();
       model_op = [&] { return model_.Rename(a, b); };
       break;
     case 4:
@@ -725,7 +751,7 @@ std::string Differ::OpNamespace(int which) {
       if (b.back() == '/') b.pop_back();
       what = "link " + a + " " + b;
       Log(what);
-      ge = fs_->Link(a, b).err();
+      ge = fs_->Link(AsAt(a).get(), AsAt(b).get()).err();
       model_op = [&] { return model_.Link(a, b); };
       break;
     case 5:
@@ -734,7 +760,7 @@ std::string Differ::OpNamespace(int which) {
       if (b.back() == '/') b.pop_back();
       what = "symlink " + b + " -> " + a.substr(0, 60);
       Log(what);
-      { Status st = fs_->Symlink(a, b); ge = st.err(); if (!st.ok()) Log("  " + st.ToString()); }
+      { Status st = fs_->Symlink(a, AsAt(b).get()); ge = st.err(); if (!st.ok()) Log("  " + st.ToString()); }
       model_op = [&] { return model_.Symlink(a, b); };
       break;
     default: {
@@ -742,7 +768,7 @@ std::string Differ::OpNamespace(int which) {
       uint32_t m = 0400 + R(0400);
       what = "chmod " + a;
       Log(what);
-      ge = fs_->Chmod(a, m).err();
+      ge = fs_->Chmod(AsAt(a).get(), m).err();
       model_op = [&, m] { return model_.Chmod(a, m); };
       break;
     }
