@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <spawn.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -85,6 +86,13 @@ FuseServer::~FuseServer() {
 Status FuseServer::Daemonize() {
   if (fuse_daemonize(0) != 0) return Errno(ECHILD, "cannot detach the FUSE server into the background");
   return Status::Ok();
+}
+
+void FuseServer::LogToSyslog() {
+  openlog("udax", LOG_PID, LOG_DAEMON);
+  fuse_set_log_func([](fuse_log_level level, const char* fmt, va_list ap) {
+    vsyslog(static_cast<int>(level), fmt, ap);  // fuse_log_level follows syslog's levels
+  });
 }
 
 Status FuseServer::Serve() {

@@ -66,6 +66,10 @@ class FuseServer {
   // stdio to /dev/null); the parent exits once the child is ready. Call
   // before Serve and before anything starts a thread.
   Status Daemonize();
+  // Sends libfuse's and the operations' log messages to syslog (facility
+  // daemon, ident "udax") instead of stderr: for a detached server, whose
+  // stderr is /dev/null.
+  static void LogToSyslog();
   // Serves requests until the mount goes away or a termination signal
   // arrives (handlers installed for the duration; the previous ones come
   // back after). Returns an error only when the session itself failed.

@@ -30,7 +30,7 @@ new_fs img 256m
 img=$T/img
 
 # ---- mount in the background; the mount is usable when the command returns
-run "$UDAX" mount "$img" "$M"
+run "$UDAX" mount -l "$T/server.log" "$img" "$M"
 expect_rc 0
 is_mounted || fail "no fuse.udax mount on $M after udax mount returned"
 grep -q "^$img $M fuse.udax " /proc/mounts || fail "the mount's source is not the device: $(grep "$M" /proc/mounts)"
@@ -182,7 +182,7 @@ EOF
 # ---- the kernel checks permissions against udax's modes; owners are the callers
 run "$UDAX" umount "$M"
 expect_rc 0
-run "$UDAX" mount -o allow_other "$img" "$M"
+run "$UDAX" mount -l "$T/server.log" -o allow_other "$img" "$M"
 expect_rc 0
 chmod 0755 "$T" "$M"   # (mktemp -d made $T 0700)
 mkdir -m 1777 "$M/pub"
@@ -198,7 +198,7 @@ chown -h 123:456 "$M/pub/ln"                     # lchown: the link, not its (mi
 [[ $(stat -c %u:%g "$M/pub/ln") == 123:456 ]] || fail "chown -h of a symlink"
 
 # ---- errors: a busy device, a bad mount point, a path that is not a udax mount
-run "$UDAX" mount "$img" "$T/other"
+run "$UDAX" mount -l "$T/server.log" "$img" "$T/other"
 expect_rc 1
 expect_err "device busy"
 run "$UDAX" io "$img" -c "ls /"
@@ -221,23 +221,23 @@ expect_rc 0
 expect_out "hello udax"
 expect_out "shared"
 expect_out "theirs"
-run "$UDAX" mount "$T/missing-image" "$M"
+run "$UDAX" mount -l "$T/server.log" "$T/missing-image" "$M"
 expect_rc 1
 expect_err "mount: "
-run "$UDAX" mount "$img" "$T/no-such-dir"
+run "$UDAX" mount -l "$T/server.log" "$img" "$T/no-such-dir"
 expect_rc 1
 expect_err "no-such-dir"
 is_mounted && fail "a failed mount left a mount behind"
 
 # ---- read-only
-run "$UDAX" mount -r "$img" "$M"
+run "$UDAX" mount -l "$T/server.log" -r "$img" "$M"
 expect_rc 0
 if sh -c "echo x >'$M/new'" 2>"$T/err"; then fail "wrote to a read-only mount"; fi
 grep -q "Read-only file system" "$T/err" || fail "expected EROFS: $(cat "$T/err")"
 [[ $(cat "$M/victim") == "hello udax" ]] || fail "read on a read-only mount"
 run "$UDAX" umount "$M"
 expect_rc 0
-run "$UDAX" mount -o ro "$img" "$M"
+run "$UDAX" mount -l "$T/server.log" -o ro "$img" "$M"
 expect_rc 0
 if sh -c "mkdir '$M/nodir'" 2>"$T/err"; then fail "mkdir on a -o ro mount"; fi
 grep -q "Read-only file system" "$T/err" || fail "expected EROFS with -o ro: $(cat "$T/err")"
@@ -245,7 +245,7 @@ run "$UDAX" umount "$M"
 expect_rc 0
 
 # ---- SIGTERM: the server unmounts cleanly
-"$UDAX" mount -f "$img" "$M" 2>"$T/server.err" &
+"$UDAX" mount -f "$img" "$M" 2>>"$T/server.err" &
 SERVER_PID=$!
 for _ in $(seq 200); do is_mounted && break; sleep 0.05; done
 is_mounted || fail "foreground server did not mount"
@@ -267,7 +267,7 @@ run "$UDAX" fsck -n "$img"
 expect_rc 0
 
 # ---- kill -9 mid-work is a power cut: whatever returned is there
-"$UDAX" mount -f "$img" "$M" 2>"$T/server.err" &
+"$UDAX" mount -f "$img" "$M" 2>>"$T/server.err" &
 SERVER_PID=$!
 for _ in $(seq 200); do is_mounted && break; sleep 0.05; done
 is_mounted || fail "foreground server did not mount"
@@ -286,7 +286,7 @@ exec 7>&-
 fusermount3 -uz "$M" 2>/dev/null || umount -l "$M"
 run "$UDAX" fsck "$img"
 expect_rc 0
-run "$UDAX" mount "$img" "$M"
+run "$UDAX" mount -l "$T/server.log" "$img" "$M"
 expect_rc 0
 [[ -f $M/crash/renamed && ! -e $M/crash/f1 ]] || fail "rename lost in the crash"
 free_after=$(stat -f -c %f "$M")
@@ -303,7 +303,7 @@ expect_rc 0
 # ---- kill -9 at random moments under a busy writer: every file whose close
 # returned (and was logged) is there, whole, after recovery; fsck is clean
 for round in 1 2 3 4; do
-  "$UDAX" mount -f "$img" "$M" 2>"$T/server.err" &
+  "$UDAX" mount -f "$img" "$M" 2>>"$T/server.err" &
   SERVER_PID=$!
   for _ in $(seq 200); do is_mounted && break; sleep 0.05; done
   is_mounted || fail "foreground server did not mount (round $round)"
@@ -334,7 +334,7 @@ EOF
   fusermount3 -uz "$M" 2>/dev/null || umount -l "$M"
   run "$UDAX" fsck "$img"
   expect_rc 0
-  run "$UDAX" mount "$img" "$M"
+  run "$UDAX" mount -l "$T/server.log" "$img" "$M"
   expect_rc 0
   n=$(wc -l <"$T/done$round")
   ((n > 0)) || fail "the writer finished no file before the kill (round $round)"
@@ -352,7 +352,7 @@ done
 
 # ---- failure paths for every program: a memory failure, then the device
 # removed under the mount (udax/fuse_ioctl.h through `udax poison`/`remove`)
-run "$UDAX" mount "$img" "$M"
+run "$UDAX" mount -l "$T/server.log" "$img" "$M"
 expect_rc 0
 head -c 1048576 /dev/urandom >"$M/victim2"
 cp "$M/victim2" "$T/victim2.copy"
@@ -362,7 +362,7 @@ run "$UDAX" io "$img" -c "open /victim2" -c "fiemap"
 expect_rc 0
 first_sector=$(sed -nE 's/^\s*0: \[0\.\.[0-9]+\]: ([0-9]+)\.\..*/\1/p' "$T/out")
 [[ -n $first_sector ]] || fail "no extent for /victim2"
-run "$UDAX" mount -o allow_other "$img" "$M"
+run "$UDAX" mount -l "$T/server.log" -o allow_other "$img" "$M"
 expect_rc 0
 run "$UDAX" poison "$M" $(((first_sector + 16) * 512)) 4096   # the file's third block
 expect_rc 0
@@ -416,4 +416,9 @@ expect_out "hello udax"
 run "$UDAX" remove "$T"
 expect_rc 1
 expect_err "not a udax mount"
+
+# the servers' messages: -l collected the detached ones (the removal was
+# logged), and no server hit a sanitizer report or a UBSan runtime error
+grep -q "removing the device" "$T/server.log" || fail "udax mount -l logged nothing: $(head -c 2000 "$T/server.log")"
+if grep -E "Sanitizer|runtime error" "$T/server.log" "$T/server.err" >&2; then fail "a server reported a sanitizer error"; fi
 echo "PASS"

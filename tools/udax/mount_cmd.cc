@@ -1,13 +1,15 @@
 // tools/udax/mount_cmd.cc — `udax mount` and `udax umount`: the FUSE mount
 // (src/fuse/) from the command line.
 //
-//   udax mount [-f] [-s] [-d] [-r] [-o OPT[,OPT...]] DEVICE MOUNTPOINT
+//   udax mount [-f] [-s] [-d] [-r] [-l FILE] [-o OPT[,OPT...]] DEVICE MOUNTPOINT
 //     mounts DEVICE (journal replayed, orphans reclaimed) and serves it on
 //     MOUNTPOINT. Without -f it returns once the mount is usable and serves
 //     in the background; an error (busy device, damaged image, bad mount
 //     point) is printed and exits 1 before that. -s: one request at a time;
 //     -d: libfuse's request trace (implies -f); -r (or -o ro): read-only;
-//     -o: more libfuse/kernel options (allow_other, ...).
+//     -o: more libfuse/kernel options (allow_other, ...); -l: the server's
+//     messages (errors, libfuse's, sanitizers') are appended to FILE — by
+//     default a detached server logs to syslog, a foreground one to stderr.
 //   udax umount MOUNTPOINT
 //     unmounts and waits (up to kUnmountWait) until the server has unmounted
 //     udax cleanly and released the device, so `udax fsck DEVICE` can follow
@@ -26,6 +28,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -49,6 +52,7 @@ constexpr auto kUnmountWait = std::chrono::seconds(60);
 struct MountArgs {
   std::string device, mountpoint;
   bool foreground = false, single = false, debug = false, read_only = false;
+  std::string log;
   std::vector<std::string> options;
 };
 
@@ -69,6 +73,14 @@ int RunMount(const MountArgs& args) {
       if (one == "allow_other") fo.allow_other = true;
       else if (one == "ro") fo.read_only = true;  // as -r
       else if (!one.empty()) fo.extra_options.push_back(one);
+    }
+  }
+  int log_fd = -1;  // opened here, so that an error still reaches the terminal
+  if (!args.log.empty()) {
+    log_fd = ::open(args.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+      PrintError("mount", Status::Error(errno, "log file " + args.log + ": " + std::strerror(errno)));
+      return 1;
     }
   }
   MountOptions mo;
@@ -92,7 +104,9 @@ int RunMount(const MountArgs& args) {
       (*fs)->Unmount().IgnoreError();
       return 1;
     }
+    if (log_fd < 0) fusefs::FuseServer::LogToSyslog();  // stderr is /dev/null now
   }
+  if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
   Status served = (*server)->Serve();
   server->reset();  // the kernel mount goes first: no request can arrive after this
   Status unmounted = (*fs)->Unmount();
@@ -179,6 +193,8 @@ void SetupMount(CLI::App& app, int* exit_code) {
   sub->add_flag("-d,--debug", args->debug, "trace every FUSE request on stderr (implies -f)");
   sub->add_flag("-r,--read-only", args->read_only, "mount read-only");
   sub->add_option("-o", args->options, "more mount options, comma separated (allow_other, ...)");
+  sub->add_option("-l,--log", args->log,
+                  "append the server's messages to FILE (default: syslog when detached, else stderr)");
   sub->add_option("DEVICE", args->device, "device or image file")->required();
   sub->add_option("MOUNTPOINT", args->mountpoint, "an existing directory")->required();
   sub->callback([args, exit_code] { *exit_code = RunMount(*args); });
