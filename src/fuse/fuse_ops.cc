@@ -26,7 +26,6 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -55,10 +54,9 @@ PathAt Child(fuse_req_t req, fuse_ino_t parent, const char* name) { return PathA
 // A removed device or a shut-down filesystem fails every request after it:
 // that is logged once.
 void ReplyError(fuse_req_t req, const char* op, const Status& st) {
-  static std::atomic<bool> logged_gone{false};
   int e = st.err();
   bool gone = e == ENODEV || e == ESHUTDOWN;
-  if ((gone && !logged_gone.exchange(true)) || e == EIO || e == EUCLEAN)
+  if ((gone && !Ctx(req)->logged_gone.exchange(true)) || e == EIO || e == EUCLEAN)
     fuse_log(FUSE_LOG_ERR, "udax: %s: %s\n", op, st.ToString().c_str());
   fuse_reply_err(req, e);
 }

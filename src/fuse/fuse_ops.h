@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse3/fuse_lowlevel.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <unordered_set>
@@ -25,6 +26,7 @@ struct FuseContext {
   // The handles the kernel holds (fi->fh of open files and directories),
   // closed by CloseAllHandles when the session ends with some still open
   // (a signal, or an unmount racing the last RELEASE).
+  std::atomic<bool> logged_gone{false};  // ENODEV/ESHUTDOWN logged (once)
   std::mutex handles_mu;
   std::unordered_set<void*> open_files, open_dirs;
 };

@@ -58,6 +58,10 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem* fs, const std:
   Result<Stat> root = fs->GetLstat("/");
   if (!root) return root.error();
   ctx->fuse.root_ino = root->ino;
+  // FUSE names the root FUSE_ROOT_ID; another inode of that number could
+  // not be told from it (mkfs gives the root that number).
+  if (root->ino != FUSE_ROOT_ID && fs->GetLstat(PathAt(FUSE_ROOT_ID, std::string_view())).has_value())
+    return Errno(EUCLEAN, "inode " + std::to_string(FUSE_ROOT_ID) + " is not the root: cannot serve it over FUSE");
   ctx->fuse.owner_uid = opts.owner_uid.value_or(geteuid());
   ctx->fuse.owner_gid = opts.owner_gid.value_or(getegid());
   std::unique_ptr<FuseServer> server(new FuseServer(std::move(ctx), mountpoint, opts.single_threaded));
