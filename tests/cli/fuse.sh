@@ -227,6 +227,15 @@ expect_err "mount: "
 run "$UDAX" mount -l "$T/server.log" "$img" "$T/no-such-dir"
 expect_rc 1
 expect_err "no-such-dir"
+head -c 8m /dev/urandom >"$T/garbage.img"
+run "$UDAX" mount -l "$T/server.log" "$T/garbage.img" "$M"
+expect_rc 1
+expect_err "mount: "
+is_mounted && fail "a garbage image was mounted"
+printf 'x' >"$T/afile"
+run "$UDAX" mount -l "$T/server.log" "$img" "$T/afile"
+expect_rc 1
+expect_err "not a directory"
 is_mounted && fail "a failed mount left a mount behind"
 
 # ---- read-only
