@@ -1,5 +1,6 @@
 // bench/bench_udax.h — udax-side helpers that the reflink rows
-// (reflink_bench.cc) and the failure rows (failure_bench.cc) share: a device
+// (reflink_bench.cc), the failure rows (failure_bench.cc) and the FUSE rows
+// (fuse_bench.cc) share: a device
 // file in /dev/shm made and mounted for one row (UdaxDevice), a checked
 // Pwrite, printf-style formatting, and the cheap way to fill a filesystem with
 // ~1M single-block extents (BuildSingleBlockExtents: rmap_lookup and

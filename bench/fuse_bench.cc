@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "bench.h"
+#include "bench_udax.h"
 #include "fuse/fuse_server.h"
 #include "udax/fs.h"
 
@@ -21,24 +22,17 @@ constexpr uint64_t kDeviceSize = 512ULL << 20;
 
 class UdaxFuseTarget : public Target {
  public:
-  UdaxFuseTarget()
-      : dev_("/dev/shm/udax-bench-fuse-" + std::to_string(getpid()) + ".dev"),
-        mnt_("/tmp/udax-bench-fuse-" + std::to_string(getpid())) {}
+  UdaxFuseTarget() : dev_("fuse"), mnt_("/tmp/udax-bench-fuse-" + std::to_string(getpid())) {}
   ~UdaxFuseTarget() override { Teardown(); }
   std::string name() const override { return "udax-fuse"; }
 
   Status Setup() override {
-    MkfsOptions mo;
-    mo.size = kDeviceSize;
-    mo.force = true;
-    RETURN_IF_ERROR(Filesystem::Mkfs(dev_, mo).Prefixed("mkfs " + dev_));
-    made_ = true;
-    ASSIGN_OR_RETURN(fs_, Filesystem::Mount(dev_));
+    RETURN_IF_ERROR(dev_.Make(kDeviceSize));
     if (mkdir(mnt_.c_str(), 0755) != 0) return Errno(errno, "mkdir " + mnt_);
     made_mnt_ = true;
     fusefs::FuseServerOptions fo;
-    fo.fsname = dev_;
-    ASSIGN_OR_RETURN(server_, fusefs::FuseServer::Mount(fs_.get(), mnt_, fo));
+    fo.fsname = dev_.path();
+    ASSIGN_OR_RETURN(server_, fusefs::FuseServer::Mount(dev_.fs(), mnt_, fo));
     serving_ = std::thread([this] { served_ = server_->Serve(); });
     inner_ = MakeKernelTarget(mnt_, name());
     return inner_->Setup();
@@ -54,18 +48,15 @@ class UdaxFuseTarget : public Target {
       serving_.join();
     }
     server_.reset();
-    if (fs_) fs_->Unmount().IgnoreError();
-    fs_.reset();
     if (made_mnt_) rmdir(mnt_.c_str());
     made_mnt_ = false;
-    if (made_) unlink(dev_.c_str());
-    made_ = false;
+    dev_.Close();
   }
 
  private:
-  std::string dev_, mnt_;
-  bool made_ = false, made_mnt_ = false;
-  std::unique_ptr<Filesystem> fs_;
+  UdaxDevice dev_;  // the udax device and mount the server serves
+  std::string mnt_;
+  bool made_mnt_ = false;
   std::unique_ptr<fusefs::FuseServer> server_;
   std::thread serving_;
   Status served_;
