@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "fuse/fuse_ops.h"
 #include "udax/fs.h"
@@ -24,8 +25,6 @@ struct FuseServer::Context {
 };
 
 namespace {
-Status Errno(int err, std::string msg) { return Status::Error(err, std::move(msg)); }
-
 // The -o list libfuse gets: the kernel does permission checks against the
 // stored modes; the device names the mount in /proc/mounts.
 std::string MountOptionString(const FuseServerOptions& o) {
@@ -118,12 +117,26 @@ Status FuseServer::Serve() {
 void FuseServer::Stop() {
   fuse_session_exit(se_);
   // The loop's threads wait in read(2) on /dev/fuse; taking the mount away
-  // ends those reads. As root directly, else through fusermount3.
-  if (::umount2(mountpoint_.c_str(), MNT_DETACH) == 0 || errno == EINVAL) return;
-  const char* argv[] = {"fusermount3", "-u", "-z", "-q", mountpoint_.c_str(), nullptr};
+  // ends those reads.
+  UnmountMountpoint(mountpoint_, true).IgnoreError();
+}
+
+Status UnmountMountpoint(const std::string& mountpoint, bool lazy) {
+  if (::umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) == 0) return Status::Ok();
+  int err = errno;
+  if (err == EBUSY) return Errno(EBUSY, mountpoint + " is busy (a file is open or a process is in it)");
+  if (err == EINVAL) return Errno(EINVAL, mountpoint + " is not mounted");
+  // Not root: the setuid helper may unmount what this user mounted.
+  std::vector<const char*> argv = {"fusermount3", "-u", "-q"};
+  if (lazy) argv.push_back("-z");
+  argv.push_back(mountpoint.c_str());
+  argv.push_back(nullptr);
   pid_t pid;
-  if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv), environ) == 0)
-    ::waitpid(pid, nullptr, 0);
+  int status = 1;
+  if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv.data()), environ) != 0 ||
+      ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Errno(err, "cannot unmount " + mountpoint + ": " + std::strerror(err));
+  return Status::Ok();
 }
 
 void FuseServer::Unmount() {

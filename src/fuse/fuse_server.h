@@ -90,4 +90,9 @@ class FuseServer {
   bool mounted_ = false;
 };
 
+// Takes the FUSE mount on `mountpoint` away: umount2 when allowed (root),
+// else through fusermount3 -u. lazy: detach it even while in use
+// (MNT_DETACH, -z). EBUSY when in use and not lazy; EINVAL when not mounted.
+Status UnmountMountpoint(const std::string& mountpoint, bool lazy);
+
 }  // namespace udax::fusefs

@@ -19,9 +19,6 @@
 // replays the journal, and nothing that returned is lost.
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/mount.h>
-#include <sys/wait.h>
-#include <spawn.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -41,8 +38,6 @@
 #include "cli.h"
 #include "fuse/fuse_server.h"
 #include "udax/fs.h"
-
-extern char** environ;
 
 namespace udax::cli {
 namespace {
@@ -151,20 +146,9 @@ int RunUmount(const std::string& arg) {
     PrintError("umount", Status::Error(EINVAL, mountpoint + " is not a udax mount"));
     return 1;
   }
-  if (::umount2(mountpoint.c_str(), 0) != 0) {
-    int err = errno;
-    if (err == EBUSY) {
-      PrintError("umount", Status::Error(EBUSY, mountpoint + " is busy (a file is open or a process is in it)"));
-      return 1;
-    }
-    const char* argv[] = {"fusermount3", "-u", mountpoint.c_str(), nullptr};  // not root
-    pid_t pid;
-    int status = 1;
-    if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv), environ) != 0 ||
-        ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      PrintError("umount", Status::Error(err, "cannot unmount " + mountpoint + ": " + std::strerror(err)));
-      return 1;
-    }
+  if (Status st = fusefs::UnmountMountpoint(mountpoint, false); !st.ok()) {
+    PrintError("umount", st);
+    return 1;
   }
   // The server unmounts udax and closes the device after the kernel mount
   // is gone; its exclusive lock on the device is released then.
