@@ -86,10 +86,9 @@ struct stat ToStatBuf(const Stat& s) {
   return st;
 }
 
-// The entry `name` in `parent` now names (after a create, or for lookup); a
-// new inode is first given to a caller that is not the mount's owner.
-Result<fuse_entry_param> EntryOf(fuse_req_t req, fuse_ino_t parent, const char* name, bool created) {
-  ASSIGN_OR_RETURN(Stat s, Fs(req).GetLstat(Child(req, parent, name)));
+// The reply entry for the inode `s` describes; a new inode (created) is
+// first given to a caller that is not the mount's owner.
+Result<fuse_entry_param> EntryFor(fuse_req_t req, Stat s, bool created) {
   const fuse_ctx* c = fuse_req_ctx(req);
   if (created && (c->uid != Ctx(req)->owner_uid || c->gid != Ctx(req)->owner_gid)) {
     RETURN_IF_ERROR(Fs(req).Lchown(PathAt(s.ino, std::string_view()), c->uid, c->gid));
@@ -101,6 +100,12 @@ Result<fuse_entry_param> EntryOf(fuse_req_t req, fuse_ino_t parent, const char* 
   e.attr = ToStatBuf(s);
   e.attr_timeout = e.entry_timeout = kAttrTimeout;
   return e;
+}
+
+// The entry `name` in `parent` now names (after a create, or for lookup).
+Result<fuse_entry_param> EntryOf(fuse_req_t req, fuse_ino_t parent, const char* name, bool created) {
+  ASSIGN_OR_RETURN(Stat s, Fs(req).GetLstat(Child(req, parent, name)));
+  return EntryFor(req, s, created);
 }
 
 void ReplyEntry(fuse_req_t req, const char* op, fuse_ino_t parent, const char* name, bool created) {
@@ -267,7 +272,9 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
                                 mode & 07777);
   if (!f) return ReplyError(req, "create", f.error());
   auto file = std::make_unique<File>(std::move(*f));
-  Result<fuse_entry_param> e = EntryOf(req, parent, name, true);
+  Result<Stat> st = file->GetStat();  // the file itself: no second lookup of the name
+  if (!st) return ReplyError(req, "create", st.error());
+  Result<fuse_entry_param> e = EntryFor(req, *st, true);
   if (!e) return ReplyError(req, "create", e.error());
   fi->fh = reinterpret_cast<uint64_t>(file.get());
   SetOpenReplyFlags(fi);
@@ -319,11 +326,10 @@ void TrackDir(fuse_req_t req, DirHandle* d, bool held) {
 Status Fill(fuse_req_t req, fuse_ino_t ino, DirHandle* d) {
   Filesystem& fs = Fs(req);
   ASSIGN_OR_RETURN(std::vector<DirEntry> names, fs.ReadDir(Self(req, ino)));
-  ASSIGN_OR_RETURN(Stat self, fs.GetLstat(Self(req, ino)));
   ASSIGN_OR_RETURN(Stat parent, fs.GetLstat(PathAt(InoOf(req, ino), "..")));
   d->entries.clear();
   d->entries.reserve(names.size() + 2);
-  d->entries.push_back(DirEntry{".", self.ino, S_IFDIR});
+  d->entries.push_back(DirEntry{".", InoOf(req, ino), S_IFDIR});
   d->entries.push_back(DirEntry{"..", parent.ino, S_IFDIR});
   for (DirEntry& e : names) d->entries.push_back(std::move(e));
   return Status::Ok();
