@@ -76,14 +76,19 @@ void DeviceRef::Release() {
 Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
                                                      const DeviceOptions& opts) {
   ForceCacheLineGranularity();
-  int flags = O_RDWR | O_CLOEXEC | (opts.create ? O_CREAT : 0);
+  if (opts.read_only && (opts.create || opts.size))
+    return Errno(EINVAL, "device " + path + ": a read-only open cannot create or size it");
+  int flags = (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (opts.create ? O_CREAT : 0);
   int fd = ::open(path.c_str(), flags, 0644);
   if (fd < 0) return Errno(errno, "cannot open device " + path + ": " + strerror(errno));
   std::unique_ptr<PmemDevice> dev(new PmemDevice());
   dev->fd_ = fd;
   dev->path_ = path;
-  if (opts.exclusive && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    return Errno(EBUSY, "device busy: " + path + " is in use by another udax instance");
+  dev->read_only_ = opts.read_only;
+  // Readers share the device; a writer has it alone.
+  if (opts.exclusive && ::flock(fd, (opts.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    return Errno(EBUSY, "device busy: " + path + " is in use by another udax instance" +
+                            (opts.read_only ? " (read-write)" : ""));
   }
   struct stat st;
   if (fstat(fd, &st) != 0) return Errno(errno, "cannot stat device " + path);
@@ -97,6 +102,10 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
   if (pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE)) {
     pmem2_config_delete(&cfg);
     return Pmem2Error("pmem2_config_set_required_store_granularity");
+  }
+  if (opts.read_only && pmem2_config_set_protection(cfg, PMEM2_PROT_READ)) {
+    pmem2_config_delete(&cfg);
+    return Pmem2Error("pmem2_config_set_protection");
   }
   if (pmem2_source_from_fd(&src, fd)) {
     pmem2_config_delete(&cfg);
@@ -152,7 +161,13 @@ Result<std::span<uint8_t>> PmemDevice::Range(uint64_t off, uint64_t len) {
   return std::span<uint8_t>(base_ + off, len);
 }
 
+Status PmemDevice::CheckWritable() const {
+  if (read_only_) return Errno(EROFS, "device " + path_ + " is open read-only");
+  return Status::Ok();
+}
+
 Status PmemDevice::CopyIn(uint64_t off, const void* src, uint64_t len, bool drain) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(auto span, Range(off, len));
   memcpy_(span.data(), src, len, PMEM2_F_MEM_NODRAIN);
   if (observer_) observer_->OnFlush(off, len);
@@ -167,6 +182,7 @@ Status PmemDevice::CopyOut(void* dst, uint64_t off, uint64_t len) {
 }
 
 Status PmemDevice::Fill(uint64_t off, int byte, uint64_t len, bool drain) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(auto span, Range(off, len));
   memset_(span.data(), byte, len, PMEM2_F_MEM_NODRAIN);
   if (observer_) observer_->OnFlush(off, len);
@@ -191,6 +207,7 @@ Status PmemDevice::MapFixed(void* addr, uint64_t off, uint64_t len, bool writabl
   const uint64_t page = 4096;
   if (!Contains(off, len) || off % page || len % page || reinterpret_cast<uintptr_t>(addr) % page)
     return Errno(EINVAL, "device mapping out of range or unaligned");
+  if (writable) RETURN_IF_ERROR(CheckWritable());
   if (state() != DeviceState::kLive) return Errno(ENODEV, "device " + path_ + " is being removed");
   if (any_poison_.load(std::memory_order_acquire) && IsPoisoned(off, len))
     return Errno(EIO, "memory failure: refusing to map a poisoned device range");
@@ -239,7 +256,7 @@ void PmemDevice::TakeMemoryAway() {
   ScopedTsanIgnore remap;
   mmap(base_, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   state_.store(DeviceState::kDead, std::memory_order_release);
-  if (fd_ >= 0) ::close(fd_);  // drops the exclusive lock: the image can be re-attached
+  if (fd_ >= 0) ::close(fd_);  // drops the lock: the image can be re-attached
   fd_ = -1;
 }
 

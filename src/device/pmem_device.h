@@ -3,8 +3,9 @@
 //
 // Owns: the mapping of the whole device (a regular file emulating pmem, a
 // memfd, or a devdax character device, all through libpmem2), persistence
-// (flush / drain / non-temporal copies), bounds-checked access, the exclusive
-// lock (flock) that keeps a second process away, the lifecycle
+// (flush / drain / non-temporal copies), bounds-checked access, the lock
+// (flock: exclusive for a read-write open, shared for a read-only one, so
+// readers exclude a writer and the writer excludes everyone), the lifecycle
 // Live -> Dying -> Dead with cheap references, the single holder that is
 // told about failures, removal (Remove) and emulated memory failure
 // (InjectPoison). See docs/failure.md.
@@ -12,6 +13,9 @@
 // Invariants:
 //  * every access is bounds-checked: callers name (offset, length) and get a
 //    span only when it lies inside the device;
+//  * a read-only device (DeviceOptions::read_only) is opened O_RDONLY and
+//    mapped PROT_READ: every write (CopyIn, Fill, a writable MapFixed) fails
+//    with EROFS before it touches memory, never a fault;
 //  * after Kill() no new reference can be taken (ENODEV);
 //  * Remove() tells the holder only after every reference was dropped, and
 //    takes the memory away only after the holder returned: a stale access
@@ -66,6 +70,10 @@ struct DeviceOptions {
   bool create = false;     // create the file if missing
   uint64_t size = 0;       // when non-zero: size (or resize) a regular file
   bool exclusive = true;   // take the flock; fail with EBUSY when held
+  // O_RDONLY, a PROT_READ mapping and a shared flock (LOCK_SH): any number
+  // of read-only opens at once, none while a read-write one holds the device
+  // (and none of those while a read-only one does). Not with create or size.
+  bool read_only = false;
 };
 
 class PmemDevice;
@@ -98,6 +106,7 @@ class PmemDevice {
 
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  bool read_only() const { return read_only_; }
 
   // Checked access: the span [off, off+len) of device memory, or EIO/EFAULT
   // style error when it is outside the device or the device is dead.
@@ -192,7 +201,10 @@ class PmemDevice {
   void TakeMemoryAway();
   void RecordPoison(uint64_t off, uint64_t len);
 
+  Status CheckWritable() const;
+
   std::string path_;
+  bool read_only_ = false;
   int fd_ = -1;
   pmem2_map* map_ = nullptr;
   pmem2_vm_reservation* rsv_ = nullptr;  // the 2 MiB-aligned address range of map_
