@@ -241,6 +241,11 @@ void Journal::Apply(Image& img, uint64_t mask) {
   c.dirty |= mask;
 }
 
+void Journal::KeepReplayed(uint64_t bno, std::unique_ptr<uint8_t[]> buf) {
+  Image img{bno, std::move(buf), /*fresh=*/true};  // the whole block differs from home
+  Apply(img, ~uint64_t{0});
+}
+
 void Journal::Drop(uint64_t bno) {
   ForgetVerified(bno);
   auto it = cache_.find(bno);
@@ -404,7 +409,10 @@ Result<uint32_t> Journal::RecoverChain(bool read_only) {
   }
   seq_ = chain.back().seq + 1;
   const uint32_t n = static_cast<uint32_t>(rebuilt.size());
-  if (read_only) return n;
+  if (read_only) {
+    for (auto& [bno, buf] : rebuilt) KeepReplayed(bno, std::move(buf));
+    return n;
+  }
   for (const auto& [bno, buf] : rebuilt)
     RETURN_IF_ERROR(dev_->CopyIn(bno * kBlockSize, buf.get(), kBlockSize, false));
   RETURN_IF_ERROR(Format());  // fences the replayed blocks first
@@ -457,7 +465,14 @@ Result<uint32_t> Journal::RecoverWholeImages(bool read_only) {
   }
   seq_ = h->seq + 1;
   uint32_t n = h->nblocks;
-  if (read_only) return n;
+  if (read_only) {
+    for (uint32_t i = 0; i < n; i++) {
+      auto buf = std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);
+      std::memcpy(buf.get(), imgs[i], kBlockSize);
+      KeepReplayed(h->homes[i], std::move(buf));
+    }
+    return n;
+  }
   for (uint32_t i = 0; i < n; i++)
     RETURN_IF_ERROR(dev_->CopyIn(h->homes[i] * kBlockSize, imgs[i], kBlockSize, false));
   RETURN_IF_ERROR(Format());

@@ -20,7 +20,10 @@
 // generation and consecutive sequence numbers — in order onto the home
 // blocks, honouring revokes (a freed block's lines in earlier records are
 // void: it may hold file data since), seals and verifies every rebuilt block,
-// and only then writes them.
+// and only then writes them. A read-only recovery (a read-only mount, fsck -n,
+// info) rebuilds the same blocks into the block cache instead, as not yet
+// written home: reads see the committed state and the device is never
+// written (nothing checkpoints a read-only journal).
 //
 // The block cache: the DRAM copy of every metadata block a commit wrote (and
 // of every block not yet written home: it is the only up-to-date copy until
@@ -28,7 +31,9 @@
 // not sealed (their crc field is stale); homes always are.
 //
 // Invariants:
-//  * nothing writes a metadata block except the checkpoint and Recover;
+//  * nothing writes a metadata block except the checkpoint and Recover; a
+//    journal recovered read-only is never checkpointed (its replayed blocks
+//    live only in the cache, and its device refuses writes);
 //  * a line of a home block differs from the cached copy only if it is dirty,
 //    and every dirty line is in a record of the current chain;
 //  * a block freed inside a transaction is revoked by its commit (its cached
@@ -62,7 +67,8 @@ class Journal {
   Journal(PmemDevice* dev, uint64_t log_start, uint32_t log_blocks, uint64_t total_blocks);
 
   // Replays the committed records in the log, if any; then clears the log.
-  // Returns the number of blocks replayed (read_only: that would be).
+  // read_only: replays them into the block cache only (ReadBlock serves the
+  // replayed blocks) and writes nothing. Returns the number of blocks replayed.
   Result<uint32_t> Recover(bool read_only);
 
   // A verified block image to commit (media::VerifyForWrite).
@@ -123,6 +129,8 @@ class Journal {
   Result<uint32_t> RecoverChain(bool read_only);
   // Step 3 for one image: its changed lines into the cache, marked dirty.
   void Apply(Image& img, uint64_t mask);
+  // A block rebuilt by a read-only recovery: cached as not yet written home.
+  void KeepReplayed(uint64_t bno, std::unique_ptr<uint8_t[]> buf);
   void Drop(uint64_t bno);  // a revoked block leaves the cache, dirty or not
   struct Cached;
   Cached* FindCached(uint64_t bno) const;
