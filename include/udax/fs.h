@@ -96,6 +96,10 @@ struct MountOptions {
   // taken once, as a FUSE daemon's uid=/gid= options are, not per create: a
   // process that changes its ids later keeps creating files as the mounter.
   std::optional<uint32_t> uid{}, gid{};
+  // Told what mount-time recovery found wrong and repaired (a stale orphan
+  // record dropped instead of freeing a linked inode). Unset: each note is
+  // written to stderr as "udax: DEVICE: NOTE".
+  std::function<void(const std::string& note)> on_note{};
 };
 
 // A path as the *at system calls take one: relative to the directory whose

@@ -259,7 +259,11 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Status RemoveOrphan(FsTxn& t, uint64_t ino);
   // Frees every block of an unlinked inode and the inode itself (rolling).
   Status ReclaimInode(uint64_t ino);
+  // Frees every orphan with no links; a record naming a linked or missing
+  // inode is dropped (in a transaction) and reported through Note.
   Status ReclaimOrphans();
+  // A mount-time repair note (MountOptions::on_note, else stderr).
+  void Note(const std::string& note);
   Status FlushLazyTimes(Inode* ip);
 
   MetaMutex& meta_mu() { return meta_mu_; }
@@ -316,6 +320,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   BadBlockList bad_;
   bool read_only_ = false;
   uint32_t owner_uid_ = 0, owner_gid_ = 0;  // of new inodes (MountOptions)
+  std::function<void(const std::string&)> on_note_;  // MountOptions::on_note
   std::atomic<bool> mounted_{false};
   std::atomic<bool> shut_down_{false};
   Status shutdown_status_;  // written once, before shut_down_ is set

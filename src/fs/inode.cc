@@ -1,5 +1,6 @@
 // fs/inode.cc — inode records in the inode B+tree, the in-core inode table,
-// and the orphan list.
+// and the orphan list (unlinked inodes still to be freed: only inodes with no
+// links are ever reclaimed from it).
 //
 // Inode numbers are never reused (root.next_ino only grows; 2^64 is enough),
 // so a stale number can never name a different file.
@@ -160,17 +161,42 @@ void FsImpl::Release(Inode* ip) {
   if (nlink == 0) ReclaimInode(ino).IgnoreError();
 }
 
+// An orphan record is a promise that the inode has no links left. A record
+// that breaks it (crafted, or damaged in a way the checksums cannot see)
+// must not free a file that a directory still names: it is dropped and
+// reported, and the inode is left alone.
 Status FsImpl::ReclaimOrphans() {
   std::vector<uint64_t> orphans;
+  std::vector<std::pair<uint64_t, std::string>> stale;  // ino, why
   {
     Transaction tx(journal_.get(), true);
     ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
     media::BtreeRoot root = reinterpret_cast<const media::RootBlock*>(rb)->orphans;
     Btree tree(&tx, OrphanShape(), &root, 0, nullptr);
+    std::vector<uint64_t> listed;
     RETURN_IF_ERROR(tree.Scan(nullptr, [&](const void* r) {
-      orphans.push_back(static_cast<const media::OrphanRec*>(r)->ino);
+      listed.push_back(static_cast<const media::OrphanRec*>(r)->ino);
       return true;
     }));
+    for (uint64_t ino : listed) {
+      auto rec = ReadInode(tx, ino);
+      if (!rec.has_value() && rec.error().err() != ENOENT) return rec.error();
+      if (!rec.has_value()) {
+        stale.emplace_back(ino, "which does not exist");
+      } else if (rec->nlink > 0) {
+        stale.emplace_back(ino, "which has " + std::to_string(rec->nlink) + " link" +
+                                    (rec->nlink == 1 ? "" : "s"));
+      } else {
+        orphans.push_back(ino);
+      }
+    }
+  }
+  for (const auto& [ino, why] : stale) {
+    ASSIGN_OR_RETURN(auto t, BeginTxn());
+    RETURN_IF_ERROR(RemoveOrphan(*t, ino));
+    RETURN_IF_ERROR(CommitTxn(*t));
+    Note("orphan record names inode " + std::to_string(ino) + ", " + why +
+         ": record dropped, nothing freed");
   }
   for (uint64_t ino : orphans) RETURN_IF_ERROR(ReclaimInode(ino).Prefixed("reclaiming orphan inode " + std::to_string(ino)));
   return Status::Ok();

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -143,6 +144,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
 Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const MountOptions& opts) {
   std::unique_ptr<FsImpl> fs(new FsImpl());
   DeviceOptions dopts;
+  dopts.read_only = opts.read_only;  // O_RDONLY, PROT_READ, a shared lock
   ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Open(device, dopts));
   if (fs->dev_->size() < kMinBlocks * kBlockSize)
     return Errno(EUCLEAN, "device " + device + " is too small to hold a udax filesystem");
@@ -150,12 +152,13 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
   fs->read_only_ = opts.read_only;
   fs->owner_uid_ = opts.uid.value_or(geteuid());
   fs->owner_gid_ = opts.gid.value_or(getegid());
+  fs->on_note_ = opts.on_note;
   if (fs->sb_.features_ro_compat & ~media::kFeatureRoCompatKnown) fs->read_only_ = true;
   fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
                                            fs->sb_.total_blocks);
-  ASSIGN_OR_RETURN(uint32_t replayed, fs->journal_->Recover(fs->read_only_));
-  if (replayed && fs->read_only_)
-    return Errno(EROFS, "journal needs recovery, which a read-only mount cannot do");
+  // Read-only: the committed records are replayed into the journal's block
+  // cache only; the mount sees the committed state and writes nothing.
+  RETURN_IF_ERROR(fs->journal_->Recover(fs->read_only_).error());
   if (!fs->read_only_ && !(fs->sb_.features_incompat & media::kFeatureIncompatLineLog)) {
     // An image of an older udax: from now on its journal is written as line
     // records, which that udax must not mistake for an empty log.
@@ -224,6 +227,14 @@ void FsImpl::ReleaseDevice() {
   dev_->ClearHolder(this);
   journal_.reset();
   dev_.reset();  // unmaps and drops the exclusive lock
+}
+
+void FsImpl::Note(const std::string& note) {
+  if (on_note_) {
+    on_note_(note);
+  } else {
+    std::fprintf(stderr, "udax: %s: %s\n", dev_ ? dev_->path().c_str() : "", note.c_str());
+  }
 }
 
 Status FsImpl::CheckWritable() const {
