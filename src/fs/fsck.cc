@@ -43,7 +43,9 @@ struct InodeInfo {
 
 class Checker {
  public:
-  Checker(PmemDevice* dev, FsckReport* r) : dev_(dev), r_(r) {}
+  // recovered: a read-write mount has just replayed the journal and
+  // reclaimed the orphans, so an orphan left over is a problem.
+  Checker(PmemDevice* dev, FsckReport* r, bool recovered) : dev_(dev), r_(r), recovered_(recovered) {}
   void Run();
 
  private:
@@ -59,6 +61,7 @@ class Checker {
 
   PmemDevice* dev_;
   FsckReport* r_;
+  bool recovered_;
   media::Superblock sb_{};
   std::vector<uint8_t> owner_;
   std::unordered_map<uint64_t, InodeInfo> inodes_;
@@ -236,12 +239,29 @@ void Checker::CheckInodes(Transaction& tx, const media::RootBlock& root) {
       default: Problem("inode " + std::to_string(rec.ino) + " has an invalid file type");
     }
   }
+  // An orphan record promises an inode with no links (recovery frees it);
+  // one naming a linked or missing inode is a problem either way.
   std::unordered_map<uint64_t, bool> orphan;
+  uint64_t pending_orphans = 0;
   WalkTree(tx, root.orphans, media::kOrphanMagic, 0, "orphan list", [&](const void* p) {
     uint64_t ino = static_cast<const media::OrphanRec*>(p)->ino;
-    orphan[ino] = true;
-    Problem("orphan inode " + std::to_string(ino) + " left after recovery");
+    auto it = inodes_.find(ino);
+    if (it == inodes_.end()) {
+      Problem("orphan record names inode " + std::to_string(ino) + ", which does not exist");
+    } else if (it->second.nlink > 0) {
+      Problem("orphan record names inode " + std::to_string(ino) + ", which has " +
+              std::to_string(it->second.nlink) + " link" + (it->second.nlink == 1 ? "" : "s"));
+    } else if (recovered_) {
+      orphan[ino] = true;
+      Problem("orphan inode " + std::to_string(ino) + " left after recovery");
+    } else {
+      orphan[ino] = true;
+      pending_orphans++;
+    }
   });
+  if (pending_orphans)
+    r_->notes.push_back(std::to_string(pending_orphans) +
+                        " orphan inode(s) (unlinked while open): freed by the next read-write mount");
   auto root_it = inodes_.find(root.root_ino);
   if (root_it == inodes_.end() || !S_ISDIR(root_it->second.mode)) {
     Problem("root directory inode " + std::to_string(root.root_ino) + " is missing");
@@ -407,7 +427,7 @@ void Checker::Run() {
   Journal journal(dev_, sb_.log_start, sb_.log_blocks, sb_.total_blocks);
   auto pending = journal.Recover(/*read_only=*/true);
   if (!pending.has_value()) Problem("journal: " + pending.error().message());
-  else if (*pending) r_->notes.push_back("journal holds a committed transaction of " + std::to_string(*pending) + " blocks not yet replayed");
+  else if (*pending) r_->notes.push_back("journal holds " + std::to_string(*pending) + " committed blocks not yet written home: checked as replayed (in memory)");
   Transaction tx(&journal, true);
   auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
   if (!rb.has_value()) {
@@ -434,13 +454,21 @@ void Checker::Run() {
 
 }  // namespace
 
+// With opts.recover the journal is replayed and orphans reclaimed by a
+// read-write mount first (what recovery repaired is reported as a problem);
+// without it nothing is written: the journal is replayed in memory only and
+// the device is opened read-only. Either way the check itself reads.
 Result<FsckReport> Fsck(const std::string& device, const FsckOptions& opts) {
   FsckReport report;
+  bool recovered = false;
   if (opts.recover) {
-    auto fs = FsImpl::Mount(device, MountOptions{});
+    MountOptions mo;
+    mo.on_note = [&](const std::string& note) { report.problems.push_back("recovery: " + note); };
+    auto fs = FsImpl::Mount(device, mo);
     if (fs.has_value()) {
       Status st = (*fs)->Unmount();
       if (!st.ok()) report.notes.push_back("unmount after recovery: " + st.message());
+      recovered = st.ok() && !(*fs)->read_only();
     } else if (fs.error().err() == EBUSY || fs.error().err() == ENOENT || fs.error().err() == EACCES) {
       return fs.error();
     } else {
@@ -448,8 +476,9 @@ Result<FsckReport> Fsck(const std::string& device, const FsckOptions& opts) {
     }
   }
   DeviceOptions dopts;
+  dopts.read_only = true;
   ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, dopts));
-  Checker(dev.get(), &report).Run();
+  Checker(dev.get(), &report, recovered).Run();
   return report;
 }
 

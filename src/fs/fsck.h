@@ -6,7 +6,8 @@
 // free-by-block and free-by-size trees describing the same extents,
 // free ∪ used = the allocatable area and disjoint, free-block counters, link
 // counts, directory tree connectivity (every inode reachable from the root),
-// directory entry counts and parents, no orphan left after recovery, and the
+// directory entry counts and parents, orphan records naming only inodes with
+// no links (and none left after recovery), and the
 // bad-block list (each listed block held by a file or retired, never free).
 #pragma once
 
@@ -20,7 +21,11 @@ namespace udax {
 
 struct FsckOptions {
   // Replay the journal and reclaim orphans (a mount + unmount) before checking,
-  // as e2fsck replays a journal. When the mount fails the raw image is checked.
+  // as e2fsck replays a journal; what recovery had to repair (a stale orphan
+  // record) is reported as a problem. When the mount fails the raw image is
+  // checked. false (`fsck -n`): nothing is written, ever — the device is
+  // opened read-only, the journal is replayed in memory and that state is
+  // checked; orphans with no links are expected then (a note, not a leak).
   bool recover = true;
 };
 

@@ -13,7 +13,7 @@
 namespace udax {
 
 Result<FsInfo> ReadInfo(const std::string& device) {
-  ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, DeviceOptions{}));
+  ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, DeviceOptions{.read_only = true}));
   FsInfo info;
   info.device_bytes = dev->size();
   if (dev->size() < 16 * media::kBlockSize) return Errno(EUCLEAN, "device too small to hold a udax filesystem");

@@ -1,5 +1,9 @@
-// tools/udax/fsck_cmd.cc — `udax fsck [--json] DEVICE`: runs the offline
+// tools/udax/fsck_cmd.cc — `udax fsck [-n] [--json] DEVICE`: runs the offline
 // checker (fs/fsck.h) and prints its report, as text or as one JSON object.
+// Without -n it first replays the journal and reclaims orphans (a read-write
+// mount); with -n it writes nothing: the device is opened read-only (a 0444
+// image will do, other read-only users may hold it too) and the journal is
+// replayed in memory only.
 // Exit status: 0 when the filesystem is clean, 1 when problems were found or
 // the device could not be checked at all.
 #include <cinttypes>
@@ -89,7 +93,7 @@ void SetupFsck(CLI::App& app, int* exit_code) {
       "fsck", "check the filesystem on DEVICE (exit 0: clean, 1: problems or cannot check)");
   sub->add_flag("--json", args->json, "print the report as a JSON object");
   sub->add_flag("-n,--no-recover", args->no_recover,
-                "check the raw image without replaying the journal first");
+                "write nothing: open DEVICE read-only, replay the journal in memory only, check that");
   sub->add_option("DEVICE", args->device, "device or image file")->required();
   sub->callback([args, exit_code] { *exit_code = RunFsck(*args); });
 }
