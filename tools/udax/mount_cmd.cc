@@ -13,7 +13,11 @@
 //   udax umount MOUNTPOINT
 //     unmounts and waits (up to kUnmountWait) until the server has unmounted
 //     udax cleanly and released the device, so `udax fsck DEVICE` can follow
-//     at once.
+//     at once. It cannot wait for the device's own flock: a read-only server
+//     holds it shared, like every other read-only user of the image. So the
+//     server holds an exclusive flock on the mount point's directory (opened
+//     before FUSE covers it) until it has unmounted udax, and umount waits
+//     for that lock once the kernel mount is gone.
 // The server ends on unmount or on SIGINT/SIGTERM/SIGHUP (both end with a
 // clean udax unmount). A killed server is a power cut: the next mount
 // replays the journal, and nothing that returned is lost.
@@ -51,6 +55,18 @@ struct MountArgs {
   std::vector<std::string> options;
 };
 
+// The server's "still busy with this mount" lock (see the top of the file):
+// -1 when the directory cannot be opened or locked (umount then waits for
+// nothing; FuseServer::Mount reports a bad mount point).
+int LockMountpoint(const std::string& mountpoint) {
+  int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
 std::string Absolute(const std::string& path) {
   char buf[PATH_MAX];
   return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
@@ -85,10 +101,13 @@ int RunMount(const MountArgs& args) {
     PrintError("mount", fs.error());
     return 1;
   }
+  // Held (across Daemonize: the child shares it) until udax is unmounted.
+  const int mountpoint_lock = LockMountpoint(args.mountpoint);
   Result<std::unique_ptr<fusefs::FuseServer>> server = fusefs::FuseServer::Mount(fs->get(), args.mountpoint, fo);
   if (!server) {
     PrintError("mount", server.error());
     (*fs)->Unmount().IgnoreError();
+    if (mountpoint_lock >= 0) ::close(mountpoint_lock);
     return 1;
   }
   if (!args.foreground && !args.debug) {
@@ -105,6 +124,7 @@ int RunMount(const MountArgs& args) {
   Status served = (*server)->Serve();
   server->reset();  // the kernel mount goes first: no request can arrive after this
   Status unmounted = (*fs)->Unmount();
+  if (mountpoint_lock >= 0) ::close(mountpoint_lock);  // udax umount may return now
   if (!served.ok()) PrintError("mount", served);
   if (!unmounted.ok()) PrintError("mount: unmount", unmounted);
   return served.ok() && unmounted.ok() ? 0 : 1;
@@ -151,9 +171,9 @@ int RunUmount(const std::string& arg) {
     return 1;
   }
   // The server unmounts udax and closes the device after the kernel mount
-  // is gone; its exclusive lock on the device is released then.
-  int fd = ::open(device.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;  // the device went away with it: nothing to wait for
+  // is gone, then lets go of the directory under it (LockMountpoint).
+  int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;  // the directory went away: nothing to wait for
   auto deadline = std::chrono::steady_clock::now() + kUnmountWait;
   while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     if (std::chrono::steady_clock::now() > deadline) {
