@@ -2,7 +2,8 @@
 // (src/fuse/) from the command line.
 //
 //   udax mount [-f] [-s] [-d] [-r] [-l FILE] [-o OPT[,OPT...]] DEVICE MOUNTPOINT
-//     mounts DEVICE (journal replayed, orphans reclaimed) and serves it on
+//     mounts DEVICE (journal replayed, orphans reclaimed; with -r the journal
+//     is replayed in memory only and nothing is written) and serves it on
 //     MOUNTPOINT. Without -f it returns once the mount is usable and serves
 //     in the background; an error (busy device, damaged image, bad mount
 //     point) is printed and exits 1 before that. -s: one request at a time;
