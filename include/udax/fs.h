@@ -102,6 +102,34 @@ struct MountOptions {
   std::function<void(const std::string& note)> on_note{};
 };
 
+// Who an operation acts for (the kernel's current credentials). Linux's
+// rule that a write, truncate, fallocate (any mode) or chown of a regular
+// file kills its setuid and setgid bits depends on them: without CAP_FSETID
+// setuid always goes, and setgid goes when the file is group-executable or
+// the caller is not in the file's group; chown kills setuid even with
+// CAP_FSETID. Unset on a thread (no CallerScope): the process itself. The
+// two functions are asked only when a file has one of the bits.
+struct Caller {
+  uint32_t uid = 0, gid = 0;  // fsuid, fsgid
+  std::function<bool()> has_fsetid;                 // holds CAP_FSETID
+  std::function<bool(uint32_t gid)> in_group;       // gid is a supplementary group
+  // Set when an operation acting for this caller cleared a file's bits (a
+  // FUSE server then drops the kernel's cached attributes).
+  mutable bool privs_killed = false;
+};
+// Operations on this thread act for `c` while the scope lives (a FUSE server
+// sets the requesting process for each request). `c` must outlive it.
+class CallerScope {
+ public:
+  explicit CallerScope(const Caller& c);
+  ~CallerScope();
+  CallerScope(const CallerScope&) = delete;
+  CallerScope& operator=(const CallerScope&) = delete;
+
+ private:
+  const Caller* prev_;
+};
+
 // A path as the *at system calls take one: relative to the directory whose
 // inode number is `at` (0: the root; a path starting with '/' always starts
 // at the root). An empty path with a nonzero `at` names that inode itself

@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "fs/bmap.h"
+#include "fs/caller.h"
 #include "fs/dir.h"
 #include "fs/fs_impl.h"
 
@@ -183,7 +184,9 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     if (S_ISDIR(v.mode)) return Errno(EISDIR, "is a directory");
     if (append) off = v.size;
     if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
-    if (off + len <= v.size && !(v.flags & media::kInodeFlagReflinked) && !bad_.any()) {
+    // (A file with setuid/setgid bits takes the transaction: the write may kill them.)
+    if (off + len <= v.size && !(v.flags & media::kInodeFlagReflinked) && !bad_.any() &&
+        !(v.mode & (S_ISUID | S_ISGID))) {
       ExtentFinder finder(journal_.get(), ip->ino, v, meta_mu_.epoch());
       ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), finder, src, len, off));
       if (n == len) {
@@ -274,6 +277,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
   }
   SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
   rec.mtime = rec.ctime = Now();
+  rec.mode = ModeAfterKillPriv(rec.mode, rec.gid, PrivChange::kData);
   RETURN_IF_ERROR(WriteInode(*t, rec));
   RETURN_IF_ERROR(CommitTxn(*t));
   return done;
@@ -290,6 +294,7 @@ Status FsImpl::Truncate(Inode* ip, uint64_t len) {
     RETURN_IF_ERROR(ZeroMapped(*t, rec, rec.size, RoundUp(rec.size)));
   SetSize(this, rec, len);
   rec.mtime = rec.ctime = Now();
+  rec.mode = ModeAfterKillPriv(rec.mode, rec.gid, PrivChange::kData);
   RETURN_IF_ERROR(WriteInode(*t, rec));
   // Free whole blocks past the new EOF, a bounded number per transaction.
   bool done = false;
@@ -332,6 +337,7 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(rec.mode)) return Errno(ENODEV, "not a regular file");
+  rec.mode = ModeAfterKillPriv(rec.mode, rec.gid, PrivChange::kData);  // written with the change
   uint64_t end = off + len;
   // Zeroes [a, b) of already-mapped blocks in place (shared ones copied first).
   auto zero_mapped = [&](uint64_t a, uint64_t b) { return ZeroMapped(*t, rec, a, b); };

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fs/bmap.h"
+#include "fs/caller.h"
 #include "fs/dir.h"
 #include "fs/fs_impl.h"
 
@@ -440,6 +441,7 @@ Status FsImpl::Chmod(const PathAt& path, uint32_t mode) {
 
 Status FsImpl::Chown(const PathAt& path, uint32_t uid, uint32_t gid, bool follow) {
   return ChangeInode(this, path, follow, [&](InodeRec& r) {
+    r.mode = ModeAfterKillPriv(r.mode, r.gid, PrivChange::kOwner);  // by the old group
     if (uid != UINT32_MAX) r.uid = uid;
     if (gid != UINT32_MAX) r.gid = gid;
     return Status::Ok();

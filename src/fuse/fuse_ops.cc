@@ -26,6 +26,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -63,6 +64,46 @@ void ReplyError(fuse_req_t req, const char* op, const Status& st) {
 void ReplyStatus(fuse_req_t req, const char* op, const Status& st) {
   if (st.ok()) fuse_reply_err(req, 0);
   else ReplyError(req, op, st);
+}
+
+// The requesting process as udax's Caller: its fsuid/fsgid from the request;
+// CAP_FSETID and supplementary groups read from /proc only when a file with
+// setuid/setgid bits asks (the kernel passes neither).
+bool PidHasFsetid(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/status";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  char line[256];
+  unsigned long long caps = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
+  std::fclose(f);
+  return caps & (1ULL << 4);  // CAP_FSETID
+}
+bool ReqInGroup(fuse_req_t req, uint32_t gid) {
+  gid_t groups[64];
+  int n = fuse_req_getgroups(req, 64, groups);
+  for (int i = 0; i < n && i < 64; i++)
+    if (groups[i] == gid) return true;
+  return false;
+}
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  Caller who;
+  who.uid = c->uid;
+  who.gid = c->gid;
+  pid_t pid = c->pid;
+  who.has_fsetid = [pid] { return PidHasFsetid(pid); };
+  who.in_group = [req](uint32_t gid) { return ReqInGroup(req, gid); };
+  return who;
+}
+
+// After an operation acting for `who`: when udax cleared setuid/setgid, the
+// kernel's cached attributes of the node are stale (the kernel does not
+// expect the mode to change under a write); drop them. Attributes only, no
+// pages: safe inside the request.
+void AfterKillPriv(fuse_req_t req, fuse_ino_t node, const Caller& who) {
+  if (who.privs_killed) fuse_lowlevel_notify_inval_inode(Ctx(req)->se, node, -1, 0);
 }
 
 void ToTimespec(const Timespec& t, struct timespec* out) {
@@ -126,6 +167,9 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // Every write passes through this mount, so the kernel's page cache is
   // never stale: a changed mtime need not drop it.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // setuid/setgid are killed by udax (write, truncate, fallocate, chown:
+  // Linux's current rule, for the requesting process), not by the kernel.
+  if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -176,6 +220,8 @@ Status SetAttr(fuse_req_t req, fuse_ino_t ino, const struct stat& a, int to_set,
 }
 
 void SetAttrOp(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  Caller who = CallerOf(req);
+  CallerScope as(who);  // truncate and chown kill setuid/setgid for the caller
   Status st = SetAttr(req, ino, *attr, to_set, fi);
   if (!st.ok()) return ReplyError(req, "setattr", st);
   ReplyAttr(req, "setattr", Fs(req).GetLstat(Self(req, ino)));
@@ -291,9 +337,12 @@ void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi
   fuse_reply_buf(req, buf.get(), *n);
 }
 
-void Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+void Write(fuse_req_t req, fuse_ino_t node, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  Caller who = CallerOf(req);
+  CallerScope as(who);
   Result<size_t> n = FileOf(fi).Pwrite(buf, size, static_cast<uint64_t>(off));
+  AfterKillPriv(req, node, who);
   if (!n) return ReplyError(req, "write", n.error());
   fuse_reply_write(req, *n);
 }
@@ -389,10 +438,13 @@ void StatFsOp(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &out);
 }
 
-void Fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fuse_file_info* fi) {
+void Fallocate(fuse_req_t req, fuse_ino_t node, int mode, off_t off, off_t len, fuse_file_info* fi) {
   if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
-  ReplyStatus(req, "fallocate",
-              FileOf(fi).Fallocate(mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
+  Caller who = CallerOf(req);
+  CallerScope as(who);
+  Status st = FileOf(fi).Fallocate(mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len));
+  AfterKillPriv(req, node, who);
+  ReplyStatus(req, "fallocate", st);
 }
 
 // copy_file_range: a reflink when the range is block aligned (or runs to the
@@ -423,11 +475,14 @@ Result<uint64_t> CopyRange(File& src, uint64_t in, File& dst, uint64_t out, uint
   return done;
 }
 
-void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
+void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t node_out,
                    off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
   if (flags != 0 || off_in < 0 || off_out < 0) return (void)fuse_reply_err(req, EINVAL);
+  Caller who = CallerOf(req);
+  CallerScope as(who);
   Result<uint64_t> n = CopyRange(FileOf(fi_in), static_cast<uint64_t>(off_in), FileOf(fi_out),
                                  static_cast<uint64_t>(off_out), len);
+  AfterKillPriv(req, node_out, who);
   if (!n) return ReplyError(req, "copy_file_range", n.error());
   fuse_reply_write(req, *n);
 }
@@ -452,7 +507,8 @@ Result<uint64_t> SeekDataOrHole(File& f, uint64_t off, int whence) {
 }
 
 void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
-  if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) return (void)fuse_reply_err(req, EINVAL);
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
+  if (off < 0) return (void)fuse_reply_err(req, ENXIO);  // as Linux: no data or hole before 0
   Result<uint64_t> pos = SeekDataOrHole(FileOf(fi), static_cast<uint64_t>(off), whence);
   if (!pos) return ReplyError(req, "lseek", pos.error());
   fuse_reply_lseek(req, static_cast<off_t>(*pos));

@@ -19,6 +19,7 @@ namespace udax::fusefs {
 // fuse_req_userdata() of a udax FUSE session.
 struct FuseContext {
   Filesystem* fs = nullptr;
+  fuse_session* se = nullptr;  // for notifications to the kernel
   uint64_t root_ino = 0;  // the udax inode that FUSE_ROOT_ID stands for
   // The owner the udax mount gives new inodes (MountOptions::uid/gid); a
   // caller with other ids gets its new inodes chowned to itself.

@@ -72,6 +72,7 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem* fs, const std:
   server->se_ = fuse_session_new(&args, &ops, sizeof ops, &server->ctx_->fuse);
   fuse_opt_free_args(&args);
   if (!server->se_) return Errno(EINVAL, "libfuse refused the mount options: " + options);
+  server->ctx_->fuse.se = server->se_;
   if (fuse_session_mount(server->se_, mountpoint.c_str()) != 0)
     return Errno(EPERM, "cannot mount FUSE on " + mountpoint + " (is /dev/fuse usable? fusermount3 installed?)");
   server->mounted_ = true;
