@@ -169,11 +169,22 @@ void Init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // setuid/setgid are killed by udax (write, truncate, fallocate, chown:
   // Linux's current rule, for the requesting process), not by the kernel.
+  // File handles (name_to_handle_at, NFS): the kernel turns a handle back
+  // into an inode by looking up "." in its node id (and ".." for a parent);
+  // node ids are inode numbers, never reused, so generation 0 is exact.
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 }
 
+// The kernel also looks up "." in any node (a file handle being opened:
+// the node itself, file or directory) and ".." in a directory (its parent,
+// to connect a handle's dentry) — only with export support.
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  ReplyEntry(req, "lookup", parent, name, false);
+  if (std::strcmp(name, ".") != 0) return ReplyEntry(req, "lookup", parent, name, false);
+  Result<Stat> s = Fs(req).GetLstat(Self(req, parent));
+  Result<fuse_entry_param> e = s ? EntryFor(req, *s, false) : Result<fuse_entry_param>(s.error());
+  if (!e) return ReplyError(req, "lookup", e.error());
+  fuse_reply_entry(req, &*e);
 }
 
 void Forget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
