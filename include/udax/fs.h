@@ -89,8 +89,17 @@ struct MkfsOptions {
   uint32_t log_blocks = 0;  // 0 = chosen from the size
 };
 
+// When a read updates atime (Linux's mount options of the same names).
+enum class AtimeMode {
+  kRelatime,     // when atime is not after mtime or ctime, or is a day old (the default)
+  kStrictatime,  // every read
+  kNoatime,      // never
+};
+
 struct MountOptions {
-  bool read_only = false;
+  bool read_only = false;  // (a read-only mount never updates atime)
+  // atime updates are lazy, as an overwrite's mtime/ctime are.
+  AtimeMode atime = AtimeMode::kRelatime;
   // Owner of the files and directories this mount creates (chown changes it
   // afterwards). Unset: the process's effective uid/gid when it mounts —
   // taken once, as a FUSE daemon's uid=/gid= options are, not per create: a
@@ -174,6 +183,9 @@ class File {
   Status Fsync();
   Status Fdatasync();
   Result<Stat> GetStat();
+  // Whether the next read will update atime (the mount's AtimeMode): a FUSE
+  // server drops the kernel's cached pages at open then, so the read reaches it.
+  bool AtimeUpdateDue() const;
   Result<std::vector<FileExtent>> Fiemap();
   // Reflink (FICLONERANGE): [dst_off, +len) of this file comes to share
   // src's blocks [src_off, +len) — len 0 means up to src's end of file. One

@@ -174,6 +174,9 @@ Result<Stat> File::GetStat() {
   if (!inode_) return NotOpen();
   return Entered(*fs_, [&] { return fs_->StatInode(inode_.get()); });
 }
+bool File::AtimeUpdateDue() const {
+  return inode_ && inode_->atime_due.load(std::memory_order_relaxed);
+}
 Result<std::vector<FileExtent>> File::Fiemap() {
   if (!inode_) return NotOpen();
   return Entered(*fs_, [&] { return fs_->Fiemap(inode_.get()); });

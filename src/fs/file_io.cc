@@ -152,6 +152,7 @@ Result<size_t> FsImpl::Pread(Inode* ip, void* buf, size_t len, uint64_t off) {
     std::lock_guard<std::mutex> g(ip->mu);
     finder.Remember(ip);
   }
+  if (ip->atime_due.load(std::memory_order_relaxed)) TouchAtime(ip);  // lazy, as overwrites' times
   return done;
 }
 
@@ -194,7 +195,10 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
         std::lock_guard<std::mutex> g(ip->mu);
         media::DiskTime now = NowCoarse();
         bool m = StampLazy(ip->rec.mtime, now), c = StampLazy(ip->rec.ctime, now);
-        if (m || c) ip->times_dirty = true;
+        if (m || c) {
+          ip->times_dirty = true;
+          if (atime_mode_ == AtimeMode::kRelatime) ip->atime_due.store(true, std::memory_order_relaxed);
+        }
         finder.Remember(ip);
         return len;
       }

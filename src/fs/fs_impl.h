@@ -101,6 +101,9 @@ class Inode {
   std::mutex mu;         // guards rec, times_dirty and last_ext
   media::InodeRec rec;   // committed record + lazy timestamps
   bool times_dirty = false;
+  // The next read updates atime (the mount's AtimeMode, AtimeDue): the one
+  // test a read makes; kept by every change of the record's times.
+  std::atomic<bool> atime_due{false};
   ExtentCache last_ext;  // for Pread/Pwrite (file_io.cc), under meta_mu_ shared
   int open_count = 0;    // guarded by FsImpl::inodes_mu_ (open Files + Mappings)
   AddressSpace mappings; // live DAX mappings of this inode
@@ -236,6 +239,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   uint64_t data_start() const { return sb_.log_start + sb_.log_blocks; }
   uint64_t data_end() const { return sb_.total_blocks - 1; }
   bool read_only() const { return read_only_; }
+  AtimeMode atime_mode() const { return atime_mode_; }
 
   // Transactions: Begin under meta_mu_ exclusive; Commit applies inode records.
   Result<std::unique_ptr<FsTxn>> BeginTxn();
@@ -304,6 +308,10 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // The clock at tick granularity (CLOCK_REALTIME_COARSE, a few ns instead
   // of ~30): lazy times of plain overwrites, as the kernel stamps them.
   static media::DiskTime NowCoarse();
+  // Whether a read of an inode with record `r` updates atime (AtimeMode).
+  bool AtimeDue(const media::InodeRec& r, const media::DiskTime& now) const;
+  // A read happened: atime updated lazily when due. ip->mu not held.
+  void TouchAtime(Inode* ip);
 
  private:
   FsImpl() = default;
@@ -319,6 +327,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Allocator alloc_{this};
   BadBlockList bad_;
   bool read_only_ = false;
+  AtimeMode atime_mode_ = AtimeMode::kRelatime;  // kNoatime when read-only
   uint32_t owner_uid_ = 0, owner_gid_ = 0;  // of new inodes (MountOptions)
   std::function<void(const std::string&)> on_note_;  // MountOptions::on_note
   std::atomic<bool> mounted_{false};

@@ -32,6 +32,36 @@ media::DiskTime FsImpl::NowCoarse() {
   return media::DiskTime{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec), 0};
 }
 
+namespace {
+bool NotAfter(const media::DiskTime& a, const media::DiskTime& b) {
+  return a.sec < b.sec || (a.sec == b.sec && a.nsec <= b.nsec);
+}
+constexpr int64_t kRelatimeMaxAge = 24 * 60 * 60;  // seconds, as Linux's relatime
+}  // namespace
+
+// Linux's relatime_need_update: atime not after mtime or ctime, or a day old.
+bool FsImpl::AtimeDue(const InodeRec& r, const media::DiskTime& now) const {
+  switch (atime_mode_) {
+    case AtimeMode::kNoatime: return false;
+    case AtimeMode::kStrictatime: return true;
+    case AtimeMode::kRelatime:
+      return NotAfter(r.atime, r.mtime) || NotAfter(r.atime, r.ctime) || now.sec - r.atime.sec >= kRelatimeMaxAge;
+  }
+  return false;
+}
+
+void FsImpl::TouchAtime(Inode* ip) {
+  std::lock_guard<std::mutex> g(ip->mu);
+  media::DiskTime now = Now();
+  if (!AtimeDue(ip->rec, now)) {  // another reader was first
+    ip->atime_due.store(false, std::memory_order_relaxed);
+    return;
+  }
+  ip->rec.atime = now;
+  ip->times_dirty = true;
+  ip->atime_due.store(atime_mode_ == AtimeMode::kStrictatime, std::memory_order_relaxed);
+}
+
 media::DiskTime ToDisk(Timespec t) { return media::DiskTime{t.sec, t.nsec, 0}; }
 Timespec FromDisk(media::DiskTime t) { return Timespec{t.sec, t.nsec}; }
 
@@ -107,11 +137,18 @@ std::shared_ptr<Inode> FsImpl::FindInCore(uint64_t ino) {
 }
 
 std::shared_ptr<Inode> FsImpl::GetInCore(const InodeRec& rec) {
-  std::lock_guard<std::mutex> g(inodes_mu_);
-  auto& slot = inodes_[rec.ino];
-  if (!slot) slot = std::make_shared<Inode>(rec);
-  slot->open_count++;
-  return slot;
+  std::shared_ptr<Inode> ip;
+  {
+    std::lock_guard<std::mutex> g(inodes_mu_);
+    auto& slot = inodes_[rec.ino];
+    if (!slot) slot = std::make_shared<Inode>(rec);
+    slot->open_count++;
+    ip = slot;
+  }
+  // An open checks the day-old rule afresh (a read tests only the flag).
+  std::lock_guard<std::mutex> g(ip->mu);
+  ip->atime_due.store(AtimeDue(ip->rec, Now()), std::memory_order_relaxed);
+  return ip;
 }
 
 Status FsImpl::FlushLazyTimes(Inode* ip) {

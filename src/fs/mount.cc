@@ -154,6 +154,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
   fs->owner_gid_ = opts.gid.value_or(getegid());
   fs->on_note_ = opts.on_note;
   if (fs->sb_.features_ro_compat & ~media::kFeatureRoCompatKnown) fs->read_only_ = true;
+  fs->atime_mode_ = fs->read_only_ ? AtimeMode::kNoatime : opts.atime;
   fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
                                            fs->sb_.total_blocks);
   // Read-only: the committed records are replayed into the journal's block
@@ -273,6 +274,7 @@ Status FsImpl::CommitTxn(FsTxn& t) {
         std::lock_guard<std::mutex> g(ip->mu);
         ip->rec = rec;
         ip->times_dirty = false;
+        ip->atime_due.store(AtimeDue(rec, t.Now()), std::memory_order_relaxed);
       }
     }
   }

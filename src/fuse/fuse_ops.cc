@@ -308,8 +308,10 @@ int OpenFlags(int flags) { return flags & (O_ACCMODE | O_APPEND | O_TRUNC); }
 // device passes through this mount: the server holds the device
 // exclusively), and close needs no FLUSH request (writes are durable when
 // they return; there is nothing to flush).
-void SetOpenReplyFlags(fuse_file_info* fi) {
-  fi->keep_cache = 1;
+// Except when the next read is to update atime (relatime after a change,
+// strictatime): then the cache is dropped so that the read reaches udax.
+void SetOpenReplyFlags(fuse_file_info* fi, const File& f) {
+  fi->keep_cache = !f.AtimeUpdateDue();
   fi->noflush = 1;
 }
 
@@ -318,7 +320,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!f) return ReplyError(req, "open", f.error());
   auto file = std::make_unique<File>(std::move(*f));
   fi->fh = reinterpret_cast<uint64_t>(file.get());
-  SetOpenReplyFlags(fi);
+  SetOpenReplyFlags(fi, *file);
   Track(req, file.get(), true);
   if (fuse_reply_open(req, fi) == 0) return (void)file.release();
   Track(req, file.get(), false);  // interrupted: no release will come
@@ -334,7 +336,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   Result<fuse_entry_param> e = EntryFor(req, *st, true);
   if (!e) return ReplyError(req, "create", e.error());
   fi->fh = reinterpret_cast<uint64_t>(file.get());
-  SetOpenReplyFlags(fi);
+  SetOpenReplyFlags(fi, *file);
   Track(req, file.get(), true);
   if (fuse_reply_create(req, &*e, fi) == 0) return (void)file.release();
   Track(req, file.get(), false);  // interrupted: no release will come

@@ -79,11 +79,15 @@ int RunMount(const MountArgs& args) {
   fo.single_threaded = args.single;
   fo.debug = args.debug;
   fo.fsname = Absolute(args.device);
+  AtimeMode atime = AtimeMode::kRelatime;  // Linux's default
   for (const std::string& o : args.options) {  // -o a,b -o c
     std::stringstream ss(o);
     for (std::string one; std::getline(ss, one, ',');) {
       if (one == "allow_other") fo.allow_other = true;
       else if (one == "ro") fo.read_only = true;  // as -r
+      else if (one == "relatime") atime = AtimeMode::kRelatime;  // udax's: FUSE leaves atime to the server
+      else if (one == "strictatime") atime = AtimeMode::kStrictatime;
+      else if (one == "noatime") atime = AtimeMode::kNoatime;
       else if (!one.empty()) fo.extra_options.push_back(one);
     }
   }
@@ -97,6 +101,7 @@ int RunMount(const MountArgs& args) {
   }
   MountOptions mo;
   mo.read_only = fo.read_only;
+  mo.atime = atime;
   Result<std::unique_ptr<Filesystem>> fs = Filesystem::Mount(args.device, mo);
   if (!fs) {
     PrintError("mount", fs.error());
