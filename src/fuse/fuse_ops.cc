@@ -106,6 +106,22 @@ void AfterKillPriv(fuse_req_t req, fuse_ino_t node, const Caller& who) {
   if (who.privs_killed) fuse_lowlevel_notify_inval_inode(Ctx(req)->se, node, -1, 0);
 }
 
+// Bytes [off, +len) of `node` changed behind the kernel's page cache (a
+// direct write, a punch, a clone...): drop those pages before the reply, so
+// a buffered read that starts after the change returns reads the new bytes.
+// The kernel invalidates before a direct write, not after an asynchronous
+// one completes: a read in between refills the cache with the old bytes.
+// Never for a buffered write (the kernel holds those pages locked while it
+// waits for the reply), nor in a single-threaded session: the pages may be
+// locked by a read waiting behind this request.
+void InvalidatePages(fuse_req_t req, fuse_ino_t node, off_t off, uint64_t len) {
+  if (len == 0) return;
+  int rc = fuse_lowlevel_notify_inval_inode(Ctx(req)->se, node, off, static_cast<off_t>(len));
+  if (rc != 0 && rc != -ENOENT)  // ENOENT: the kernel holds no pages of it
+    fuse_log(FUSE_LOG_ERR, "udax: cannot drop the kernel's cached pages of inode %llu: %s\n",
+             static_cast<unsigned long long>(node), std::strerror(-rc));
+}
+
 void ToTimespec(const Timespec& t, struct timespec* out) {
   out->tv_sec = t.sec;
   out->tv_nsec = t.nsec;
@@ -357,6 +373,7 @@ void Write(fuse_req_t req, fuse_ino_t node, const char* buf, size_t size, off_t 
   Result<size_t> n = FileOf(fi).Pwrite(buf, size, static_cast<uint64_t>(off));
   AfterKillPriv(req, node, who);
   if (!n) return ReplyError(req, "write", n.error());
+  if ((fi->flags & O_DIRECT) && !Ctx(req)->single_threaded) InvalidatePages(req, node, off, *n);
   fuse_reply_write(req, *n);
 }
 

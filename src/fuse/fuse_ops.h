@@ -20,6 +20,7 @@ namespace udax::fusefs {
 struct FuseContext {
   Filesystem* fs = nullptr;
   fuse_session* se = nullptr;  // for notifications to the kernel
+  bool single_threaded = false;  // one request at a time (no notification may wait)
   uint64_t root_ino = 0;  // the udax inode that FUSE_ROOT_ID stands for
   // The owner the udax mount gives new inodes (MountOptions::uid/gid); a
   // caller with other ids gets its new inodes chowned to itself.

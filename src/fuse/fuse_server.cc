@@ -61,6 +61,7 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem* fs, const std:
   // not be told from it (mkfs gives the root that number).
   if (root->ino != FUSE_ROOT_ID && fs->GetLstat(PathAt(FUSE_ROOT_ID, std::string_view())).has_value())
     return Errno(EUCLEAN, "inode " + std::to_string(FUSE_ROOT_ID) + " is not the root: cannot serve it over FUSE");
+  ctx->fuse.single_threaded = opts.single_threaded;
   ctx->fuse.owner_uid = opts.owner_uid.value_or(geteuid());
   ctx->fuse.owner_gid = opts.owner_gid.value_or(getegid());
   std::unique_ptr<FuseServer> server(new FuseServer(std::move(ctx), mountpoint, opts.single_threaded));
