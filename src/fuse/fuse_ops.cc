@@ -394,7 +394,12 @@ void Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 // An open directory: its entries as read at opendir, and again whenever
 // reading starts over (offset 0: rewinddir sees the directory as it is).
 // Offset k is the k-th entry of ".", "..", then the names.
+// The directory itself is held open (a udax File), as the kernel holds an
+// open directory's inode: removed or replaced by rename while open, it is
+// udax's orphan (nlink 0, fstat works) until releasedir, and a killed server
+// leaves it on the orphan list for the next mount to reclaim.
 struct DirHandle {
+  File dir;
   std::vector<DirEntry> entries;
 };
 
@@ -416,6 +421,9 @@ Status Fill(fuse_req_t req, fuse_ino_t ino, DirHandle* d) {
 
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto d = std::make_unique<DirHandle>();
+  Result<File> dir = Fs(req).Open(Self(req, ino), O_RDONLY | O_DIRECTORY);
+  if (!dir) return ReplyError(req, "opendir", dir.error());
+  d->dir = std::move(*dir);
   Status st = Fill(req, ino, d.get());
   if (!st.ok()) return ReplyError(req, "opendir", st);
   fi->fh = reinterpret_cast<uint64_t>(d.get());
@@ -446,9 +454,10 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  TrackDir(req, reinterpret_cast<DirHandle*>(fi->fh), false);
-  delete reinterpret_cast<DirHandle*>(fi->fh);
-  fuse_reply_err(req, 0);
+  std::unique_ptr<DirHandle> d(reinterpret_cast<DirHandle*>(fi->fh));
+  TrackDir(req, d.get(), false);
+  fi->fh = 0;
+  ReplyStatus(req, "releasedir", d->dir.Close());  // (a removed directory is freed here)
 }
 
 void FsyncDir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
@@ -608,7 +617,10 @@ void CloseAllHandles(FuseContext* ctx) {
     std::unique_ptr<File> file(static_cast<File*>(f));
     file->Close().IgnoreError();  // (an unlinked file's space is freed here)
   }
-  for (void* d : ctx->open_dirs) delete static_cast<DirHandle*>(d);
+  for (void* d : ctx->open_dirs) {
+    std::unique_ptr<DirHandle> dir(static_cast<DirHandle*>(d));
+    dir->dir.Close().IgnoreError();  // (a removed directory is freed here)
+  }
   ctx->open_files.clear();
   ctx->open_dirs.clear();
 }
