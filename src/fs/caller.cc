@@ -59,10 +59,16 @@ uint32_t ModeAfterKillPriv(uint32_t mode, uint32_t file_gid, PrivChange change) 
     c = &process;
   }
   bool capable = c->has_fsetid && c->has_fsetid();
-  bool in_group = c->gid == file_gid || (c->in_group && c->in_group(file_gid));
-  uint32_t kill = 0;
-  if (change == PrivChange::kOwner || !capable) kill |= S_ISUID;
-  if ((mode & S_ISGID) && ((mode & S_IXGRP) || (!in_group && !capable))) kill |= S_ISGID;
+  if (capable && change == PrivChange::kData) return mode;
+  // setattr_should_drop_sgid: a group-executable file's, or when the caller
+  // is neither in the file's group nor capable.
+  auto drop_sgid = [&] {
+    if (!(mode & S_ISGID)) return false;
+    if (mode & S_IXGRP) return true;
+    return !capable && c->gid != file_gid && !(c->in_group && c->in_group(file_gid));
+  };
+  uint32_t kill = S_ISUID;  // data changes without CAP_FSETID, and every chown
+  if (drop_sgid()) kill |= S_ISGID;
   if (mode & kill) c->privs_killed = true;
   return mode & ~kill;
 }
