@@ -7,10 +7,12 @@
 // Invariants:
 //  * a FUSE node id is the udax inode number, except the root (FUSE_ROOT_ID
 //    both ways); udax never reuses an inode number, so generation 0 is
-//    exact and a stale node id gives ENOENT, never another file. The server
-//    keeps no per-node state: forget has nothing to drop;
+//    exact and a stale node id gives ENOENT, never another file (so file
+//    handles — export support, lookups of "." — survive remounts). The
+//    server keeps no per-node state: forget has nothing to drop;
 //  * fi->fh of an open file is a heap udax::File (open/create → release);
-//    of an open directory a heap DirHandle (opendir → releasedir); each is
+//    of an open directory a heap DirHandle holding the directory open
+//    (opendir → releasedir: a removed one is an orphan meanwhile); each is
 //    registered in FuseContext while the kernel holds it, so that the ones
 //    left when the session ends are closed (CloseAllHandles);
 //  * an unlinked open file is udax's orphan, reached by its inode number
@@ -18,7 +20,11 @@
 //    list, reclaimed by the next mount;
 //  * setattr never follows a symlink (Lchown, Lutimens on the inode itself);
 //  * a new inode is given the caller's fsuid/fsgid when they differ from
-//    the udax mount's owner (one more transaction, only then).
+//    the udax mount's owner (one more transaction, only then);
+//  * requests that may kill setuid/setgid (write, setattr, fallocate,
+//    copy_file_range) run as the requesting process (CallerScope);
+//  * the kernel's page cache is exact: a direct write drops its range
+//    before the reply (InvalidatePages).
 #include "fuse/fuse_ops.h"
 
 #include <fcntl.h>
