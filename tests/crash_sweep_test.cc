@@ -16,7 +16,7 @@
 // those before are the states of the one-operation sequence (A), checked there.
 //
 // The sequences are split into kShards test cases (ctest runs them in
-// parallel); CrashSweepShare() of them run (all in Release, 1/8 under ASan;
+// parallel); CrashTestShare() of them run (all in Release, 1/8 under ASan;
 // $UDAX_CRASH_SHARE overrides). $UDAX_CRASH_SEQ=i,j runs one sequence alone
 // (ops i then j, or "i" for one) to reproduce a failure.
 #include <fcntl.h>
@@ -140,8 +140,9 @@ std::string RunSequence(const std::vector<size_t>& seq, CrashTally* tally) {
   for (const char* h : {"a", "h", "r1", "r2", "r3"}) r.Create(h, std::string("/") + h, O_RDWR);
   r.StartRecording();
   for (size_t i : seq) Ops()[i].run(r);
-  CrashCheckOptions opts;
-  opts.random_subsets = 16;
+  CrashCheckOptions opts;  // short workloads: more states per window
+  opts.lines_alone = opts.lines_missing = 16;
+  opts.random_subsets = 24;
   if (seq.size() > 1 && r.error().empty()) {
     // The states before the first operation returned are those of the
     // one-operation sequence: start at its done fence, without its state.
@@ -172,7 +173,7 @@ TEST_P(CrashSweep, EveryOneAndTwoOpSequence) {
     size_t i = strtoul(one, &end, 10);
     picked.push_back(*end == ',' ? n + i * n + strtoul(end + 1, nullptr, 10) : i);
   } else {
-    const size_t stride = static_cast<size_t>(std::lround(1 / std::max(CrashSweepShare(), 1e-3)));
+    const size_t stride = static_cast<size_t>(std::lround(1 / std::max(CrashTestShare(), 1e-3)));
     for (size_t s = GetParam(), k = 0; s < n + n * n; s += kShards, k++)
       if (k % stride == 0) picked.push_back(s);
   }

@@ -29,16 +29,25 @@
 namespace udax::testing {
 namespace {
 
-constexpr uint64_t kDevSize = 16 << 20;
+constexpr uint64_t kDevSize = 4 << 20;        // the smallest mkfs allows: each state is cheap
+constexpr uint64_t kRandomDevSize = 8 << 20;  // room for 400 random operations
 
 std::string ShmPath(const std::string& tag) {
   return "/dev/shm/udax_crash_" + std::to_string(getpid()) + "_" + tag + ".img";
 }
 
 // Finish()es the run and prints what was checked.
-void FinishAndReport(CrashRun& r) {
+void FinishAndReport(CrashRun& r, bool long_workload = false) {
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(r.Finish(), "");
+  // Long workloads cut fewer states per fence window; under sanitizers every
+  // workload does (CrashTestShare()).
+  CrashCheckOptions opts;
+  if (long_workload || CrashTestShare() < 1) {
+    opts.torn_per_window = 2;
+    opts.lines_alone = opts.lines_missing = 4;
+    opts.random_subsets = 4;
+  }
+  EXPECT_EQ(r.Finish(opts), "");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const CrashTally& t = r.tally();
   printf("[ crash    ] %-12s %3zu ops, %4lu fences (%lu checkpoints), %5lu states (%lu fence, %lu torn, %lu reordered), %.1f s\n",
@@ -297,36 +306,38 @@ void RandomOps(CrashRun& r, uint64_t seed, int n) {
 // from), cut at every fence; returns the journal checkpoints it made.
 uint64_t RandomRun(const std::string& name, uint64_t seed, int ops, uint32_t log_blocks) {
   CrashRun r(name);
-  r.Setup(kDevSize, log_blocks);
+  r.Setup(kRandomDevSize, log_blocks);
   r.Mkdir("/d");
   r.Mkdir("/d/e");
   r.Mkdir("/x");
   r.StartRecording();
   RandomOps(r, seed, ops);
-  FinishAndReport(r);
+  FinishAndReport(r, /*long_workload=*/true);
   return r.checkpoints();
 }
+
+// One test case per seed: ctest runs them in parallel.
+class CrashRandom : public ::testing::TestWithParam<int> {};
+class CrashCheckpoints : public ::testing::TestWithParam<int> {};
 
 // A log of the smallest size (8 blocks): the journal checkpoints every few
 // operations, so power is also cut inside checkpoints (home blocks half
 // written, the log's start cleared or not) and right after the log wraps.
-TEST(CrashTest, RandomWithCheckpoints) {
-  for (uint64_t s = 142; s < 145; s++) {
-    SCOPED_TRACE("seed " + std::to_string(s));
-    uint64_t checkpoints = RandomRun("ckpt" + std::to_string(s), s, 250, /*log_blocks=*/8);
-    if (::testing::Test::HasFailure()) return;
-    EXPECT_GE(checkpoints, 1u) << "the workload should fill the log";
-  }
+TEST_P(CrashCheckpoints, RandomWorkload) {
+  uint64_t s = 142 + GetParam();
+  uint64_t checkpoints = RandomRun("ckpt" + std::to_string(s), s, 250, /*log_blocks=*/8);
+  if (!::testing::Test::HasFailure()) EXPECT_GE(checkpoints, 1u) << "the workload should fill the log";
 }
 
-TEST(CrashTest, Random) {
+TEST_P(CrashRandom, Workload) {
   uint64_t seed = getenv("UDAX_CRASH_SEED") ? strtoull(getenv("UDAX_CRASH_SEED"), nullptr, 0) : 42;
-  for (uint64_t s = seed; s < seed + 6; s++) {
-    SCOPED_TRACE("UDAX_CRASH_SEED=" + std::to_string(s));
-    RandomRun("random" + std::to_string(s), s, 400, /*log_blocks=*/0);
-    if (::testing::Test::HasFailure()) return;
-  }
+  uint64_t s = seed + GetParam();
+  SCOPED_TRACE("UDAX_CRASH_SEED=" + std::to_string(s));
+  RandomRun("random" + std::to_string(s), s, 400, /*log_blocks=*/0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Seed, CrashCheckpoints, ::testing::Range(0, 3));
+INSTANTIATE_TEST_SUITE_P(Seed, CrashRandom, ::testing::Range(0, 6));
 
 }  // namespace
 }  // namespace udax::testing

@@ -54,7 +54,7 @@ void AppendCrashTally(const CrashTally& t) {
   }
 }
 
-double CrashSweepShare() {
+double CrashTestShare() {
   if (const char* v = getenv("UDAX_CRASH_SHARE"); v && *v) return std::clamp(strtod(v, nullptr), 0.0, 1.0);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   return 0.125;

@@ -83,8 +83,10 @@ struct CrashWorkload {
 // max_failures). Adds what it checked to ProcessCrashTally() and *tally.
 std::string CheckCrashStates(const CrashWorkload& w, const CrashCheckOptions& opts, CrashTally* tally);
 
-// The fraction of the exhaustive crash sweeps to run: 1 in Release, smaller
-// under sanitizers (about 5x slower); $UDAX_CRASH_SHARE (e.g. 0.25) overrides.
-double CrashSweepShare();
+// The fraction of the crash states to check: 1 in Release, 1/8 under
+// sanitizers (several times slower: the sweep runs 1/8 of its sequences, the
+// other workloads cut fewer states per window); $UDAX_CRASH_SHARE (e.g. 0.25)
+// overrides.
+double CrashTestShare();
 
 }  // namespace udax::testing
