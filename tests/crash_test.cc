@@ -217,6 +217,22 @@ TEST(CrashTest, RollingWrite) {
   FinishAndReport(r);
 }
 
+// A write into blocks preallocated past EOF (one transaction): until the
+// commit that extends the size, those blocks must still read as zeroes —
+// a crash in between leaves them past EOF, where a later extension shows them.
+TEST(CrashTest, WriteIntoPreallocatedBlocks) {
+  CrashRun r("prealloc");
+  r.Setup(kDevSize);
+  r.Create("h", "/f");
+  r.Write("h", 0, 1000);
+  r.Fallocate("h", FALLOC_FL_KEEP_SIZE, kModelBlock, 3 * kModelBlock);
+  r.StartRecording();
+  r.Write("h", 2 * kModelBlock, 2 * kModelBlock);  // past EOF, into preallocated blocks
+  r.Write("h", 1000, 3 * kModelBlock);             // over the EOF block and the rest
+  r.Ftruncate("h", 6 * kModelBlock);
+  FinishAndReport(r);
+}
+
 // The durability contract for lazy timestamps: an overwrite's mtime/ctime
 // reach the device at fsync, at the last close, at unmount — and survive a
 // crash after any of those.
