@@ -236,7 +236,9 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     uint64_t pos = off + done;
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, pos / kBlockSize));
     if (e.mapped && pos >= past_eof && !(rec.flags & media::kInodeFlagReflinked) && !bad_.any()) {
-      // Preallocated past EOF (never shared: truncate frees whole blocks past EOF).
+      // Preallocated past EOF (never shared: truncate frees whole blocks past
+      // EOF). With failed memory on the device WriteMapped's checks come first
+      // instead, and the data goes in before the commit.
       uint64_t ext_end = (e.ext.file_block + e.ext.length) * kBlockSize;
       uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
       after_commit.push_back(Copy{e.ext.start_block * kBlockSize + (pos - e.ext.file_block * kBlockSize), src + done, n});
