@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "crash_tally_env.h"
+#include "crash_env.h"
 #include "testing/crash_run.h"
 
 namespace udax::testing {

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "crash_tally_env.h"
+#include "crash_env.h"
 #include "fs/fs_impl.h"
 #include "testing/crash_run.h"
 #include "udax/fs.h"

@@ -3,12 +3,12 @@
 // commits) followed by Persist, cut at every fence. After recovery: every
 // store whose Persist returned before the cut is there, the one in flight is
 // old-or-new, nothing else changed, and fsck is clean. Its fence states count
-// in the crash suite's total (crash_tally_env.h); the exhaustive sweep
+// in the crash suite's total (crash_env.h); the exhaustive sweep
 // (crash_sweep_test.cc) also cuts DAX stores into holes and shared blocks
 // at torn and reordered states.
 #include <fcntl.h>
 
-#include "crash_tally_env.h"
+#include "crash_env.h"
 #include "test_util.h"
 #include "testing/crash_recorder.h"
 #include "udax/fs.h"
