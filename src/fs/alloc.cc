@@ -212,6 +212,11 @@ Status Allocator::FixFreeList(FsTxn& t) {
   // Bounded: each round either fills the list or drains the overflow.
   for (int round = 0; round < 64; round++) {
     if (t.root->freelist_count < kFreeListLow) {
+      if (!overflow_.empty()) {  // nodes freed when the list was full come back first
+        t.root->freelist[t.root->freelist_count++] = overflow_.back();
+        overflow_.pop_back();
+        continue;
+      }
       // Outside a FreeingOp, never into the reserve: the list stays low and
       // the adding operation meets ENOSPC in AllocNode or CheckSpaceToAdd.
       uint64_t need = std::min<uint64_t>(kFreeListHigh - t.root->freelist_count, SpareBlocks(*t.root));
