@@ -304,7 +304,9 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
 
 Status FsImpl::Truncate(Inode* ip, uint64_t len) {
   MetaWriteLock lk(meta_mu_);
+  Allocator::FreeingOp freeing(&alloc_);  // may use the reserve (alloc.h)
   ASSIGN_OR_RETURN(auto t, BeginTxn());
+  RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(rec.mode)) return Errno(EINVAL, "not a regular file");
@@ -351,7 +353,10 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   if (punch && !(mode & FALLOC_FL_KEEP_SIZE)) return Errno(EOPNOTSUPP, "punch hole needs keep-size");
   if (punch && zero) return Errno(EOPNOTSUPP, "punch hole and zero range are exclusive");
   MetaWriteLock lk(meta_mu_);
+  Allocator::FreeingOp freeing(&alloc_);  // a punch may use the reserve (alloc.h)
+  if (!punch) freeing.Cancel();
   ASSIGN_OR_RETURN(auto t, BeginTxn());
+  if (punch) RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(rec.mode)) return Errno(ENODEV, "not a regular file");
@@ -455,9 +460,11 @@ Result<Stat> FsImpl::StatInode(Inode* ip) {
 Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) { return SharedExtents(ip); }
 
 Status FsImpl::ReclaimInode(uint64_t ino) {
+  Allocator::FreeingOp freeing(&alloc_);  // may use the reserve (alloc.h)
   bool done = false;
   while (!done) {
     ASSIGN_OR_RETURN(auto t, BeginTxn());
+    RETURN_IF_ERROR(freeing.Begin(*t));
     ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ino));
     if (S_ISDIR(rec.mode)) {
       RETURN_IF_ERROR(DirDestroy(this, *t, rec));
