@@ -190,12 +190,13 @@ TEST_F(DaxTest, PunchInvalidatesAndRefaultSeesZeroes) {
 
 TEST_F(DaxTest, FullDeviceWriteFaultIsEnospcInGuarded) {
   File big = Create("/big", 0);
+  File f = Create("/a", 0);  // before the device is full: creates stop at the reserve
   std::vector<uint8_t> chunk(1 * kMiB, 0xee);
   for (uint64_t off = 0;; off += chunk.size()) {
     auto n = big.Pwrite(chunk.data(), chunk.size(), off);
     if (!n.has_value() || *n < chunk.size()) break;
   }
-  File f = Create("/a", 4 * kMiB);
+  ASSERT_OK(f.Truncate(4 * kMiB));
   ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4 * kMiB, Prot::kReadWrite));
   Status st = Guarded([&] {
     for (size_t i = 0; i < 4 * kMiB; i += 4096) m.data()[i] = 1;

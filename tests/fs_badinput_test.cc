@@ -208,9 +208,11 @@ TEST_F(BadImageTest, WrongMagic) {
   EXPECT_NE(msg.find("magic"), std::string::npos) << msg;
   EXPECT_NE(msg.find("not a udax filesystem"), std::string::npos) << msg;
   ExpectFsckDirty();
-  // mkfs does not take it for an existing filesystem.
-  MkfsOptions o;
-  EXPECT_OK(Filesystem::Mkfs(path_, o));
+  // mkfs does not take it for a udax filesystem, but it is data: -f only.
+  Status st = Filesystem::Mkfs(path_, MkfsOptions{});
+  EXPECT_EQ(st.err(), EEXIST) << st.ToString();
+  EXPECT_NE(st.message().find("holds data that is not a udax filesystem"), std::string::npos) << st.message();
+  EXPECT_OK(Filesystem::Mkfs(path_, MkfsOptions{.force = true}));
 }
 
 TEST_F(BadImageTest, BadGeometryWithValidCrc) {
@@ -727,9 +729,14 @@ TEST(GarbageImageTest, RandomFilesOfManySizes) {
       EXPECT_FALSE(r->clean());
     }
     EXPECT_FALSE(ReadInfo(dev.path()).has_value());
-    // The garbage is not mistaken for a filesystem by mkfs.
+    // The garbage is not mistaken for a filesystem by mkfs, nor clobbered
+    // without -f: it is data.
     if (size >= 4 * kMiB) {
-      EXPECT_OK(Filesystem::Mkfs(dev.path(), MkfsOptions{}));
+      Status st = Filesystem::Mkfs(dev.path(), MkfsOptions{});
+      EXPECT_EQ(st.err(), EEXIST) << st.ToString();
+      EXPECT_NE(st.message().find("holds data that is not a udax filesystem; -f overwrites it"), std::string::npos)
+          << st.message();
+      EXPECT_OK(Filesystem::Mkfs(dev.path(), MkfsOptions{.force = true}));
       EXPECT_OK(Filesystem::Mount(dev.path()));
     }
   }

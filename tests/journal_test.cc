@@ -191,10 +191,11 @@ TEST_F(JournalProtocolTest, FencesPerCommitWhateverTheSize) {
       EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(*r)->inode_count, static_cast<uint64_t>(i + 1))
           << "readers see the committed content";
     }
-    // The checkpoint: every dirty block home, sealed; one fence.
+    // The checkpoint: every dirty block home, sealed, one fence; then the
+    // log's first header cleared, a second fence (before any new record).
     f0 = dev_->fence_count();
     ASSERT_TRUE(journal_->Checkpoint().ok());
-    EXPECT_EQ(dev_->fence_count() - f0, 1u);
+    EXPECT_EQ(dev_->fence_count() - f0, 2u);
     EXPECT_EQ(journal_->dirty_blocks(), 0u);
     for (int i = 0; i < nblocks; i++) {
       EXPECT_EQ(Tag(base + i), static_cast<uint64_t>(i + 1)) << "written home";
@@ -529,8 +530,9 @@ TEST_F(JournalProtocolTest, FormatClearsTheLog) {
   ASSERT_TRUE(tx.Commit().ok());
   uint64_t f0 = dev_->fence_count();
   ASSERT_TRUE(journal_->Format().ok());
-  // The applied lines first, then the cleared start of the log.
-  EXPECT_EQ(dev_->fence_count() - f0, 2u);
+  // The applied lines first, then the cleared start of the log (the
+  // checkpoint's cleared first header, then the whole first block).
+  EXPECT_EQ(dev_->fence_count() - f0, 3u);
   ASSERT_TRUE(dev_->Fill(1000 * media::kBlockSize, 0, media::kBlockSize, true).ok());
   auto n = NewJournal()->Recover(false);
   ASSERT_TRUE(n.has_value());

@@ -85,7 +85,7 @@ inline constexpr uint32_t kExtentShared = 1;
 
 struct MkfsOptions {
   uint64_t size = 0;        // bytes; 0 = keep the size of an existing file
-  bool force = false;       // overwrite an existing udax filesystem
+  bool force = false;       // overwrite an existing udax filesystem or other data
   uint32_t log_blocks = 0;  // 0 = chosen from the size
 };
 
@@ -214,7 +214,10 @@ class File {
 
 class Filesystem {
  public:
-  // Creates a filesystem on DEVICE (a regular file is created/sized).
+  // Creates a filesystem on DEVICE (a regular file is created mode 0600 or
+  // sized; an existing one keeps its mode). Without force: EEXIST when DEVICE
+  // holds a udax filesystem or any other data (a non-zero byte; holes and
+  // zeroes are no data). A symbolic link is followed only to a device (ELOOP).
   static Status Mkfs(const std::string& device, const MkfsOptions& opts);
   // Opens the device exclusively, replays the journal, reclaims orphans.
   static Result<std::unique_ptr<Filesystem>> Mount(const std::string& device,

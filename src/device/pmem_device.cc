@@ -78,8 +78,17 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
   ForceCacheLineGranularity();
   if (opts.read_only && (opts.create || opts.size))
     return Errno(EINVAL, "device " + path + ": a read-only open cannot create or size it");
-  int flags = (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (opts.create ? O_CREAT : 0);
-  int fd = ::open(path.c_str(), flags, 0644);
+  int flags = (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  if (opts.create) {
+    // A planted symlink must not make mkfs write over what it points to; a
+    // link to a device (/dev/disk/by-id/...) is how devices are named.
+    struct stat target;
+    bool names_device = ::stat(path.c_str(), &target) == 0 && (S_ISCHR(target.st_mode) || S_ISBLK(target.st_mode));
+    flags |= O_CREAT | (names_device ? 0 : O_NOFOLLOW);
+  }
+  int fd = ::open(path.c_str(), flags, 0600);  // images are private: they hold every user's files
+  if (fd < 0 && errno == ELOOP && opts.create)
+    return Errno(ELOOP, path + " is a symbolic link to a file: refusing to follow it (give the file's own path)");
   if (fd < 0) return Errno(errno, "cannot open device " + path + ": " + strerror(errno));
   std::unique_ptr<PmemDevice> dev(new PmemDevice());
   dev->fd_ = fd;
@@ -137,6 +146,30 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
   std::lock_guard<std::mutex> g(g_devices_mu);
   Devices().push_back(dev.get());
   return dev;
+}
+
+namespace {
+bool AllZero(const uint8_t* p, uint64_t n) {
+  constexpr uint64_t kChunk = 64 * 1024;
+  static const uint8_t kZeros[kChunk] = {};
+  for (uint64_t done = 0; done < n; done += kChunk)
+    if (std::memcmp(p + done, kZeros, std::min(kChunk, n - done)) != 0) return false;
+  return true;
+}
+}  // namespace
+
+bool PmemDevice::HoldsData() const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return !AllZero(base_, std::min<uint64_t>(size_, 1ull << 20));
+  for (off_t pos = 0; static_cast<uint64_t>(pos) < size_;) {
+    off_t data = ::lseek(fd_, pos, SEEK_DATA);
+    if (data < 0) return errno != ENXIO && !AllZero(base_ + pos, size_ - pos);  // ENXIO: holes to the end
+    off_t hole = ::lseek(fd_, data, SEEK_HOLE);
+    uint64_t end = hole < 0 ? size_ : std::min<uint64_t>(size_, static_cast<uint64_t>(hole));
+    if (!AllZero(base_ + data, end - data)) return true;
+    pos = static_cast<off_t>(end);
+  }
+  return false;
 }
 
 PmemDevice::~PmemDevice() {

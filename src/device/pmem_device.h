@@ -67,7 +67,9 @@ class DeviceHolder {
 enum class DeviceState { kLive, kDying, kDead };
 
 struct DeviceOptions {
-  bool create = false;     // create the file if missing
+  // mkfs: create the file if missing, mode 0600 (an existing file keeps its
+  // mode); a symbolic link is followed only to a device (O_NOFOLLOW).
+  bool create = false;
   uint64_t size = 0;       // when non-zero: size (or resize) a regular file
   bool exclusive = true;   // take the flock; fail with EBUSY when held
   // O_RDONLY, a PROT_READ mapping and a shared flock (LOCK_SH): any number
@@ -107,6 +109,10 @@ class PmemDevice {
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
   bool read_only() const { return read_only_; }
+  // Whether any byte is non-zero (mkfs: "holds data"). A regular file is read
+  // only where SEEK_DATA finds data (holes cost nothing); a device only in its
+  // first MiB, where every filesystem and partition table has its label.
+  bool HoldsData() const;
 
   // Checked access: the span [off, off+len) of device memory, or EIO/EFAULT
   // style error when it is outside the device or the device is dead.

@@ -1,6 +1,7 @@
 // fs/alloc.cc — free-space trees and the node free list (see alloc.h).
 #include "fs/alloc.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "fs/fs_impl.h"
@@ -118,19 +119,30 @@ Result<BlockExtent> Allocator::TakeExtent(FsTxn& t, uint64_t want, uint64_t hint
     have = true;
   }
   uint64_t avail = found.start + found.length - take_at;
-  uint64_t len = std::min(want, avail);
-  if (for_data && len > t.root->free_blocks - std::min(t.root->free_blocks, kReserveBlocks))
-    len = t.root->free_blocks - std::min(t.root->free_blocks, kReserveBlocks);
+  uint64_t len = std::min({want, avail, for_data ? DataSpareBlocks(*t.root) : SpareBlocks(*t.root)});
   if (len == 0) return Errno(ENOSPC, "no space left on device");
   RETURN_IF_ERROR(Carve(t, found, take_at, len));
   return BlockExtent{take_at, len};
+}
+
+uint64_t Allocator::DataSpareBlocks(const media::RootBlock& root) {
+  return root.free_blocks - std::min(root.free_blocks, kReserveBlocks);
+}
+
+uint64_t Allocator::SpareBlocks(const media::RootBlock& root) const {
+  return freeing_ ? root.free_blocks : DataSpareBlocks(root);
+}
+
+Status Allocator::CheckSpaceToAdd(const FsTxn& t) const {
+  if (SpareBlocks(*t.root) == 0) return Errno(ENOSPC, "no space left on device");
+  return Status::Ok();
 }
 
 Result<BlockExtent> Allocator::AllocData(FsTxn& t, uint64_t want, uint64_t hint) {
   if (freed_in_txn_)
     return Errno(EINVAL, "internal error: data allocation after a free in one transaction");
   RETURN_IF_ERROR(FixFreeList(t));
-  if (t.root->free_blocks <= kReserveBlocks) return Errno(ENOSPC, "no space left on device");
+  if (DataSpareBlocks(*t.root) == 0) return Errno(ENOSPC, "no space left on device");
   ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, std::min<uint64_t>(want, media::kMaxExtentBlocks), hint, true));
   RETURN_IF_ERROR(FixFreeList(t));
   return e;
@@ -200,7 +212,15 @@ Status Allocator::FixFreeList(FsTxn& t) {
   // Bounded: each round either fills the list or drains the overflow.
   for (int round = 0; round < 64; round++) {
     if (t.root->freelist_count < kFreeListLow) {
-      uint32_t need = kFreeListHigh - t.root->freelist_count;
+      if (!overflow_.empty()) {  // nodes freed when the list was full come back first
+        t.root->freelist[t.root->freelist_count++] = overflow_.back();
+        overflow_.pop_back();
+        continue;
+      }
+      // Outside a FreeingOp, never into the reserve: the list stays low and
+      // the adding operation meets ENOSPC in AllocNode or CheckSpaceToAdd.
+      uint64_t need = std::min<uint64_t>(kFreeListHigh - t.root->freelist_count, SpareBlocks(*t.root));
+      if (need == 0) return Status::Ok();
       ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, need, 0, false));
       for (uint64_t b = e.start; b < e.start + e.length; b++)
         RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnAg, 0, 1, 0}));

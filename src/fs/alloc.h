@@ -12,8 +12,15 @@
 //  * data blocks are never handed out in a transaction that has already freed
 //    blocks: data is written before its transaction commits, and a block
 //    freed by an uncommitted transaction still belongs to its old owner;
-//  * kReserveBlocks stay free for metadata: data allocation fails with ENOSPC
-//    before metadata-only operations (unlink, rmdir...) can run out.
+//  * the reserve: an adding operation (create, mkdir, symlink, link, rename
+//    to a new name, write, fallocate, DAX fault, clone) never takes the free
+//    trees below kReserveBlocks — not for data, not to refill the free list
+//    — so it fails with ENOSPC first; only a freeing operation (unlink,
+//    rmdir, rename over a name, truncate, punch, inode reclaim, memory
+//    failure: a FreeingOp is alive) may use the reserve, and only for
+//    B+tree nodes: data (a copy-on-write of a shared block a partial punch
+//    zeroes) never comes from it. The bound on what a freeing operation
+//    needs is in docs/failure.md ("The reserve").
 #pragma once
 
 #include <cstdint>
@@ -46,6 +53,28 @@ class Allocator : public NodeAllocator {
 
   explicit Allocator(FsImpl* fs) : fs_(fs) {}
 
+  // The scope of a freeing operation (under meta_mu_ exclusive): while it
+  // lives, free-list refills may take the reserve. Begin tops the free
+  // list up (from the reserve if need be), so the operation starts with at
+  // least kFreeListLow nodes however low adding operations left it.
+  class FreeingOp {
+   public:
+    explicit FreeingOp(Allocator* a) : a_(a), was_(a->freeing_) { a_->freeing_ = true; }
+    ~FreeingOp() { a_->freeing_ = was_; }
+    FreeingOp(const FreeingOp&) = delete;
+    FreeingOp& operator=(const FreeingOp&) = delete;
+    [[nodiscard]] Status Begin(FsTxn& t) { return a_->FixFreeList(t); }
+    // The operation turned out to add (rename to a new name): no reserve.
+    void Cancel() { a_->freeing_ = was_; }
+
+   private:
+    Allocator* a_;
+    bool was_;
+  };
+  // ENOSPC unless blocks above the reserve are free (or a FreeingOp lives):
+  // adding operations call it before they change anything.
+  Status CheckSpaceToAdd(const FsTxn& t) const;
+
   // Up to `want` contiguous data blocks, preferring to start at `hint`.
   Result<BlockExtent> AllocData(FsTxn& t, uint64_t want, uint64_t hint);
   // Returns an extent to the free trees — except its bad blocks (see
@@ -54,7 +83,9 @@ class Allocator : public NodeAllocator {
   // Takes free block `b` (in a free tree or on the free list) out of
   // circulation: its rmap owner becomes kOwnBad. EUCLEAN when b is not free.
   Status Retire(FsTxn& t, uint64_t b);
-  // Brings the free list between its low and high marks and flushes node frees.
+  // Brings the free list between its low and high marks and flushes node
+  // frees. Outside a FreeingOp a refill takes only blocks above the reserve;
+  // when there are none the list stays low (AllocNode's ENOSPC is the limit).
   Status FixFreeList(FsTxn& t);
   // True once the current transaction freed a block (a B+tree node, a free
   // list give-back, file data): AllocData refuses until it commits, so
@@ -80,10 +111,17 @@ class Allocator : public NodeAllocator {
   Status Carve(FsTxn& t, const media::FreeBnoRec& ext, uint64_t start, uint64_t len);
   // Inserts a freed extent, merging with its neighbours (EUCLEAN on overlap).
   Status InsertMerged(FsTxn& t, uint64_t start, uint64_t length);
+  // Up to `want` blocks of one free extent, never more than the spare ones.
   Result<BlockExtent> TakeExtent(FsTxn& t, uint64_t want, uint64_t hint, bool for_data);
+  // Free-tree blocks above the reserve: all that data may ever take.
+  static uint64_t DataSpareBlocks(const media::RootBlock& root);
+  // Free-tree blocks this operation may take for the free list: all in a
+  // FreeingOp, else those above the reserve.
+  uint64_t SpareBlocks(const media::RootBlock& root) const;
 
   FsImpl* fs_;
   bool freed_in_txn_ = false;
+  bool freeing_ = false;  // a FreeingOp lives: the reserve may be used
   std::vector<uint64_t> overflow_;  // freed nodes that did not fit the free list
 };
 

@@ -95,10 +95,13 @@ Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
   for (const auto& h : hits) InvalidateMappings(h.ino, h.off, h.len, InvalidateReason::kMemoryFailure, true);
   bad_.Add(start, n);  // reads and faults refuse the blocks from now on
   if (read_only_) return Status::Ok();  // recorded in core only
-  // 3. The persistent record: the bad-block list, free blocks retired.
+  // 3. The persistent record: the bad-block list, free blocks retired. It
+  // must not fail for want of space: it may use the reserve (alloc.h).
+  Allocator::FreeingOp freeing(&alloc_);
   auto t = BeginTxn();
   if (!t.has_value()) return t.error();
-  Status st = BadBlockList::AddToRoot((*t)->root, start, n);
+  Status st = freeing.Begin(**t);
+  if (st.ok()) st = BadBlockList::AddToRoot((*t)->root, start, n);
   for (uint64_t b : retire) {
     if (!st.ok()) break;
     st = alloc_.Retire(**t, b);

@@ -19,6 +19,7 @@
 
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "fs/bmap.h"
 #include "fs/caller.h"
@@ -212,28 +213,54 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
   // Zero stale bytes past the old EOF in its block before extending over them.
   if (off > rec.size && rec.size % kBlockSize)
     RETURN_IF_ERROR(ZeroMapped(*t, rec, rec.size, RoundUp(rec.size)));
+  // A write that allocates several extents may commit more than one
+  // transaction (the rolls below). The size changes only in the last one, so
+  // a crash leaves all of the size change or none; until then the blocks it
+  // mapped lie past EOF, and they must read as zeroes there (as fallocate
+  // KEEP_SIZE leaves them, which every size extension relies on). So data for
+  // blocks wholly past the old EOF reaches the device before a commit only in
+  // new blocks of the last transaction; new blocks of a rolled transaction are
+  // zeroed again before it commits, and those bytes, like bytes for blocks
+  // already mapped past EOF, are copied after the last commit.
+  struct Copy {
+    uint64_t dev_off;
+    const uint8_t* src;
+    uint64_t len;
+  };
+  const uint64_t past_eof = RoundUp(rec.size);  // first byte of the first block wholly past EOF
+  std::vector<Copy> in_txn, after_commit;       // data past EOF: in this transaction's new blocks / later
+  auto roll = [&](size_t need) -> Status {
+    if (t->tx.room() >= need) return Status::Ok();
+    for (const Copy& c : in_txn) RETURN_IF_ERROR(dev_->Fill(c.dev_off, 0, c.len, false));
+    after_commit.insert(after_commit.end(), in_txn.begin(), in_txn.end());
+    in_txn.clear();
+    RETURN_IF_ERROR(WriteInode(*t, rec));
+    return RollIfNeeded(*t, need);
+  };
   size_t done = 0;
   Status err;
   while (done < len) {
     uint64_t pos = off + done;
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, pos / kBlockSize));
+    if (e.mapped && pos >= past_eof && !(rec.flags & media::kInodeFlagReflinked) && !bad_.any()) {
+      // Preallocated past EOF (never shared: truncate frees whole blocks past
+      // EOF). With failed memory on the device WriteMapped's checks come first
+      // instead, and the data goes in before the commit.
+      uint64_t ext_end = (e.ext.file_block + e.ext.length) * kBlockSize;
+      uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
+      after_commit.push_back(Copy{e.ext.start_block * kBlockSize + (pos - e.ext.file_block * kBlockSize), src + done, n});
+      done += n;
+      continue;
+    }
     if (e.mapped) {
-      if (alloc_.freed_in_txn()) {  // a copy-on-write below may allocate
-        if (done) SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
-        RETURN_IF_ERROR(WriteInode(*t, rec));
-        RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
-      }
+      if (alloc_.freed_in_txn()) RETURN_IF_ERROR(roll(SIZE_MAX));  // a copy-on-write below may allocate
       auto n = WriteMapped(*t, rec, e, src + done, len - done, pos);
       if (!n.has_value()) {
         err = n.error();
         break;
       }
       done += *n;
-      if (t->tx.room() < kRollRoom) {
-        SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
-        RETURN_IF_ERROR(WriteInode(*t, rec));
-        RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
-      }
+      RETURN_IF_ERROR(roll(kRollRoom));
       continue;
     }
     // A hole: allocate up to the end of the write or of the hole.
@@ -245,14 +272,10 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
       ASSIGN_OR_RETURN(ExtentLookup prev, LookupExtent(t->tx, rec, fblk - 1));
       if (prev.mapped) hint = prev.ext.start_block + (fblk - 1 - prev.ext.file_block) + 1;
     }
-    if (alloc_.freed_in_txn()) {
-      // An earlier allocation in this transaction freed a block (B+tree node
-      // churn, free-list give-back): new data may not be placed before that
-      // commits, so commit what is written and go on in a new transaction.
-      if (done) SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
-      RETURN_IF_ERROR(WriteInode(*t, rec));
-      RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
-    }
+    // An earlier allocation in this transaction freed a block (B+tree node
+    // churn, free-list give-back): new data may not be placed before that
+    // commits, so commit what is mapped and go on in a new transaction.
+    if (alloc_.freed_in_txn()) RETURN_IF_ERROR(roll(SIZE_MAX));
     auto ext = alloc_.AllocData(*t, last - fblk, hint);
     if (!ext.has_value()) {
       err = ext.error();
@@ -265,14 +288,12 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     RETURN_IF_ERROR(dev_->CopyIn(dev_base + in_blk, src + done, n, false));
     uint64_t tail = ext->length * kBlockSize - in_blk - n;
     if (tail) RETURN_IF_ERROR(dev_->Fill(dev_base + in_blk + n, 0, tail, false));
+    if (uint64_t from = std::max(pos, past_eof); from < pos + n)
+      in_txn.push_back(Copy{dev_base + (from - fblk * kBlockSize), src + done + (from - pos), pos + n - from});
     t->data_pending = true;
     RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext->start, ext->length));
     done += n;
-    if (t->tx.room() < kRollRoom) {
-      SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
-      RETURN_IF_ERROR(WriteInode(*t, rec));
-      RETURN_IF_ERROR(RollIfNeeded(*t, kRollRoom));
-    }
+    RETURN_IF_ERROR(roll(kRollRoom));
   }
   if (done == 0 && !err.ok()) {
     t->tx.Abort();
@@ -284,12 +305,16 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
   rec.mode = ModeAfterKillPriv(rec.mode, rec.gid, PrivChange::kData);
   RETURN_IF_ERROR(WriteInode(*t, rec));
   RETURN_IF_ERROR(CommitTxn(*t));
+  for (const Copy& c : after_commit) RETURN_IF_ERROR(dev_->CopyIn(c.dev_off, c.src, c.len, false));
+  if (!after_commit.empty()) dev_->Drain();
   return done;
 }
 
 Status FsImpl::Truncate(Inode* ip, uint64_t len) {
   MetaWriteLock lk(meta_mu_);
+  Allocator::FreeingOp freeing(&alloc_);  // may use the reserve (alloc.h)
   ASSIGN_OR_RETURN(auto t, BeginTxn());
+  RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(rec.mode)) return Errno(EINVAL, "not a regular file");
@@ -337,7 +362,10 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   if (punch && !(mode & FALLOC_FL_KEEP_SIZE)) return Errno(EOPNOTSUPP, "punch hole needs keep-size");
   if (punch && zero) return Errno(EOPNOTSUPP, "punch hole and zero range are exclusive");
   MetaWriteLock lk(meta_mu_);
+  Allocator::FreeingOp freeing(&alloc_);  // a punch may use the reserve (alloc.h)
+  if (!punch) freeing.Cancel();
   ASSIGN_OR_RETURN(auto t, BeginTxn());
+  if (punch) RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
   if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(rec.mode)) return Errno(ENODEV, "not a regular file");
@@ -442,9 +470,11 @@ Result<Stat> FsImpl::StatInode(Inode* ip) {
 Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) { return SharedExtents(ip); }
 
 Status FsImpl::ReclaimInode(uint64_t ino) {
+  Allocator::FreeingOp freeing(&alloc_);  // may use the reserve (alloc.h)
   bool done = false;
   while (!done) {
     ASSIGN_OR_RETURN(auto t, BeginTxn());
+    RETURN_IF_ERROR(freeing.Begin(*t));
     ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ino));
     if (S_ISDIR(rec.mode)) {
       RETURN_IF_ERROR(DirDestroy(this, *t, rec));

@@ -63,6 +63,20 @@ FsTxn::~FsTxn() {
   if (tx.dirty()) fs->allocator()->EndTxn();
 }
 
+// Without -f mkfs takes only a device or file that holds no data: empty, all
+// zeroes or holes (a fresh truncate/fallocate). A udax filesystem or other
+// data is refused.
+static Status CheckMayFormat(const std::string& device, const struct stat& st) {
+  if (S_ISREG(st.st_mode) && st.st_size == 0) return Status::Ok();
+  DeviceOptions dopts;
+  dopts.create = true;  // the create path's O_NOFOLLOW, without a resize
+  ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, dopts));
+  if (ReadSuperblock(dev.get()).has_value())
+    return Errno(EEXIST, device + " already contains a udax filesystem (use -f to overwrite)");
+  if (dev->HoldsData()) return Errno(EEXIST, device + " holds data that is not a udax filesystem; -f overwrites it");
+  return Status::Ok();
+}
+
 Status Filesystem::Mkfs(const std::string& device, const MkfsOptions& opts) {
   struct stat st;
   bool exists = ::stat(device.c_str(), &st) == 0;
@@ -70,14 +84,14 @@ Status Filesystem::Mkfs(const std::string& device, const MkfsOptions& opts) {
     return Errno(EINVAL, "device " + device + " does not exist; give a size (-s) to create it");
   if (opts.size != 0 && opts.size / kBlockSize < kMinBlocks)
     return Errno(EINVAL, "size " + std::to_string(opts.size) + " is too small (minimum 4 MiB)");
+  // What an existing file holds is judged before anything (a resize) changes it.
+  if (exists && !opts.force) RETURN_IF_ERROR(CheckMayFormat(device, st));
   DeviceOptions dopts;
   dopts.create = true;
   dopts.size = opts.size ? opts.size / kBlockSize * kBlockSize : 0;
   ASSIGN_OR_RETURN(auto dev, PmemDevice::Open(device, dopts));
   uint64_t total = dev->size() / kBlockSize;
   if (total < kMinBlocks) return Errno(EINVAL, "device " + device + " is too small (minimum 4 MiB)");
-  if (!opts.force && ReadSuperblock(dev.get()).has_value())
-    return Errno(EEXIST, device + " already contains a udax filesystem (use -f to overwrite)");
 
   media::Superblock sb;
   std::memset(&sb, 0, sizeof sb);

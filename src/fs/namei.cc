@@ -2,6 +2,11 @@
 // rmdir, unlink, rename, link, symlink, readlink, stat, chmod/chown/utimens,
 // readdir.
 //
+// Space: operations that add a name (create, mkdir, symlink, link, rename to
+// a new name) check CheckSpaceToAdd before they change anything and never
+// take the reserve; unlink, rmdir and rename over an existing name run as an
+// Allocator::FreeingOp and may (see alloc.h).
+//
 // Every changing operation runs under meta_mu_ exclusive in one transaction
 // (unlink of a file's last link may add rolling transactions that free its
 // blocks; the inode sits on the orphan list meanwhile, so a crash between
@@ -234,6 +239,7 @@ Result<File> FsImpl::Open(const PathAt& path, int flags, uint32_t mode) {
       ASSIGN_OR_RETURN(rec, Walk(t->tx, path, !(flags & O_NOFOLLOW)));
     } else {
       if (pn.trailing_slash) return Errno(EISDIR, "is a directory");
+      RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
       ASSIGN_OR_RETURN(rec, CreateInode(*t, S_IFREG | (mode & 07777), pn.parent.ino));
       RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFREG, &hit));
       RETURN_IF_ERROR(CommitTxn(*t));
@@ -257,6 +263,7 @@ Status FsImpl::Mkdir(const PathAt& path, uint32_t mode) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
+  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
   ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFDIR | (mode & 07777), pn.parent.ino));
   RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFDIR));
   return CommitTxn(*t);
@@ -264,7 +271,9 @@ Status FsImpl::Mkdir(const PathAt& path, uint32_t mode) {
 
 Status FsImpl::Rmdir(const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
+  Allocator::FreeingOp freeing(&alloc_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
+  RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
   DirHit hit;
   ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
@@ -285,7 +294,9 @@ Status FsImpl::Rmdir(const PathAt& path) {
 
 Status FsImpl::Unlink(const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
+  Allocator::FreeingOp freeing(&alloc_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
+  RETURN_IF_ERROR(freeing.Begin(*t));
   auto walked = WalkParent(t->tx, path);
   if (!walked.has_value() && walked.error().err() == EBUSY) return Errno(EISDIR, "is a directory");
   ASSIGN_OR_RETURN(ParentAndName pn, std::move(walked));
@@ -314,6 +325,7 @@ Status FsImpl::Link(const PathAt& existing, const PathAt& new_path) {
   if (src.nlink == 0) return Errno(ENOENT, "file has been removed");
   if (src.nlink >= 65000) return Errno(EMLINK, "too many links");
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, new_path));
+  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
   RETURN_IF_ERROR(AddEntry(*t, pn, src.ino, TypeOf(src)));
   ASSIGN_OR_RETURN(src, ReadInodeFor(*t, src.ino));
   src.nlink++;
@@ -328,6 +340,7 @@ Status FsImpl::Symlink(const std::string& target, const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
+  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
   static_assert(kMaxPathLen <= media::kBlockSize, "a symlink target fits one block");
   BlockExtent block;
   if (target.size() > media::kInodeInlineMax) {
@@ -353,6 +366,7 @@ Result<std::string> FsImpl::Readlink(const PathAt& path) {
 
 Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
   MetaWriteLock lk(meta_mu_);
+  Allocator::FreeingOp freeing(&alloc_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName src_pn, WalkParent(t->tx, from));
   ASSIGN_OR_RETURN(ParentAndName dst_pn, WalkParent(t->tx, to));
@@ -364,6 +378,13 @@ Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
   if ((src_pn.trailing_slash || dst_pn.trailing_slash) && !src_dir)
     return Errno(ENOTDIR, "not a directory");
   if (dst_found && dst_hit.ino == src_hit.ino) return Status::Ok();  // same file: nothing to do
+  // Over an existing name it frees (may use the reserve); to a new name it adds one.
+  if (dst_found) {
+    RETURN_IF_ERROR(freeing.Begin(*t));
+  } else {
+    freeing.Cancel();
+    RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+  }
   if (src_dir) {
     // Refuse to move a directory into its own subtree.
     uint64_t cur = dst_pn.parent.ino;

@@ -281,10 +281,14 @@ Status Journal::Checkpoint() {
   }
   dev_->Drain();
   dirty_.clear();
-  // The chain is obsolete now (replaying it would be harmless, and would
-  // heal damage that fsck should see): clear its first header. No fence of
-  // its own: the next record overwrites it, and the next fence covers it.
-  RETURN_IF_ERROR(dev_->Fill(log_start_ * kBlockSize, 0, kLineSize, false));
+  // The chain is obsolete now (replaying it whole would be harmless, and
+  // would heal damage that fsck should see): clear its first header, with a
+  // fence of its own. The next record is written over the old chain from the
+  // start of the log, and in one fence window its lines may persist before
+  // the cleared header: a line of it in the middle of the old chain would cut
+  // the chain there, and a mount would replay the old records before the cut
+  // over newer homes (found by the reordered crash states, crash_test).
+  RETURN_IF_ERROR(dev_->Fill(log_start_ * kBlockSize, 0, kLineSize, true));
   head_ = 0;
   checkpoints_++;
   return Status::Ok();

@@ -57,12 +57,69 @@ run "$UDAX" info "$img"
 expect_rc 0
 expect_out "size_bytes: $((32 << 20))"
 
-# An existing non-udax file is formatted without -f.
+# A new image is private (0600, whatever the umask allows beyond it); an
+# existing file keeps its mode.
+[[ $(stat -c %a "$img") == 600 ]] || fail "new image has mode $(stat -c %a "$img"), not 600"
+(umask 0; run "$UDAX" mkfs -s 8m "$T/umask0"; expect_rc 0)
+[[ $(stat -c %a "$T/umask0") == 600 ]] || fail "image made under umask 0 has mode $(stat -c %a "$T/umask0")"
+chmod 640 "$img"
+run "$UDAX" mkfs -f "$img"
+expect_rc 0
+[[ $(stat -c %a "$img") == 640 ]] || fail "mkfs -f changed an existing file's mode to $(stat -c %a "$img")"
+
+# A file that holds no data is taken without -f: all zeroes, a fresh
+# truncate (holes), a fresh fallocate.
 head -c $((16 << 20)) /dev/zero >"$T/zeros"
 run "$UDAX" mkfs "$T/zeros"
 expect_rc 0
 run "$UDAX" fsck "$T/zeros"
 expect_rc 0
+truncate -s 16m "$T/holes"
+run "$UDAX" mkfs "$T/holes"
+expect_rc 0
+if fallocate -l 16m "$T/falloc" 2>/dev/null; then
+  run "$UDAX" mkfs "$T/falloc"
+  expect_rc 0
+fi
+
+# A file holding other data is refused without -f, and left as it was — even
+# when -s asks for another size.
+head -c $((8 << 20)) /dev/zero >"$T/data"
+printf 'precious' | dd of="$T/data" bs=1 seek=$((5 << 20)) conv=notrunc status=none
+cp "$T/data" "$T/data.orig"
+for args in "" "-s 16m" "-s 4m"; do
+  # shellcheck disable=SC2086
+  run "$UDAX" mkfs $args "$T/data"
+  expect_rc 1
+  expect_err "$T/data holds data that is not a udax filesystem; -f overwrites it"
+  cmp -s "$T/data" "$T/data.orig" || fail "refused mkfs $args changed $T/data"
+done
+# An existing udax image is not resized by a refused mkfs either.
+run "$UDAX" mkfs -s 16m "$img"
+expect_rc 1
+expect_err "already contains a udax filesystem"
+[[ $(stat -c %s "$img") -eq $((32 << 20)) ]] || fail "refused mkfs -s 16m resized the image"
+run "$UDAX" mkfs -f "$T/data"
+expect_rc 0
+run "$UDAX" fsck "$T/data"
+expect_rc 0
+
+# A symlink planted at the target is not followed to a file (with or without
+# -f, existing or dangling); the file it points to is untouched.
+cp "$T/data.orig" "$T/victim"
+ln -s "$T/victim" "$T/link"
+ln -s "$T/nothing-yet" "$T/dangling"
+for args in "" "-f" "-s 8m" "-f -s 8m"; do
+  # shellcheck disable=SC2086
+  run "$UDAX" mkfs $args "$T/link"
+  expect_rc 1
+  expect_err "is a symbolic link to a file: refusing to follow it"
+  cmp -s "$T/victim" "$T/data.orig" || fail "mkfs $args through a symlink changed its target"
+done
+run "$UDAX" mkfs -s 8m "$T/dangling"
+expect_rc 1
+expect_err "is a symbolic link to a file: refusing to follow it"
+[[ ! -e $T/nothing-yet ]] || fail "mkfs created the target of a dangling symlink"
 
 # Syntax errors.
 run "$UDAX" mkfs

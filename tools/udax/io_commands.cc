@@ -46,6 +46,33 @@ Result<T> AtPath(const std::string& path, Result<T> r) {
   return r.error().Prefixed(path);
 }
 
+// Writes all of buf at off: a short write is retried, so what stops it is
+// the library's own error (ENOSPC on a full device, EIO only when media
+// failed), reported with how much was written. *written counts the bytes.
+Status WriteAll(File& f, const char* buf, size_t len, uint64_t off, uint64_t* written) {
+  size_t done = 0;
+  while (done < len) {
+    Result<size_t> n = f.Pwrite(buf + done, len - done, off + done);
+    if (!n.has_value()) {
+      *written += done;
+      return n.error();
+    }
+    if (*n == 0) {
+      *written += done;
+      return Status::Error(EIO, "internal error: a write made no progress");
+    }
+    done += *n;
+  }
+  *written += done;
+  return Status::Ok();
+}
+
+// "short write to PATH: wrote N of M bytes: <why>", keeping why's errno.
+Status ShortWrite(const std::string& path, uint64_t written, uint64_t total, const Status& why) {
+  return why.Prefixed("short write to " + path + ": wrote " + std::to_string(written) + " of " +
+                      std::to_string(total) + " bytes");
+}
+
 // off + len must not wrap around.
 Status CheckRange(uint64_t off, uint64_t len) {
   if (off + len < off) return Status::Error(EINVAL, "offset + length overflows");
@@ -227,10 +254,9 @@ Status CmdPwrite(IoContext& ctx, const IoArgs& args) {
   uint64_t done = 0, ops = 0;
   while (done < len) {
     size_t chunk = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
-    ASSIGN_OR_RETURN(size_t n, ctx.file.Pwrite(buf.data(), chunk, off + done));
+    Status st = WriteAll(ctx.file, reinterpret_cast<const char*>(buf.data()), chunk, off + done, &done);
     ops++;
-    done += n;
-    if (n < chunk) break;
+    if (!st.ok()) return ShortWrite(ctx.path, done, len, st);
   }
   double secs = SecondsSince(start);
   if (args.Has('q')) return Status::Ok();
@@ -499,18 +525,17 @@ Status CmdPut(IoContext& ctx, const IoArgs& args) {
     return opened.error();
   }
   File f = std::move(opened).value();
+  struct stat local_st {};
+  uint64_t total = ::fstat(::fileno(in), &local_st) == 0 ? static_cast<uint64_t>(local_st.st_size) : 0;
   std::vector<char> buf(kCopyBufferSize);
   uint64_t off = 0;
   Status st;
   while (st.ok()) {
     size_t n = std::fread(buf.data(), 1, buf.size(), in);
     if (n > 0) {
-      Result<size_t> w = f.Pwrite(buf.data(), n, off);
-      if (!w.has_value()) {
-        st = AtPath(path, w.error());
-      } else if (*w != n) {
-        st = Status::Error(EIO, "short write to " + path);
-      }
+      uint64_t written = off;
+      st = WriteAll(f, buf.data(), n, off, &written);
+      if (!st.ok()) st = ShortWrite(path, written, std::max(total, off + n), st);
       off += n;
     }
     if (n < buf.size()) {

@@ -1,7 +1,8 @@
 // tools/udax/mkfs_cmd.cc — `udax mkfs [-s SIZE] [-f] DEVICE`: creates a udax
-// filesystem on DEVICE (a regular file is created or resized to SIZE).
-// Refusing to overwrite an existing filesystem without -f is the library's
-// job (Filesystem::Mkfs); this file only parses and reports.
+// filesystem on DEVICE (a regular file is created mode 0600, or resized to
+// SIZE). Refusing to overwrite an existing filesystem or other data without
+// -f, and to follow a symlink to a file, is the library's job
+// (Filesystem::Mkfs, PmemDevice's create path); this file parses and reports.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -89,7 +90,7 @@ void SetupMkfs(CLI::App& app, int* exit_code) {
   sub->add_option("-s,--size", args->size,
                   "size of the device in bytes (k/m/g suffixes, 0x hex); "
                   "required when DEVICE does not exist");
-  sub->add_flag("-f,--force", args->force, "overwrite an existing udax filesystem");
+  sub->add_flag("-f,--force", args->force, "overwrite an existing udax filesystem or a file holding other data");
   sub->add_option("-l,--log-blocks", args->log_blocks,
                   "journal size in blocks (default: chosen from the size)");
   sub->add_option("DEVICE", args->device, "device or image file")->required();
