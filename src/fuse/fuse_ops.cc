@@ -113,8 +113,9 @@ void AfterKillPriv(fuse_req_t req, fuse_ino_t node, const Caller& who) {
 }
 
 // Bytes [off, +len) of `node` changed behind the kernel's page cache (a
-// direct write, a punch, a clone...): drop those pages before the reply, so
-// a buffered read that starts after the change returns reads the new bytes.
+// direct write): drop those pages before the reply, so a buffered read that
+// starts after the write returns reads the new bytes. (Punch, zero range and
+// copy_file_range need none: the kernel truncates its pages after the reply.)
 // The kernel invalidates before a direct write, not after an asynchronous
 // one completes: a read in between refills the cache with the old bytes.
 // Never for a buffered write (the kernel holds those pages locked while it
@@ -189,12 +190,12 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // Every write passes through this mount, so the kernel's page cache is
   // never stale: a changed mtime need not drop it.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-  // setuid/setgid are killed by udax (write, truncate, fallocate, chown:
-  // Linux's current rule, for the requesting process), not by the kernel.
   // File handles (name_to_handle_at, NFS): the kernel turns a handle back
   // into an inode by looking up "." in its node id (and ".." for a parent);
   // node ids are inode numbers, never reused, so generation 0 is exact.
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+  // setuid/setgid are killed by udax (write, truncate, fallocate, chown:
+  // Linux's current rule, for the requesting process), not by the kernel.
   if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 }
 
