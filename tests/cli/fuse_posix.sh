@@ -245,4 +245,7 @@ fi
 umount_udax
 run "$UDAX" fsck "$img"
 expect_rc 0
+# no server hit a sanitizer report or a UBSan runtime error (a sanitizer build)
+touch "$T/server.log" "$T/server.err"
+if grep -E "Sanitizer|runtime error" "$T/server.log" "$T/server.err" >&2; then fail "a server reported a sanitizer error"; fi
 echo "PASS: fuse_posix"
