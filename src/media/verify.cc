@@ -28,7 +28,7 @@ Status Corrupt(uint64_t bno, const std::string& what) {
 Status VerifyNode(const uint8_t* b, uint64_t bno, const TreeShape& s, uint64_t total_blocks,
                   RecordChecks records) {
   const auto* h = reinterpret_cast<const BtreeNodeHeader*>(b);
-  if (h->level >= kMaxTreeLevels) return Corrupt(bno, std::string(s.name) + " node level too large");
+  if (h->level > kMaxTreeLevels) return Corrupt(bno, std::string(s.name) + " node level too large");
   uint32_t cap = h->level == 0 ? LeafCapacity(s) : NodeCapacity(s);
   if (h->nrecs > cap) return Corrupt(bno, std::string(s.name) + " node has too many records");
   if (h->level > 0 && h->nrecs == 0) return Corrupt(bno, std::string(s.name) + " empty interior node");
@@ -68,9 +68,6 @@ Status VerifyStructure(const uint8_t* b, uint64_t bno, uint64_t total_blocks, Re
     if (r->free_blocks > total_blocks)
       return Corrupt(bno, "free_blocks " + std::to_string(r->free_blocks) + " exceeds the device's " +
                               std::to_string(total_blocks) + " blocks");
-    if (r->inode_count > r->next_ino)
-      return Corrupt(bno, "inode_count " + std::to_string(r->inode_count) + " exceeds next_ino " +
-                              std::to_string(r->next_ino));
     if (r->freelist_count > kFreeListMax) return Corrupt(bno, "free list too long");
     for (uint32_t i = 0; i < r->freelist_count; i++)
       if (r->freelist[i] < kLogStart || r->freelist[i] >= total_blocks)
