@@ -3,7 +3,6 @@
 
 #include <cstring>
 
-
 namespace udax {
 
 using media::DirRec;

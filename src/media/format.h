@@ -306,7 +306,7 @@ inline constexpr uint64_t kMaxFileSize = 1ull << 46;                  // 64 TiB:
 inline constexpr uint64_t kMaxFileBlocks = kMaxFileSize / kBlockSize; // file blocks are below this
 inline constexpr uint32_t kMaxNameLen = 255;                          // DirRec.name_len: 1..255
 inline constexpr uint32_t kMaxSymlinkLen = 4095;                      // a symlink target: 1..4095 bytes
-inline constexpr uint32_t kMaxTreeLevels = 16;                        // BtreeRoot.levels, node level < this
+inline constexpr uint32_t kMaxTreeLevels = 16;                        // BtreeRoot.levels and node level at most this
 inline constexpr uint32_t kNsecPerSec = 1000000000;                   // DiskTime.nsec is below this
 static_assert(kMaxSymlinkLen < kBlockSize, "a long symlink target fits one data block");
 

@@ -165,18 +165,23 @@ bool CheckRefcount(const void* p, uint64_t total, std::string* why) {
 
 }  // namespace
 
-bool CheckRecord(const TreeShape& shape, const void* rec, uint64_t total_blocks, std::string* why) {
+RecordCheck RecordCheckFor(const TreeShape& shape) {
   switch (shape.magic) {
-    case kBmapMagic: return CheckBmap(rec, total_blocks, why);
-    case kFreeBnoMagic: return CheckFreeBno(rec, total_blocks, why);
-    case kFreeCntMagic: return CheckFreeCnt(rec, total_blocks, why);
-    case kInodeMagic: return CheckInode(rec, total_blocks, why);
-    case kDirMagic: return CheckDirEntry(rec, total_blocks, why);
-    case kOrphanMagic: return CheckOrphan(rec, total_blocks, why);
-    case kRmapMagic: return CheckRmap(rec, total_blocks, why);
-    case kRefcountMagic: return CheckRefcount(rec, total_blocks, why);
-    default: return true;
+    case kBmapMagic: return CheckBmap;
+    case kFreeBnoMagic: return CheckFreeBno;
+    case kFreeCntMagic: return CheckFreeCnt;
+    case kInodeMagic: return CheckInode;
+    case kDirMagic: return CheckDirEntry;
+    case kOrphanMagic: return CheckOrphan;
+    case kRmapMagic: return CheckRmap;
+    case kRefcountMagic: return CheckRefcount;
+    default: return nullptr;
   }
+}
+
+bool CheckRecord(const TreeShape& shape, const void* rec, uint64_t total_blocks, std::string* why) {
+  RecordCheck check = RecordCheckFor(shape);
+  return !check || check(rec, total_blocks, why);
 }
 
 bool TreeRootOk(const BtreeRoot& r, uint64_t total_blocks) {

@@ -34,7 +34,7 @@ Status VerifyNode(const uint8_t* b, uint64_t bno, const TreeShape& s, uint64_t t
   if (h->level > 0 && h->nrecs == 0) return Corrupt(bno, std::string(s.name) + " empty interior node");
   const uint8_t* p = b + sizeof(BtreeNodeHeader);
   uint32_t stride = h->level == 0 ? s.rec_size : s.key_words * 8 + 8;
-  const bool check_records = h->level == 0 && records == RecordChecks::kAll;
+  const RecordCheck check = h->level == 0 && records == RecordChecks::kAll ? RecordCheckFor(s) : nullptr;
   std::string why;
   for (uint32_t i = 0; i < h->nrecs; i++) {
     const auto* k = reinterpret_cast<const uint64_t*>(p + i * stride);
@@ -48,7 +48,7 @@ Status VerifyNode(const uint8_t* b, uint64_t bno, const TreeShape& s, uint64_t t
       std::memcpy(&child, p + i * stride + s.key_words * 8, 8);
       if (child < kLogStart || child >= total_blocks)
         return Corrupt(bno, std::string(s.name) + " child pointer outside the device");
-    } else if (check_records && !CheckRecord(s, k, total_blocks, &why)) {
+    } else if (check && !check(k, total_blocks, &why)) {
       return Corrupt(bno, std::string(s.name) + " record " + std::to_string(i) + ": " + why);
     }
   }

@@ -64,6 +64,10 @@ Status VerifyUnsealed(const void* block, uint64_t bno, uint32_t magic, uint64_t 
 // (format.h, docs/format.md "Limits"): true when every field is within them;
 // else false, and *why names the record, the field and its value.
 bool CheckRecord(const TreeShape& shape, const void* rec, uint64_t total_blocks, std::string* why);
+// The check CheckRecord runs for `shape` (nullptr: a shape without one), for
+// callers that check many records of one tree.
+using RecordCheck = bool (*)(const void* rec, uint64_t total_blocks, std::string* why);
+RecordCheck RecordCheckFor(const TreeShape& shape);
 // A tree root (root block, inode record): empty (block 0, levels 0), or a
 // block of the device below the secondary superblock with 1..kMaxTreeLevels
 // levels.
