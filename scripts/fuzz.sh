@@ -29,16 +29,19 @@ work=${UDAX_FUZZ_WORK:-$run/corpus}
 mkdir -p "$run" "$work"
 cp -n tests/fuzz/corpus/* tests/fuzz/regressions/* "$work"/ 2>/dev/null || true
 rm -f "$work"/README*
-rm -f "$run"/crash-* "$run"/leak-* "$run"/timeout-* "$run"/oom-*
+rm -f "$run"/crash-* "$run"/leak-* "$run"/timeout-* "$run"/oom-* "$run"/fuzz-*.log
 
 echo "== fuzzing for ${seconds}s (corpus: $work)"
 # handle_segv/sigbus=0 as in the tests: udax chains faults it does not own.
 # -timeout: an input taking 10 s is a hang; -rss_limit_mb: a runaway allocation.
+# More than one job: libFuzzer's -fork mode (children share the corpus).
+parallel=()
+if [ "$jobs" -gt 1 ]; then parallel=(-fork="$jobs" -ignore_crashes=0); fi
 status=0
 (cd "$run" && ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:allocator_may_return_null=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ../fuzz_fs -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1 \
-     -print_final_stats=1 -jobs="$jobs" -workers="$jobs" -artifact_prefix="$run/" "$work") \
+     -print_final_stats=1 "${parallel[@]}" -artifact_prefix="$run/" "$work") \
   >"$run/fuzz.log" 2>&1 || status=$?
 grep -E "^#[0-9]+ +(DONE|INITED)|stat::number_of_executed_units|cov: " "$run/fuzz.log" | tail -3 || true
 found=$(ls "$run"/crash-* "$run"/leak-* "$run"/timeout-* "$run"/oom-* 2>/dev/null || true)
