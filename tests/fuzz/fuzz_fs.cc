@@ -2,10 +2,12 @@
 // image. One input (fuzz_image.h: a sparse, re-sealed 4 MiB image plus two
 // option bytes) goes, through the public API only, through:
 //   mount (superblock choice, journal replay, bad-block list, orphan reclaim),
-//   a walk that stats every inode and reads every file, directory and link,
+//   a walk that stats every inode and reads every file, directory and link
+//   (the first files also through a DAX mapping),
 //   a few writes picked by the input's `ops` byte (allocating writes, mkdir,
 //   symlinks, rename, overwrite / CoW, truncate, punch, clone and dedupe,
-//   link / unlink, an unlinked-while-open file, sync),
+//   stores through a DAX mapping, link / unlink, an unlinked-while-open file,
+//   sync),
 //   unmount, then fsck (which mounts again to replay and reclaim, then checks).
 // Every result is allowed to be an error: the harness looks for crashes,
 // hangs, leaks and sanitizer reports, never for a particular outcome.
@@ -27,6 +29,7 @@
 #include "fs/fsck.h"
 #include "fuzz_image.h"
 #include "udax/fs.h"
+#include "udax/mapping.h"
 
 namespace udax::fuzz {
 namespace {
@@ -36,11 +39,15 @@ constexpr int kMaxDepth = 8;
 constexpr int kMaxVisits = 256;
 constexpr uint64_t kMaxReadPerFile = 256 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxMappedFiles = 4;
+constexpr uint64_t kMapPages = 4;
 
 // What the walk found, for the writes to work on.
 struct Found {
   std::string file, symlink, dir;  // absolute paths (first of each kind)
   int visits = 0;
+  size_t mapped = 0;  // files loaded through DAX
+  bool dax = true;
 };
 
 std::string Join(const std::string& dir, const std::string& name) {
@@ -62,6 +69,37 @@ void ReadFile(Filesystem& fs, const PathAt& at) {
   f->Close().IgnoreError();
 }
 
+// Loads one byte of each of the first pages of the file through a DAX
+// mapping (the fault handler maps the extents the image names). A SIGBUS —
+// past EOF, a failed block — ends the loads with an error, never a crash.
+void LoadMapped(Filesystem& fs, const PathAt& at) {
+  auto f = fs.Open(at, O_RDONLY);
+  if (!f.has_value()) return;
+  if (auto st = f->GetStat(); st.has_value() && st->size > 0) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(st->size, kMapPages * 4096));
+    if (auto m = f->Map(0, len, Prot::kRead); m.has_value()) {
+      volatile uint8_t sink = 0;
+      Guarded([&] {
+        for (size_t off = 0; off < len; off += 4096) sink = sink + m->data()[off];
+      }).IgnoreError();
+    }
+  }
+  f->Close().IgnoreError();
+}
+
+// Stores through a read-write mapping of the file: write faults allocate
+// holes and copy shared blocks (CoW); past EOF they get SIGBUS. Then Sync,
+// inside Guarded too: flushing a failed block (the bad-block list) is a
+// SIGBUS as a load from it is.
+void StoreMapped(File& f) {
+  auto m = f.Map(0, kMapPages * 4096, Prot::kReadWrite);
+  if (!m.has_value()) return;
+  Guarded([&] {
+    for (size_t off = 0; off < m->size(); off += 4096) m->data()[off] = 0x5a;
+  }).IgnoreError();
+  Guarded([&] { m->Sync().IgnoreError(); }).IgnoreError();
+}
+
 // Visits every entry of directory `ino` (named `path`) and below.
 void Walk(Filesystem& fs, uint64_t ino, const std::string& path, int depth, Found& found) {
   auto entries = fs.ReadDir(PathAt(ino, ""));
@@ -78,6 +116,7 @@ void Walk(Filesystem& fs, uint64_t ino, const std::string& path, int depth, Foun
     } else if (S_ISREG(st->mode)) {
       if (found.file.empty()) found.file = child;
       ReadFile(fs, at);
+      if (found.dax && found.mapped++ < kMaxMappedFiles) LoadMapped(fs, at);
     } else if (S_ISLNK(st->mode)) {
       if (found.symlink.empty()) found.symlink = child;
       fs.Readlink(at).error().IgnoreError();
@@ -118,6 +157,7 @@ void Writes(Filesystem& fs, uint8_t ops, const Found& found) {
       }
       f->Fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096).IgnoreError();
       f->Fallocate(0, 4096, 8192).IgnoreError();
+      if (found.dax) StoreMapped(*f);
       f->Close().IgnoreError();
     }
   }
@@ -166,6 +206,7 @@ void RunOne(const DecodedInput& in, const std::string& device) {
     fs.GetStatFs().error().IgnoreError();
     fs.BadBlocks().error().IgnoreError();
     Found found;
+    found.dax = !(in.flags & kFlagNoDax);
     if (auto root = fs.GetStat("/"); root.has_value()) Walk(fs, root->ino, "/", 0, found);
     if (!mo.read_only && !(in.flags & kFlagNoWrites)) Writes(fs, in.ops, found);
     fs.Unmount().IgnoreError();

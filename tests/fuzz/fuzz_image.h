@@ -38,6 +38,7 @@ inline constexpr uint8_t kFlagRawCrc = 1;     // do not re-seal: CRCs as the inp
 inline constexpr uint8_t kFlagReadOnly = 2;   // mount read-only (no orphan reclaim, no writes)
 inline constexpr uint8_t kFlagNoWrites = 4;   // walk only
 inline constexpr uint8_t kFlagNoFsck = 8;     // skip the final fsck
+inline constexpr uint8_t kFlagNoDax = 16;     // no DAX mappings
 
 // An image held as its nonzero blocks.
 class SparseImage {
