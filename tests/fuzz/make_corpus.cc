@@ -238,12 +238,15 @@ bool SameImage(const SparseImage& a, const SparseImage& b) {
   return true;
 }
 
-// A read-only mount refuses a journal that needs replay (EROFS).
-bool NeedsReplay(const std::string& dev) {
-  MountOptions ro;
-  ro.read_only = true;
-  auto m = Filesystem::Mount(dev, ro);
-  return !m.has_value() && m.error().err() == EROFS;
+// The journal holds committed transactions (a cleanly unmounted image has
+// zeroes at the start of its log): a record, or the older whole-image header.
+bool NeedsReplay(const SparseImage& img) {
+  const auto* sb = reinterpret_cast<const media::Superblock*>(img.Find(0));
+  const uint8_t* head = sb ? img.Find(sb->log_start) : nullptr;
+  if (!head) return false;
+  uint32_t magic;
+  std::memcpy(&magic, head, sizeof magic);
+  return magic == media::kLogRecordMagic || magic == media::kLogMagic;
 }
 
 struct Seed {
@@ -283,7 +286,7 @@ int MakeSeed(const Seed& seed, const std::string& outdir) {
     const bool written = fd >= 0 && WriteImage(Decode(bytes.data(), bytes.size()).image, fd);
     if (fd >= 0) ::close(fd);
     if (!written) return 1;
-    if (seed.dirty != NeedsReplay(dev)) {
+    if (seed.dirty != NeedsReplay(img)) {
       std::fprintf(stderr, "seed %s: the journal %s replay\n", seed.name, seed.dirty ? "needs no" : "needs");
       return 1;
     }
