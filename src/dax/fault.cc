@@ -60,7 +60,9 @@ void SegvHandler(int sig, siginfo_t* si, void* uctx) {
   void* addr = si->si_addr;
   if (!arena || !arena->Contains(addr)) return Chain(g_old_segv, sig, si, uctx);
   bool write = (static_cast<ucontext_t*>(uctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
-  Status st;
+  // Only the errno leaves this block: siglongjmp to a guard runs no
+  // destructor, so the Status (and its message) must be gone before it.
+  int err = 0;
   {
     Arena::ActiveGuard active;
     MappingImpl* m = arena->Lookup(addr);
@@ -69,13 +71,13 @@ void SegvHandler(int sig, siginfo_t* si, void* uctx) {
     } else if (write && !m->writable()) {
       return Chain(g_old_segv, sig, si, uctx);  // store through a read-only mapping
     } else if (g_forked_child.load(std::memory_order_relaxed)) {
-      st = Errno(ENODEV, "udax mappings are not inherited by a forked child");
+      err = ENODEV;  // udax mappings are not inherited by a forked child
     } else {
-      st = m->HandleFault(static_cast<uint8_t*>(addr), write);
+      err = m->HandleFault(static_cast<uint8_t*>(addr), write).err();
     }
   }
-  if (!st.ok()) {
-    if (tls_guard) JumpToGuard(st.err());
+  if (err != 0) {
+    if (tls_guard) JumpToGuard(err);
     InstallSigbusPage(addr);  // the restarted access gets the kernel's SIGBUS
   }
   errno = saved_errno;
