@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "dax/fault_service.h"
 #include "test_util.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"
@@ -375,38 +376,53 @@ namespace {
 // A small alternate signal stack for the calling thread, as runtimes give
 // every thread (SIGSTKSZ-sized): 16 KiB with a PROT_NONE guard page below, so
 // an overflow is a clean crash of the test, not silent corruption.
-class SmallAltStack {
+// (AltStack(n) for another size; its bytes start as kPaint, so Used() tells
+// how deep the handlers went.)
+class AltStack {
  public:
-  static constexpr size_t kSize = 16 * 1024;
-  SmallAltStack() {
-    base_ = static_cast<uint8_t*>(mmap(nullptr, kGuard + kSize, PROT_READ | PROT_WRITE,
+  static constexpr uint8_t kPaint = 0xa5;
+  explicit AltStack(size_t size) : size_(size) {
+    base_ = static_cast<uint8_t*>(mmap(nullptr, kGuard + size_, PROT_READ | PROT_WRITE,
                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     EXPECT_NE(base_, MAP_FAILED);
     EXPECT_EQ(mprotect(base_, kGuard, PROT_NONE), 0);
+    std::memset(base_ + kGuard, kPaint, size_);
     stack_t ss = {};
     ss.ss_sp = base_ + kGuard;
-    ss.ss_size = kSize;
+    ss.ss_size = size_;
     EXPECT_EQ(sigaltstack(&ss, &old_), 0);
   }
-  ~SmallAltStack() {
+  ~AltStack() {
     sigaltstack(&old_, nullptr);  // ASan frees the stack it gave the thread at exit
-    munmap(base_, kGuard + kSize);
+    munmap(base_, kGuard + size_);
   }
-  bool Contains(const void* p) const { return p >= base_ + kGuard && p < base_ + kGuard + kSize; }
+  bool Contains(const void* p) const { return p >= base_ + kGuard && p < base_ + kGuard + size_; }
+  size_t Used() const {
+    size_t untouched = 0;
+    while (untouched < size_ && base_[kGuard + untouched] == kPaint) untouched++;
+    return size_ - untouched;
+  }
 
  private:
   static constexpr size_t kGuard = 4096;
+  size_t size_;
   uint8_t* base_ = nullptr;
   stack_t old_ = {};
 };
+constexpr size_t kSmallAltStack = 16 * 1024;
 
-// Runs `fn` in a new thread whose signal handlers run on a SmallAltStack.
-void OnThreadWithSmallAltStack(const std::function<void()>& fn) {
+// Runs `fn` in a new thread whose signal handlers run on an alternate stack
+// of `size` bytes; returns how much of it they used.
+size_t OnThreadWithAltStack(const std::function<void()>& fn, size_t size = kSmallAltStack) {
+  size_t used = 0;
   std::thread([&] {
-    SmallAltStack alt;
+    AltStack alt(size);
     fn();
+    used = alt.Used();
   }).join();
+  return used;
 }
+void OnThreadWithSmallAltStack(const std::function<void()>& fn) { OnThreadWithAltStack(fn); }
 
 TEST_F(DaxTest, SmallAltStackWriteFaultsIntoHolesAndReadFaults) {
   File f = Create("/a", 1 * kMiB);
@@ -482,10 +498,38 @@ TEST_F(DaxTest, SmallAltStackRemovedDeviceIsEnodevInGuarded) {
   EXPECT_EQ(write_st.err(), ENODEV) << write_st.ToString();
 }
 
+// An alternate stack of kFaultStackNeed serves faults in the handler; what
+// they use there (the measurement behind kFaultStackNeed) stays well below it.
+TEST_F(DaxTest, FaultsServedOnAnAltStackFitInKFaultStackNeed) {
+  auto pat = testutil::Pattern(256 * 1024, 5);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/src", pat));
+  File src = Create("/src", 0);
+  File f = Create("/a", 0);
+  ASSERT_OK(f.Clone(src));
+  ASSERT_OK(f.Truncate(1 * kMiB));
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 1 * kMiB, Prot::kReadWrite));
+  Status st;
+  size_t used = OnThreadWithAltStack(
+      [&] {
+        st = Guarded([&] {
+          volatile uint8_t x = m.data()[800 * 1024];  // read fault on a hole
+          (void)x;
+          m.data()[512 * 1024] = 1;  // write fault into a hole: a transaction
+          m.data()[4096] = 2;        // onto a shared block: copy-on-write
+        });
+      },
+      kFaultStackNeed);
+  ASSERT_OK(st);
+  EXPECT_EQ(m.data()[4096], 2);
+  printf("stack used by faults on a %zu KiB alternate stack: %zu KiB\n", kFaultStackNeed >> 10, used >> 10);
+  EXPECT_GT(used, 4096u);  // they did run there (inline)
+  EXPECT_LT(used, kFaultStackNeed / 2);
+}
+
 // The program's own SIGSEGV handler (SA_ONSTACK, installed before udax) still
 // gets a real stack overflow, on its small alternate stack, in a thread whose
 // udax faults were served meanwhile.
-SmallAltStack* g_alt = nullptr;
+AltStack* g_alt = nullptr;
 void OverflowHandler(int, siginfo_t*, void*) {
   int here;
   _exit(g_alt && g_alt->Contains(&here) ? 0 : 5);
@@ -506,7 +550,7 @@ TEST_F(DaxTest, ProgramsStackOverflowHandlerRunsOnItsAltStack) {
         File f = Create("/b", 64 * 1024);
         auto m = f.Map(0, 64 * 1024, Prot::kReadWrite);
         if (!m.has_value()) _exit(2);
-        SmallAltStack alt;
+        AltStack alt(kSmallAltStack);
         g_alt = &alt;
         m->data()[0] = 1;  // served by udax (a transaction), not by OverflowHandler
         if (m->data()[0] != 1) _exit(3);
