@@ -531,8 +531,7 @@ TEST_F(DaxTest, FaultsServedOnAnAltStackFitInKFaultStackNeed) {
 // udax faults were served meanwhile.
 AltStack* g_alt = nullptr;
 void OverflowHandler(int, siginfo_t*, void*) {
-  int here;
-  _exit(g_alt && g_alt->Contains(&here) ? 0 : 5);
+  _exit(g_alt && g_alt->Contains(__builtin_frame_address(0)) ? 0 : 5);
 }
 [[gnu::noinline]] int Recurse(volatile int depth) {
   volatile char pad[1024];

@@ -39,9 +39,8 @@ bool OnSmallAltStack(const void* uctx);
 // (0: installed, the access can restart).
 int ServeFault(MappingImpl* m, uint8_t* addr, bool write);
 // Async-signal-safe: serves m->HandleFault(addr, write) on the service thread
-// and returns its errno, as ServeFault. Falls back to
-// serving inline when the service thread could not start, or when the caller
-// is the service thread.
+// and returns its errno, as ServeFault. Serves inline when the service thread
+// could not start, or when the caller is the service thread.
 int HandleFaultOnServiceThread(MappingImpl* m, uint8_t* addr, bool write);
 
 }  // namespace udax
