@@ -33,14 +33,12 @@ rm -f "$run"/crash-* "$run"/leak-* "$run"/timeout-* "$run"/oom-* "$run"/fuzz-*.l
 
 echo "== fuzzing for ${seconds}s (corpus: $work)"
 # handle_segv/sigbus=0 as in the tests: udax chains faults it does not own.
-# use_sigaltstack=0: udax's fault handler (SA_ONSTACK) runs whole
-# transactions; ASan's small alternate signal stack overflows under them.
 # -timeout: an input taking 10 s is a hang; -rss_limit_mb: a runaway allocation.
 # More than one job: libFuzzer's -fork mode (children share the corpus).
 parallel=()
 if [ "$jobs" -gt 1 ]; then parallel=(-fork="$jobs" -ignore_crashes=0); fi
 status=0
-(cd "$run" && ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:use_sigaltstack=0:allocator_may_return_null=1 \
+(cd "$run" && ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:allocator_may_return_null=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ../fuzz_fs -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1 \
      -print_final_stats=1 "${parallel[@]}" -artifact_prefix="$run/" "$work") \

@@ -17,11 +17,8 @@ if [ "${UDAX_SKIP_ASAN:-0}" != 1 ]; then
   echo "== tests under ASan+UBSan"
   # handle_segv/sigbus=0: udax installs its own fault handlers (DAX) and chains
   # real faults to the default action, which the death tests expect.
-  # use_sigaltstack=0: that handler (SA_ONSTACK) serves a DAX write fault with a
-  # whole transaction, which overflows ASan's small alternate signal stack
-  # (docs/fuzzing.md).
   # The differential test runs a quarter of its Release steps under ASan (~5x slower).
-  (cd build-asan && UDAX_DIFF_STEPS=8000 ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0:use_sigaltstack=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  (cd build-asan && UDAX_DIFF_STEPS=8000 ASAN_OPTIONS=detect_leaks=1:handle_segv=0:handle_sigbus=0 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest -j"$(nproc)" --output-on-failure --timeout 600) || status=1
 fi
 echo "== tests (Release)"
