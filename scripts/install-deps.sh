@@ -12,6 +12,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   xfsprogs                # kernel baseline in `udax bench` (XFS on a loop device)
   python3                 # JSON checks in the CLI tests
+  clang libclang-rt-14-dev  # the libFuzzer target (scripts/fuzz.sh)
 )
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

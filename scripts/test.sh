@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds (Release, and ASan+UBSan unless UDAX_SKIP_ASAN=1)
-# and runs the whole test suite with ctest. The last line is ctest's summary.
+# Installs dependencies, builds (Release, and ASan+UBSan unless UDAX_SKIP_ASAN=1),
+# fuzzes for a minute (scripts/fuzz.sh; UDAX_FUZZ_SECONDS) and runs the whole
+# test suite with ctest. The last line is ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh build
 status=0
+# A short coverage-guided fuzzing run over every path that reads an image
+# (docs/fuzzing.md); UDAX_FUZZ_SECONDS=0 skips it.
+if [ "${UDAX_FUZZ_SECONDS:-60}" != 0 ]; then
+  scripts/fuzz.sh "${UDAX_FUZZ_SECONDS:-60}" || status=1
+fi
 if [ "${UDAX_SKIP_ASAN:-0}" != 1 ]; then
   scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDAX_SANITIZE=address,undefined
   echo "== tests under ASan+UBSan"

@@ -13,16 +13,6 @@
 
 #include "testing/crash_check.h"
 
-// Under ASan: DAX write faults are served inside udax's SIGSEGV handler
-// (SA_ONSTACK), and ASan gives every thread a small alternate signal stack,
-// which a fault that allocates or copies a shared block under a recording
-// device overflows (heap corruption, seen in the sweep's DAX stores). Known
-// issue of the DAX layer, not of the crash tests: they run the handler on the
-// thread's own stack (ASAN_OPTIONS can still override).
-#if defined(__SANITIZE_ADDRESS__)
-extern "C" const char* __asan_default_options() { return "use_sigaltstack=0"; }
-#endif
-
 namespace udax::testing {
 
 class CrashTallyPrinter : public ::testing::EmptyTestEventListener {

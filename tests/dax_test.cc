@@ -1,16 +1,18 @@
 // tests/dax_test.cc — DAX mappings: faults served in user space, MAP_SYNC
 // semantics across a crash, invalidation on truncate/punch, errors (SIGBUS
 // beyond EOF, SIGSEGV through a read-only mapping, ENOSPC inside Guarded),
-// handler chaining, many threads, fork.
+// handler chaining, many threads, fork, faults on a small alternate signal stack.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <random>
 #include <thread>
 
+#include "dax/fault_service.h"
 #include "test_util.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"
@@ -364,6 +366,199 @@ TEST_F(DaxTest, ThreadsStoreWhileAnotherTruncates) {
   ASSERT_OK(fs_->Unmount());
   ASSIGN_OR_FAIL(auto rep, Fsck(dev_.path()));
   EXPECT_TRUE(rep.clean()) << testutil::JoinProblems(rep);
+}
+
+}  // namespace
+}  // namespace udax
+
+namespace udax {
+namespace {
+
+// A small alternate signal stack for the calling thread, as runtimes give
+// every thread (SIGSTKSZ-sized): 16 KiB with a PROT_NONE guard page below, so
+// an overflow is a clean crash of the test, not silent corruption.
+// (AltStack(n) for another size; its bytes start as kPaint, so Used() tells
+// how deep the handlers went.)
+class AltStack {
+ public:
+  static constexpr uint8_t kPaint = 0xa5;
+  explicit AltStack(size_t size) : size_(size) {
+    base_ = static_cast<uint8_t*>(mmap(nullptr, kGuard + size_, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(base_, MAP_FAILED);
+    EXPECT_EQ(mprotect(base_, kGuard, PROT_NONE), 0);
+    std::memset(base_ + kGuard, kPaint, size_);
+    stack_t ss = {};
+    ss.ss_sp = base_ + kGuard;
+    ss.ss_size = size_;
+    EXPECT_EQ(sigaltstack(&ss, &old_), 0);
+  }
+  ~AltStack() {
+    sigaltstack(&old_, nullptr);  // ASan frees the stack it gave the thread at exit
+    munmap(base_, kGuard + size_);
+  }
+  bool Contains(const void* p) const { return p >= base_ + kGuard && p < base_ + kGuard + size_; }
+  size_t Used() const {
+    size_t untouched = 0;
+    while (untouched < size_ && base_[kGuard + untouched] == kPaint) untouched++;
+    return size_ - untouched;
+  }
+
+ private:
+  static constexpr size_t kGuard = 4096;
+  size_t size_;
+  uint8_t* base_ = nullptr;
+  stack_t old_ = {};
+};
+constexpr size_t kSmallAltStack = 16 * 1024;
+
+// Runs `fn` in a new thread whose signal handlers run on an alternate stack
+// of `size` bytes; returns how much of it they used.
+size_t OnThreadWithAltStack(const std::function<void()>& fn, size_t size = kSmallAltStack) {
+  size_t used = 0;
+  std::thread([&] {
+    AltStack alt(size);
+    fn();
+    used = alt.Used();
+  }).join();
+  return used;
+}
+void OnThreadWithSmallAltStack(const std::function<void()>& fn) { OnThreadWithAltStack(fn); }
+
+TEST_F(DaxTest, SmallAltStackWriteFaultsIntoHolesAndReadFaults) {
+  File f = Create("/a", 1 * kMiB);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 1 * kMiB, Prot::kReadWrite));
+  Status st;
+  uint8_t seen = 0xff;
+  OnThreadWithSmallAltStack([&] {
+    st = Guarded([&] {
+      seen = m.data()[700 * 1024];              // read fault on a hole: zero pages
+      std::memset(m.data(), 0x3c, 256 * 1024);  // write faults allocate (transactions)
+    });
+  });
+  ASSERT_OK(st);
+  EXPECT_EQ(seen, 0);
+  ASSIGN_OR_FAIL(auto data, testutil::ReadWhole(*fs_, "/a"));
+  EXPECT_EQ(testutil::FirstNot(data.data(), 256 * 1024, 0x3c), -1);
+  EXPECT_EQ(testutil::FirstNot(data.data() + 256 * 1024, data.size() - 256 * 1024, 0), -1);
+}
+
+TEST_F(DaxTest, SmallAltStackWriteFaultsOntoSharedBlocks) {
+  auto pat = testutil::Pattern(256 * 1024, 12);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/src", pat));
+  File src = Create("/src", 0);
+  File f = Create("/a", 0);
+  ASSERT_OK(f.Clone(src));
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, pat.size(), Prot::kReadWrite));
+  Status st;
+  uint8_t seen = 0;
+  OnThreadWithSmallAltStack([&] {
+    st = Guarded([&] {
+      seen = m.data()[200 * 1024];                 // read fault: shared block, read-only
+      for (size_t i = 0; i < 128 * 1024; i += 4096) m.data()[i] = 0xa5;  // stores copy each block
+    });
+  });
+  ASSERT_OK(st);
+  EXPECT_EQ(seen, pat[200 * 1024]);
+  ASSIGN_OR_FAIL(auto data, testutil::ReadWhole(*fs_, "/a"));
+  auto want = pat;
+  for (size_t i = 0; i < 128 * 1024; i += 4096) want[i] = 0xa5;
+  EXPECT_EQ(data, want);
+  ASSIGN_OR_FAIL(auto orig, testutil::ReadWhole(*fs_, "/src"));
+  EXPECT_EQ(orig, pat);  // the source keeps its bytes
+}
+
+TEST_F(DaxTest, SmallAltStackFullDeviceIsEnospcInGuarded) {
+  File big = Create("/big", 0);
+  std::vector<uint8_t> chunk(1 * kMiB, 0xee);
+  for (uint64_t off = 0;; off += chunk.size()) {
+    auto n = big.Pwrite(chunk.data(), chunk.size(), off);
+    if (!n.has_value() || *n < chunk.size()) break;
+  }
+  File f = Create("/a", 4 * kMiB);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4 * kMiB, Prot::kReadWrite));
+  Status st;
+  OnThreadWithSmallAltStack([&] {
+    st = Guarded([&] {
+      for (size_t i = 0; i < 4 * kMiB; i += 4096) m.data()[i] = 1;
+    });
+  });
+  EXPECT_EQ(st.err(), ENOSPC) << st.ToString();
+}
+
+TEST_F(DaxTest, SmallAltStackRemovedDeviceIsEnodevInGuarded) {
+  File f = Create("/a", 256 * 1024);
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 256 * 1024, Prot::kReadWrite));
+  ASSERT_OK(fs_->RemoveDevice());
+  Status read_st, write_st;
+  OnThreadWithSmallAltStack([&] {
+    read_st = Guarded([&] { volatile uint8_t x = m.data()[0]; (void)x; });
+    write_st = Guarded([&] { m.data()[8192] = 1; });
+  });
+  EXPECT_EQ(read_st.err(), ENODEV) << read_st.ToString();
+  EXPECT_EQ(write_st.err(), ENODEV) << write_st.ToString();
+}
+
+// An alternate stack of kFaultStackNeed serves faults in the handler; what
+// they use there (the measurement behind kFaultStackNeed) stays well below it.
+TEST_F(DaxTest, FaultsServedOnAnAltStackFitInKFaultStackNeed) {
+  auto pat = testutil::Pattern(256 * 1024, 5);
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/src", pat));
+  File src = Create("/src", 0);
+  File f = Create("/a", 0);
+  ASSERT_OK(f.Clone(src));
+  ASSERT_OK(f.Truncate(1 * kMiB));
+  ASSIGN_OR_FAIL(Mapping m, f.Map(0, 1 * kMiB, Prot::kReadWrite));
+  Status st;
+  size_t used = OnThreadWithAltStack(
+      [&] {
+        st = Guarded([&] {
+          volatile uint8_t x = m.data()[800 * 1024];  // read fault on a hole
+          (void)x;
+          m.data()[512 * 1024] = 1;  // write fault into a hole: a transaction
+          m.data()[4096] = 2;        // onto a shared block: copy-on-write
+        });
+      },
+      kFaultStackNeed);
+  ASSERT_OK(st);
+  EXPECT_EQ(m.data()[4096], 2);
+  printf("stack used by faults on a %zu KiB alternate stack: %zu KiB\n", kFaultStackNeed >> 10, used >> 10);
+  EXPECT_GT(used, 4096u);  // they did run there (inline)
+  EXPECT_LT(used, kFaultStackNeed / 2);
+}
+
+// The program's own SIGSEGV handler (SA_ONSTACK, installed before udax) still
+// gets a real stack overflow, on its small alternate stack, in a thread whose
+// udax faults were served meanwhile.
+AltStack* g_alt = nullptr;
+void OverflowHandler(int, siginfo_t*, void*) {
+  _exit(g_alt && g_alt->Contains(__builtin_frame_address(0)) ? 0 : 5);
+}
+volatile bool g_recurse = true;  // (read at run time: no infinite-recursion warning)
+[[gnu::noinline]] int Recurse(int depth) {
+  volatile char pad[1024];
+  pad[0] = static_cast<char>(depth);
+  return g_recurse ? Recurse(depth + 1) + pad[0] : 0;
+}
+
+TEST_F(DaxTest, ProgramsStackOverflowHandlerRunsOnItsAltStack) {
+  EXPECT_EXIT(
+      {
+        struct sigaction sa = {};
+        sa.sa_sigaction = OverflowHandler;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigaction(SIGSEGV, &sa, nullptr);
+        File f = Create("/b", 64 * 1024);
+        auto m = f.Map(0, 64 * 1024, Prot::kReadWrite);
+        if (!m.has_value()) _exit(2);
+        AltStack alt(kSmallAltStack);
+        g_alt = &alt;
+        m->data()[0] = 1;  // served by udax (a transaction), not by OverflowHandler
+        if (m->data()[0] != 1) _exit(3);
+        Recurse(0);
+        _exit(4);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -31,66 +32,6 @@ using media::kBlockSize;
 
 constexpr uint64_t kDevBytes = 16 * kMiB;
 constexpr uint64_t kDevBlocks = kDevBytes / kBlockSize;
-
-std::string ProblemsMatching(const FsckReport& r, const std::string& needle) {
-  std::string out;
-  for (const auto& p : r.problems)
-    if (p.find(needle) != std::string::npos) out += p + "\n";
-  return out;
-}
-
-// ---- raw image navigation ------------------------------------------------------
-
-media::RootBlock ReadRootBlock(const std::string& path) {
-  media::RootBlock r;
-  auto b = ReadImageBlock(path, media::kRootBlockNo);
-  std::memcpy(&r, b.data(), sizeof r);
-  return r;
-}
-
-// The leaf of the tree at `root` that holds (or would hold) `key`.
-uint64_t LeafFor(const std::string& path, const BtreeRoot& root, uint32_t magic, uint64_t key) {
-  const media::TreeShape& s = *media::ShapeForMagic(magic);
-  uint64_t bno = root.block;
-  for (int depth = 0; depth < 20; depth++) {
-    auto b = ReadImageBlock(path, bno);
-    const auto* h = reinterpret_cast<const BtreeNodeHeader*>(b.data());
-    if (h->level == 0) return bno;
-    uint32_t stride = s.key_words * 8 + 8;
-    uint64_t child = 0;
-    for (uint32_t i = 0; i < h->nrecs; i++) {
-      uint64_t k, c;
-      std::memcpy(&k, b.data() + sizeof(BtreeNodeHeader) + i * stride, 8);
-      std::memcpy(&c, b.data() + sizeof(BtreeNodeHeader) + i * stride + s.key_words * 8, 8);
-      if (i == 0 || k <= key) child = c;
-    }
-    bno = child;
-  }
-  ADD_FAILURE() << "tree too deep";
-  return 0;
-}
-
-media::InodeRec ReadInodeRec(const std::string& path, uint64_t ino) {
-  media::RootBlock root = ReadRootBlock(path);
-  uint64_t leaf = LeafFor(path, root.inodes, media::kInodeMagic, ino);
-  auto b = ReadImageBlock(path, leaf);
-  const auto* h = reinterpret_cast<const BtreeNodeHeader*>(b.data());
-  for (uint32_t i = 0; i < h->nrecs; i++) {
-    media::InodeRec r;
-    std::memcpy(&r, b.data() + sizeof(BtreeNodeHeader) + i * sizeof r, sizeof r);
-    if (r.ino == ino) return r;
-  }
-  ADD_FAILURE() << "inode " << ino << " not found in the image";
-  return {};
-}
-
-// Rewrites block `bno` after `edit`, with a correct crc.
-void EditBlock(const std::string& path, uint64_t bno, const std::function<void(uint8_t*)>& edit) {
-  auto b = ReadImageBlock(path, bno);
-  edit(b.data());
-  media::SetBlockCrc(b.data());
-  WriteImageBlock(path, bno, b);
-}
 
 // Superblock edit applied to both copies (block 0 and the last block).
 void EditSuperblocks(const std::string& path, const std::function<void(media::Superblock*)>& edit) {
@@ -457,6 +398,49 @@ TEST_F(JournalImageTest, HomeBlockOutsideMetadataAreaRefused) {
   ExpectFsckClean();
 }
 
+// A descriptor flag udax does not know: the record cannot be replayed as
+// meant, so nothing is replayed and the mount refuses (it was ignored).
+TEST_F(JournalImageTest, UnknownDescriptorFlagsRefused) {
+  CrashWithCommittedLog();
+  Desc(0)->flags |= 4;
+  WriteRecord(/*fix_crc=*/true);
+  std::string msg = ExpectMountFails(EUCLEAN);
+  EXPECT_NE(msg.find("unknown descriptor flags"), std::string::npos) << msg;
+  FsckReport r = ExpectFsckDirty();
+  EXPECT_NE(ProblemsMatching(r, "unknown descriptor flags"), "") << JoinProblems(r);
+}
+
+// Replay checks the records of the blocks it rebuilds, not only their
+// structure: the Mkdir's record, with the new directory's size made 2^50 in
+// its line of the inode leaf (the record's crc fixed), is refused whole.
+TEST_F(JournalImageTest, ReplayedRecordOutOfRangeRefused) {
+  CrashWithCommittedLog();
+  const uint64_t last_ino = ReadRootBlock(path_).next_ino;  // the home predates the Mkdir
+  // An inode record j starts at byte 32 + 256 j of its leaf: in line 4 j at
+  // offset 32, its size at offset 56 of the same line.
+  uint64_t desc_end = sizeof(media::LogRecordHeader) + Header()->nblocks * sizeof(media::LogBlockDesc);
+  uint8_t* line = rec_.data() + (desc_end + 63) / 64 * 64;
+  bool edited = false;
+  for (uint32_t i = 0; i < Header()->nblocks; i++) {
+    for (uint64_t m = Desc(i)->line_mask; m; m &= m - 1, line += 64) {
+      uint64_t ino;
+      std::memcpy(&ino, line + 32, 8);
+      if (std::countr_zero(m) % 4 == 0 && ino == last_ino) {
+        uint64_t size = 1ull << 50;
+        std::memcpy(line + 56, &size, 8);
+        edited = true;
+      }
+    }
+  }
+  ASSERT_TRUE(edited) << "the new inode's record is not in the record's lines";
+  WriteRecord(/*fix_crc=*/true);
+  std::string msg = ExpectMountFails(EUCLEAN);
+  EXPECT_NE(msg.find("does not verify"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("size " + std::to_string(1ull << 50)), std::string::npos) << msg;
+  FsckReport r = ExpectFsckDirty();
+  EXPECT_NE(ProblemsMatching(r, "does not verify"), "") << JoinProblems(r);
+}
+
 // A torn record never committed: the filesystem mounts as it was before it
 // (its homes were checkpointed before the Mkdir, which only its record held).
 TEST_F(JournalImageTest, TornHeaderIsNotReplayed) {
@@ -681,7 +665,8 @@ TEST_F(BadImageTest, ExtentPointingAtMetadata) {
   EXPECT_TRUE(std::memcmp(root_before.data() + 16, root_after.data() + 16, 64) == 0)
       << "file data was written over the root block";
   FsckReport r = ExpectFsckDirty();
-  EXPECT_NE(ProblemsMatching(r, "outside the allocatable area"), "") << JoinProblems(r);
+  // The record check refuses the extent (a start block below the journal).
+  EXPECT_NE(ProblemsMatching(r, "outside the device"), "") << JoinProblems(r);
 }
 
 TEST_F(BadImageTest, OrphanTreeDamaged) {

@@ -1,8 +1,9 @@
 // tests/test_util.h — shared helpers for the filesystem unit tests: a temp
 // device path under /dev/shm unique per test (removed on teardown), a fixture
 // with a freshly made and mounted filesystem, Status/Result assertion macros,
-// whole-file read/write helpers, and raw image block access (pread/pwrite on
-// the host file while the filesystem is unmounted).
+// whole-file read/write helpers, raw image block access (pread/pwrite on the
+// host file while the filesystem is unmounted) and raw image navigation: find
+// a tree's leaf, read or edit records in place with a valid crc (crafted images).
 #pragma once
 
 #include <dirent.h>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -239,6 +241,97 @@ inline std::string PagePerms(const void* p) {
     if (std::sscanf(line.c_str(), "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) return perms;
   }
   return "unmapped";
+}
+
+// ---- raw image navigation (unmounted; crafted images) -------------------------------
+inline std::string ProblemsMatching(const FsckReport& r, const std::string& needle) {
+  std::string out;
+  for (const auto& p : r.problems)
+    if (p.find(needle) != std::string::npos) out += p + "\n";
+  return out;
+}
+
+inline media::RootBlock ReadRootBlock(const std::string& path) {
+  media::RootBlock r;
+  auto b = ReadImageBlock(path, media::kRootBlockNo);
+  std::memcpy(&r, b.data(), sizeof r);
+  return r;
+}
+
+// The leaf of the tree at `root` that holds (or would hold) `key` (the key's
+// first word).
+inline uint64_t LeafFor(const std::string& path, const media::BtreeRoot& root, uint32_t magic, uint64_t key) {
+  const media::TreeShape& s = *media::ShapeForMagic(magic);
+  uint64_t bno = root.block;
+  for (int depth = 0; depth < 20; depth++) {
+    auto b = ReadImageBlock(path, bno);
+    const auto* h = reinterpret_cast<const media::BtreeNodeHeader*>(b.data());
+    if (h->level == 0) return bno;
+    uint32_t stride = s.key_words * 8 + 8;
+    uint64_t child = 0;
+    for (uint32_t i = 0; i < h->nrecs; i++) {
+      uint64_t k, c;
+      std::memcpy(&k, b.data() + sizeof(media::BtreeNodeHeader) + i * stride, 8);
+      std::memcpy(&c, b.data() + sizeof(media::BtreeNodeHeader) + i * stride + s.key_words * 8, 8);
+      if (i == 0 || k <= key) child = c;
+    }
+    bno = child;
+  }
+  ADD_FAILURE() << "tree too deep";
+  return 0;
+}
+
+inline media::InodeRec ReadInodeRec(const std::string& path, uint64_t ino) {
+  media::RootBlock root = ReadRootBlock(path);
+  uint64_t leaf = LeafFor(path, root.inodes, media::kInodeMagic, ino);
+  auto b = ReadImageBlock(path, leaf);
+  const auto* h = reinterpret_cast<const media::BtreeNodeHeader*>(b.data());
+  for (uint32_t i = 0; i < h->nrecs; i++) {
+    media::InodeRec r;
+    std::memcpy(&r, b.data() + sizeof(media::BtreeNodeHeader) + i * sizeof r, sizeof r);
+    if (r.ino == ino) return r;
+  }
+  ADD_FAILURE() << "inode " << ino << " not found in the image";
+  return {};
+}
+
+// Rewrites block `bno` after `edit`, with a correct crc.
+inline void EditBlock(const std::string& path, uint64_t bno, const std::function<void(uint8_t*)>& edit) {
+  auto b = ReadImageBlock(path, bno);
+  edit(b.data());
+  media::SetBlockCrc(b.data());
+  WriteImageBlock(path, bno, b);
+}
+
+// Edits, with a correct crc, every record for which `match` holds in the
+// leaf of the tree at `root` that holds `key`; returns the leaf's block
+// (ADD_FAILURE when no record matched).
+inline uint64_t EditLeafRecords(const std::string& path, const media::BtreeRoot& root, uint32_t magic,
+                                uint64_t key, const std::function<bool(const uint8_t* rec)>& match,
+                                const std::function<void(uint8_t* rec)>& edit) {
+  const media::TreeShape& s = *media::ShapeForMagic(magic);
+  uint64_t leaf = LeafFor(path, root, magic, key);
+  int edited = 0;
+  EditBlock(path, leaf, [&](uint8_t* b) {
+    const auto* h = reinterpret_cast<const media::BtreeNodeHeader*>(b);
+    for (uint32_t i = 0; i < h->nrecs; i++) {
+      uint8_t* rec = b + sizeof(media::BtreeNodeHeader) + i * s.rec_size;
+      if (match(rec)) {
+        edit(rec);
+        edited++;
+      }
+    }
+  });
+  if (edited == 0) ADD_FAILURE() << "no " << s.name << " record matched in block " << leaf;
+  return leaf;
+}
+
+// Edits inode `ino`'s record in place (valid crc); returns its leaf's block.
+inline uint64_t EditInodeRec(const std::string& path, uint64_t ino, const std::function<void(media::InodeRec*)>& edit) {
+  return EditLeafRecords(
+      path, ReadRootBlock(path).inodes, media::kInodeMagic, ino,
+      [&](const uint8_t* r) { return reinterpret_cast<const media::InodeRec*>(r)->ino == ino; },
+      [&](uint8_t* r) { edit(reinterpret_cast<media::InodeRec*>(r)); });
 }
 
 inline std::string JoinProblems(const FsckReport& r) {

@@ -8,6 +8,13 @@
 // without locking and without allocating. It allocates memory (a transaction)
 // for a write fault into a hole: a thread interrupted at a plain load/store
 // holds no malloc lock.
+//
+// Where it runs: the handlers are SA_ONSTACK, so a program's own handler
+// (chained from ours) gets its alternate stack. A fault that takes locks needs
+// far more stack than a small alternate stack has; on one (OnSmallAltStack)
+// it is served by the fault service thread (fault_service.h) and the handler
+// only waits and acts on the result. Without an alternate stack, or on a big
+// one, nothing changes: served inline, no extra syscall.
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -19,6 +26,7 @@
 #include <mutex>
 
 #include "dax/arena.h"
+#include "dax/fault_service.h"
 #include "dax/mapping_impl.h"
 #include "dax/memory_failure.h"
 #include "util/tsan.h"
@@ -60,7 +68,9 @@ void SegvHandler(int sig, siginfo_t* si, void* uctx) {
   void* addr = si->si_addr;
   if (!arena || !arena->Contains(addr)) return Chain(g_old_segv, sig, si, uctx);
   bool write = (static_cast<ucontext_t*>(uctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
-  Status st;
+  // Only the errno leaves this block: siglongjmp to a guard runs no
+  // destructor, so the Status (and its message) must be gone before it.
+  int err = 0;
   {
     Arena::ActiveGuard active;
     MappingImpl* m = arena->Lookup(addr);
@@ -69,13 +79,15 @@ void SegvHandler(int sig, siginfo_t* si, void* uctx) {
     } else if (write && !m->writable()) {
       return Chain(g_old_segv, sig, si, uctx);  // store through a read-only mapping
     } else if (g_forked_child.load(std::memory_order_relaxed)) {
-      st = Errno(ENODEV, "udax mappings are not inherited by a forked child");
+      err = ENODEV;  // udax mappings are not inherited by a forked child
+    } else if (tls_meta_lock_depth == 0 && OnSmallAltStack(uctx)) {
+      err = HandleFaultOnServiceThread(m, static_cast<uint8_t*>(addr), write);
     } else {
-      st = m->HandleFault(static_cast<uint8_t*>(addr), write);
+      err = ServeFault(m, static_cast<uint8_t*>(addr), write);
     }
   }
-  if (!st.ok()) {
-    if (tls_guard) JumpToGuard(st.err());
+  if (err) {
+    if (tls_guard) JumpToGuard(err);
     InstallSigbusPage(addr);  // the restarted access gets the kernel's SIGBUS
   }
   errno = saved_errno;
@@ -123,6 +135,7 @@ void InstallFaultHandlers() {
     sigaction(SIGBUS, &sa, &g_old_bus);
     pthread_atfork(nullptr, nullptr, ForkChild);
     StartMemoryFailureRouting();
+    StartFaultService();
   });
 }
 

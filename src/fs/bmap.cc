@@ -8,6 +8,8 @@ namespace udax {
 
 using media::BmapRec;
 
+static_assert(media::kMaxFileSize == kMaxFileSize, "the public file size limit is the format's");
+
 namespace {
 const media::TreeShape& BmapShape() { return *media::ShapeForMagic(media::kBmapMagic); }
 }  // namespace

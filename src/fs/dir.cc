@@ -3,8 +3,6 @@
 
 #include <cstring>
 
-#include "util/crc32c.h"
-
 namespace udax {
 
 using media::DirRec;
@@ -43,11 +41,9 @@ Result<bool> FindEntry(Btree& tree, std::string_view name, DirRec* out, DirHit* 
 
 }  // namespace
 
-uint64_t NameHash(std::string_view name) {
-  uint64_t hi = Crc32cExtend(0x5ed5, name.data(), name.size());
-  uint64_t lo = Crc32c(name.data(), name.size());
-  return (hi << 32) | lo;
-}
+static_assert(media::kMaxNameLen == kMaxNameLen, "the public name limit is the format's");
+
+uint64_t NameHash(std::string_view name) { return media::NameHash(name.data(), name.size()); }
 
 Result<bool> DirLookup(Transaction& tx, const media::InodeRec& dir, std::string_view name,
                        DirHit* hit) {

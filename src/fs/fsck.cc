@@ -53,6 +53,10 @@ class Checker {
   bool Claim(uint64_t b, uint64_t n, Owner o, const std::string& who);
   void WalkTree(Transaction& tx, const media::BtreeRoot& root, uint32_t magic, uint64_t owner,
                 const std::string& name, const std::function<void(const void*)>& on_rec);
+  void WalkNode(Transaction& tx, const media::TreeShape& shape, uint64_t owner, const std::string& name,
+                uint64_t bno, uint32_t level, const uint64_t* lo, const uint64_t* hi,
+                const std::function<void(const void*)>& on_rec);
+  const uint8_t* LeafWithBadRecords(uint64_t bno, uint32_t magic);
   void CheckFreeSpace(Transaction& tx, const media::RootBlock& root);
   void CheckInodes(Transaction& tx, const media::RootBlock& root);
   void CheckFile(Transaction& tx, const media::InodeRec& rec);
@@ -99,36 +103,84 @@ bool Checker::Claim(uint64_t b, uint64_t n, Owner o, const std::string& who) {
   return reported == 0;
 }
 
-void Checker::WalkTree(Transaction& tx, const media::BtreeRoot& root_in, uint32_t magic,
+// Walks the tree top-down (as Btree::VisitNodes, but past what it can): a
+// node that fails to read is a problem and its subtree is skipped; a node
+// already claimed is not entered twice (a crafted tree may share subtrees).
+void Checker::WalkTree(Transaction& tx, const media::BtreeRoot& root, uint32_t magic,
                        uint64_t owner, const std::string& name,
                        const std::function<void(const void*)>& on_rec) {
-  media::BtreeRoot root = root_in;
-  const media::TreeShape& shape = *media::ShapeForMagic(magic);
-  Btree tree(&tx, shape, &root, owner, nullptr);
-  Status st = tree.VisitNodes([&](uint64_t bno, const uint8_t* node, const uint64_t* lo,
-                                  const uint64_t* hi) -> Status {
-    const auto* h = reinterpret_cast<const media::BtreeNodeHeader*>(node);
-    Claim(bno, 1, kNode, name + " node " + std::to_string(bno));
-    uint64_t rowner;
-    uint32_t rflags;
-    RmapOwnerOfNode(magic, owner, &rowner, &rflags);
-    ExpectRmap(bno, 1, rowner, 0, rflags);
-    r_->metadata_blocks++;
-    if (h->owner != owner)
-      Problem(name + " node " + std::to_string(bno) + " belongs to owner " + std::to_string(h->owner));
-    uint32_t stride = h->level == 0 ? shape.rec_size : shape.key_words * 8 + 8;
-    for (uint32_t i = 0; i < h->nrecs; i++) {
-      const uint8_t* p = node + sizeof(media::BtreeNodeHeader) + i * stride;
-      uint64_t key[4] = {0, 0, 0, 0};
-      std::memcpy(key, p, shape.key_words * 8);
-      if ((lo && media::CompareKeys(key, lo, shape.key_words) < 0) ||
-          (hi && media::CompareKeys(key, hi, shape.key_words) >= 0))
-        Problem(name + " node " + std::to_string(bno) + ": key outside its parent's range");
-      if (h->level == 0) on_rec(p);
+  if (!media::TreeRootOk(root, sb_.total_blocks)) {
+    Problem(name + ": root " + media::DescribeRoot(root) + " is not a tree in the device");
+    return;
+  }
+  if (root.levels == 0) return;
+  WalkNode(tx, *media::ShapeForMagic(magic), owner, name, root.block, root.levels - 1, nullptr, nullptr, on_rec);
+}
+
+// A leaf that fails to read only because of its records' fields is read from
+// the device without those checks, so that every bad record is reported and
+// the good ones are still checked (nullptr when the block has other faults).
+// The journal's cache never holds such a block: what it holds was verified.
+const uint8_t* Checker::LeafWithBadRecords(uint64_t bno, uint32_t magic) {
+  if (bno < data_start_ || bno >= data_end_) return nullptr;
+  const uint8_t* raw = dev_->BlockPtr(bno, kBlockSize);
+  if (!raw || !media::VerifyRead(raw, bno, magic, sb_.total_blocks, media::RecordChecks::kSkip).ok()) return nullptr;
+  if (reinterpret_cast<const media::BtreeNodeHeader*>(raw)->level != 0) return nullptr;
+  return raw;
+}
+
+void Checker::WalkNode(Transaction& tx, const media::TreeShape& shape, uint64_t owner, const std::string& name,
+                       uint64_t bno, uint32_t level, const uint64_t* lo, const uint64_t* hi,
+                       const std::function<void(const void*)>& on_rec) {
+  bool records_checked = true;
+  auto rd = tx.Read(bno, shape.magic);
+  const uint8_t* node = rd.has_value() ? *rd : nullptr;
+  if (!node && level == 0 && rd.error().err() == EUCLEAN) {
+    node = LeafWithBadRecords(bno, shape.magic);
+    records_checked = false;
+  }
+  if (!node) {
+    Problem(name + ": " + rd.error().message());
+    return;
+  }
+  const auto* h = reinterpret_cast<const media::BtreeNodeHeader*>(node);
+  if (h->level != level) {
+    Problem(name + " node " + std::to_string(bno) + ": level " + std::to_string(h->level) + ", expected " +
+            std::to_string(level));
+    return;
+  }
+  if (!Claim(bno, 1, kNode, name + " node " + std::to_string(bno))) return;
+  uint64_t rowner;
+  uint32_t rflags;
+  RmapOwnerOfNode(shape.magic, owner, &rowner, &rflags);
+  ExpectRmap(bno, 1, rowner, 0, rflags);
+  r_->metadata_blocks++;
+  if (h->owner != owner)
+    Problem(name + " node " + std::to_string(bno) + " belongs to owner " + std::to_string(h->owner));
+  const uint32_t kw = shape.key_words, stride = level == 0 ? shape.rec_size : kw * 8 + 8;
+  const uint8_t* items = node + sizeof(media::BtreeNodeHeader);
+  for (uint32_t i = 0; i < h->nrecs; i++) {
+    const uint8_t* p = items + i * stride;
+    uint64_t key[4] = {0, 0, 0, 0};
+    std::memcpy(key, p, kw * 8);
+    if ((lo && media::CompareKeys(key, lo, kw) < 0) || (hi && media::CompareKeys(key, hi, kw) >= 0))
+      Problem(name + " node " + std::to_string(bno) + ": key outside its parent's range");
+    if (level > 0) {
+      uint64_t next[4] = {0, 0, 0, 0}, child;
+      const bool has_next = i + 1 < h->nrecs;
+      if (has_next) std::memcpy(next, p + stride, kw * 8);
+      std::memcpy(&child, p + kw * 8, 8);
+      WalkNode(tx, shape, owner, name, child, level - 1, key, has_next ? next : hi, on_rec);
+      continue;
     }
-    return Status::Ok();
-  });
-  if (!st.ok()) Problem(name + ": " + st.message());
+    std::string why;
+    if (!records_checked && !media::CheckRecord(shape, p, sb_.total_blocks, &why)) {
+      Problem(name + ": metadata corruption in block " + std::to_string(bno) + ": " + shape.name + " record " +
+              std::to_string(i) + ": " + why);
+      continue;
+    }
+    on_rec(p);
+  }
 }
 
 void Checker::CheckFreeSpace(Transaction& tx, const media::RootBlock& root) {

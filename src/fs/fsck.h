@@ -1,7 +1,9 @@
 // fs/fsck.h — the offline checker: every invariant of the on-media format.
 //
 // Checks: superblocks (both copies), root block, journal header, every B+tree
-// (checksums, structure, key order, key ranges per subtree, levels), extents
+// (checksums, structure, key order, key ranges per subtree, levels, every
+// field of every record against the format's limits — each bad record is
+// reported, and the rest of its leaf is still checked), extents
 // inside the allocatable area and not overlapping each other or metadata,
 // free-by-block and free-by-size trees describing the same extents,
 // free ∪ used = the allocatable area and disjoint, free-block counters, link

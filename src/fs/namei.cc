@@ -149,8 +149,16 @@ Result<FsImpl::ParentAndName> FsImpl::WalkParent(Transaction& tx, const PathAt& 
   return out;
 }
 
+static_assert(media::kMaxSymlinkLen == kMaxPathLen - 1, "the public target limit is the format's");
+
+// The record passed the verifier's checks (media/records.cc), which bound
+// size and inline_len; they are checked again here, where they size a copy.
 Result<std::string> FsImpl::ReadSymlink(Transaction& tx, const InodeRec& rec) {
   if (!S_ISLNK(rec.mode)) return Errno(EINVAL, "not a symbolic link");
+  if (rec.size == 0 || rec.size > media::kMaxSymlinkLen ||
+      (rec.size <= media::kInodeInlineMax && rec.inline_len != rec.size))
+    return Errno(EUCLEAN, "metadata corruption: symbolic link inode " + std::to_string(rec.ino) + " has size " +
+                              std::to_string(rec.size) + " and inline_len " + std::to_string(rec.inline_len));
   if (rec.size <= media::kInodeInlineMax)
     return std::string(reinterpret_cast<const char*>(rec.inline_data), rec.inline_len);
   std::string out(rec.size, '\0');

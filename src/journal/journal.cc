@@ -364,6 +364,10 @@ Result<uint32_t> Journal::RecoverChain(bool read_only) {
       if (!IsMetadataHome(d[i].home))
         return Errno(EUCLEAN, "journal names home block " + std::to_string(d[i].home) +
                                   " outside the metadata area; refusing to replay");
+      if (d[i].flags & ~(media::kLogBlockFresh | media::kLogBlockRevoke))
+        return Errno(EUCLEAN, "journal record " + std::to_string(rec.seq) + " has unknown descriptor flags " +
+                                  std::to_string(d[i].flags) + " for block " + std::to_string(d[i].home) +
+                                  "; refusing to replay");
       if (d[i].flags & media::kLogBlockRevoke) revoked_at[d[i].home] = rec.seq;
       lines += std::popcount(d[i].line_mask);
     }

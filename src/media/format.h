@@ -296,5 +296,18 @@ static_assert(sizeof(RefcountRec) == 16);
 
 // InodeRec.flags
 inline constexpr uint32_t kInodeFlagReflinked = 1;  // may own shared extents
+inline constexpr uint32_t kInodeFlagsKnown = kInodeFlagReflinked;
+
+// ---- limits ----------------------------------------------------------------
+// Every record field read from the media is checked against these before it
+// is used (media/records.cc; docs/format.md "Limits"). The public API's
+// constants (include/udax/fs.h) equal them (static_asserts in src/fs/).
+inline constexpr uint64_t kMaxFileSize = 1ull << 46;                  // 64 TiB: every size and offset
+inline constexpr uint64_t kMaxFileBlocks = kMaxFileSize / kBlockSize; // file blocks are below this
+inline constexpr uint32_t kMaxNameLen = 255;                          // DirRec.name_len: 1..255
+inline constexpr uint32_t kMaxSymlinkLen = 4095;                      // a symlink target: 1..4095 bytes
+inline constexpr uint32_t kMaxTreeLevels = 16;                        // BtreeRoot.levels and node level at most this
+inline constexpr uint32_t kNsecPerSec = 1000000000;                   // DiskTime.nsec is below this
+static_assert(kMaxSymlinkLen < kBlockSize, "a long symlink target fits one data block");
 
 }  // namespace udax::media

@@ -1,4 +1,6 @@
-// media/verify.cc — checksums and verifiers (see verify.h).
+// media/verify.cc — checksums and block verifiers (see verify.h): block
+// header, superblock, root block and B+tree node structure; the fields of
+// leaf records are checked by media/records.cc, called from VerifyNode.
 #include "media/verify.h"
 
 #include <cstring>
@@ -23,14 +25,17 @@ Status Corrupt(uint64_t bno, const std::string& what) {
   return Errno(EUCLEAN, "metadata corruption in block " + std::to_string(bno) + ": " + what);
 }
 
-Status VerifyNode(const uint8_t* b, uint64_t bno, const TreeShape& s, uint64_t total_blocks) {
+Status VerifyNode(const uint8_t* b, uint64_t bno, const TreeShape& s, uint64_t total_blocks,
+                  RecordChecks records) {
   const auto* h = reinterpret_cast<const BtreeNodeHeader*>(b);
-  if (h->level > 16) return Corrupt(bno, std::string(s.name) + " node level too large");
+  if (h->level > kMaxTreeLevels) return Corrupt(bno, std::string(s.name) + " node level too large");
   uint32_t cap = h->level == 0 ? LeafCapacity(s) : NodeCapacity(s);
   if (h->nrecs > cap) return Corrupt(bno, std::string(s.name) + " node has too many records");
   if (h->level > 0 && h->nrecs == 0) return Corrupt(bno, std::string(s.name) + " empty interior node");
   const uint8_t* p = b + sizeof(BtreeNodeHeader);
   uint32_t stride = h->level == 0 ? s.rec_size : s.key_words * 8 + 8;
+  const RecordCheck check = h->level == 0 && records == RecordChecks::kAll ? RecordCheckFor(s) : nullptr;
+  std::string why;
   for (uint32_t i = 0; i < h->nrecs; i++) {
     const auto* k = reinterpret_cast<const uint64_t*>(p + i * stride);
     if (i > 0) {
@@ -43,15 +48,26 @@ Status VerifyNode(const uint8_t* b, uint64_t bno, const TreeShape& s, uint64_t t
       std::memcpy(&child, p + i * stride + s.key_words * 8, 8);
       if (child < kLogStart || child >= total_blocks)
         return Corrupt(bno, std::string(s.name) + " child pointer outside the device");
+    } else if (check && !check(k, total_blocks, &why)) {
+      return Corrupt(bno, std::string(s.name) + " record " + std::to_string(i) + ": " + why);
     }
   }
   return Status::Ok();
 }
 
-Status VerifyStructure(const uint8_t* b, uint64_t bno, uint64_t total_blocks) {
+Status VerifyStructure(const uint8_t* b, uint64_t bno, uint64_t total_blocks, RecordChecks records) {
   const auto* hdr = reinterpret_cast<const BlockHeader*>(b);
   if (hdr->magic == kRootMagic) {
     const auto* r = reinterpret_cast<const RootBlock*>(b);
+    const std::pair<const char*, const BtreeRoot*> roots[] = {
+        {"free_bno", &r->free_bno}, {"free_cnt", &r->free_cnt}, {"inodes", &r->inodes},
+        {"orphans", &r->orphans},   {"rmap", &r->rmap},         {"refcount", &r->refcount}};
+    for (const auto& [name, root] : roots)
+      if (!TreeRootOk(*root, total_blocks))
+        return Corrupt(bno, std::string(name) + " tree root " + DescribeRoot(*root) + " is not a tree in the device");
+    if (r->free_blocks > total_blocks)
+      return Corrupt(bno, "free_blocks " + std::to_string(r->free_blocks) + " exceeds the device's " +
+                              std::to_string(total_blocks) + " blocks");
     if (r->freelist_count > kFreeListMax) return Corrupt(bno, "free list too long");
     for (uint32_t i = 0; i < r->freelist_count; i++)
       if (r->freelist[i] < kLogStart || r->freelist[i] >= total_blocks)
@@ -66,7 +82,7 @@ Status VerifyStructure(const uint8_t* b, uint64_t bno, uint64_t total_blocks) {
     }
     return Status::Ok();
   }
-  if (const TreeShape* s = ShapeForMagic(hdr->magic)) return VerifyNode(b, bno, *s, total_blocks);
+  if (const TreeShape* s = ShapeForMagic(hdr->magic)) return VerifyNode(b, bno, *s, total_blocks, records);
   return Corrupt(bno, "unknown block magic " + MagicName(hdr->magic));
 }
 
@@ -106,25 +122,28 @@ std::string MagicName(uint32_t magic) {
   return "'" + s + "'";
 }
 
-Status VerifyRead(const void* block, uint64_t bno, uint32_t magic, uint64_t total_blocks) {
+Status VerifyRead(const void* block, uint64_t bno, uint32_t magic, uint64_t total_blocks,
+                  RecordChecks records) {
   const auto* hdr = static_cast<const BlockHeader*>(block);
   if (magic != 0 && hdr->magic != magic)
     return Corrupt(bno, "bad magic " + MagicName(hdr->magic) + ", expected " + MagicName(magic));
   if (hdr->crc != BlockCrc(block)) return Corrupt(bno, "checksum mismatch");
-  return VerifyUnsealed(block, bno, magic, total_blocks);
+  return VerifyUnsealed(block, bno, magic, total_blocks, records);
 }
 
-Status VerifyUnsealed(const void* block, uint64_t bno, uint32_t magic, uint64_t total_blocks) {
+Status VerifyUnsealed(const void* block, uint64_t bno, uint32_t magic, uint64_t total_blocks,
+                      RecordChecks records) {
   const auto* hdr = static_cast<const BlockHeader*>(block);
   if (magic != 0 && hdr->magic != magic)
     return Corrupt(bno, "bad magic " + MagicName(hdr->magic) + ", expected " + MagicName(magic));
   if (hdr->blkno != bno) return Corrupt(bno, "block claims to be block " + std::to_string(hdr->blkno));
-  return VerifyStructure(static_cast<const uint8_t*>(block), bno, total_blocks);
+  return VerifyStructure(static_cast<const uint8_t*>(block), bno, total_blocks, records);
 }
 
 Status VerifyForWrite(void* block, uint64_t bno, uint64_t total_blocks) {
   static_cast<BlockHeader*>(block)->blkno = bno;
-  return VerifyStructure(static_cast<const uint8_t*>(block), bno, total_blocks).Prefixed("refusing to write");
+  return VerifyStructure(static_cast<const uint8_t*>(block), bno, total_blocks, RecordChecks::kSkip)
+      .Prefixed("refusing to write");
 }
 
 Status VerifyAndSeal(void* block, uint64_t bno, uint64_t total_blocks) {
@@ -139,7 +158,7 @@ Status VerifySuperblock(const Superblock& sb, uint64_t device_bytes) {
   if (sb.hdr.crc != BlockCrc(&sb)) return bad("checksum mismatch");
   if (sb.version != kVersion) return bad("unsupported version " + std::to_string(sb.version));
   if (sb.block_size != kBlockSize) return bad("unsupported block size " + std::to_string(sb.block_size));
-  if (sb.total_blocks < 16 || sb.total_blocks * kBlockSize > device_bytes)
+  if (sb.total_blocks < 16 || sb.total_blocks > device_bytes / kBlockSize)
     return bad("filesystem size " + std::to_string(sb.total_blocks) +
                " blocks does not fit the device (" + std::to_string(device_bytes) + " bytes)");
   if (sb.log_start != kLogStart || sb.log_blocks < 8 || sb.log_blocks > kLogMaxBlocks + 1 ||

@@ -500,6 +500,7 @@ Status CmdLs(IoContext& ctx, const IoArgs& args) {
     if ((st->mode & S_IFMT) == S_IFLNK) {
       Result<std::string> target = ctx.fs->Readlink(e.path);
       r.name += " -> " + (target.has_value() ? *target : std::string("?"));
+      if (!target.has_value() && first_error.ok()) first_error = target.error().Prefixed(e.path);
     }
     nlink_w = std::max(nlink_w, r.nlink.size());
     size_w = std::max(size_w, r.size.size());
