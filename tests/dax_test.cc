@@ -470,12 +470,13 @@ TEST_F(DaxTest, SmallAltStackWriteFaultsOntoSharedBlocks) {
 
 TEST_F(DaxTest, SmallAltStackFullDeviceIsEnospcInGuarded) {
   File big = Create("/big", 0);
+  File f = Create("/a", 0);  // before the device is full: creates stop at the reserve
   std::vector<uint8_t> chunk(1 * kMiB, 0xee);
   for (uint64_t off = 0;; off += chunk.size()) {
     auto n = big.Pwrite(chunk.data(), chunk.size(), off);
     if (!n.has_value() || *n < chunk.size()) break;
   }
-  File f = Create("/a", 4 * kMiB);
+  ASSERT_OK(f.Truncate(4 * kMiB));
   ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4 * kMiB, Prot::kReadWrite));
   Status st;
   OnThreadWithSmallAltStack([&] {
