@@ -35,6 +35,15 @@ class DaxTest : public ::testing::Test {
   void Mount() {
     ASSIGN_OR_FAIL(fs_, Filesystem::Mount(dev_.path()));
   }
+  // Writes `big` until the device is full (creates stop at the reserve, so
+  // make every other file first).
+  void FillDevice(File& big) {
+    std::vector<uint8_t> chunk(1 * kMiB, 0xee);
+    for (uint64_t off = 0;; off += chunk.size()) {
+      auto n = big.Pwrite(chunk.data(), chunk.size(), off);
+      if (!n.has_value() || *n < chunk.size()) break;
+    }
+  }
   File Create(const std::string& path, uint64_t size) {
     auto f = fs_->Open(path, O_CREAT | O_RDWR, 0644);
     EXPECT_TRUE(f.has_value());
@@ -193,11 +202,7 @@ TEST_F(DaxTest, PunchInvalidatesAndRefaultSeesZeroes) {
 TEST_F(DaxTest, FullDeviceWriteFaultIsEnospcInGuarded) {
   File big = Create("/big", 0);
   File f = Create("/a", 0);  // before the device is full: creates stop at the reserve
-  std::vector<uint8_t> chunk(1 * kMiB, 0xee);
-  for (uint64_t off = 0;; off += chunk.size()) {
-    auto n = big.Pwrite(chunk.data(), chunk.size(), off);
-    if (!n.has_value() || *n < chunk.size()) break;
-  }
+  FillDevice(big);
   ASSERT_OK(f.Truncate(4 * kMiB));
   ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4 * kMiB, Prot::kReadWrite));
   Status st = Guarded([&] {
@@ -471,11 +476,7 @@ TEST_F(DaxTest, SmallAltStackWriteFaultsOntoSharedBlocks) {
 TEST_F(DaxTest, SmallAltStackFullDeviceIsEnospcInGuarded) {
   File big = Create("/big", 0);
   File f = Create("/a", 0);  // before the device is full: creates stop at the reserve
-  std::vector<uint8_t> chunk(1 * kMiB, 0xee);
-  for (uint64_t off = 0;; off += chunk.size()) {
-    auto n = big.Pwrite(chunk.data(), chunk.size(), off);
-    if (!n.has_value() || *n < chunk.size()) break;
-  }
+  FillDevice(big);
   ASSERT_OK(f.Truncate(4 * kMiB));
   ASSIGN_OR_FAIL(Mapping m, f.Map(0, 4 * kMiB, Prot::kReadWrite));
   Status st;
