@@ -10,22 +10,8 @@
 source "$(dirname "$0")/lib.bash" "$@"
 HELPERS=$(cd "$(dirname "$0")/helpers" && pwd)
 
-if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
-  echo "SKIP: FUSE is not available here (/dev/fuse, fusermount3)"
-  exit 77
-fi
-
 chmod 755 "$T"  # nobody reaches the mount (section 6)
-M=$T/mnt
-mkdir -p "$M"
-SERVER_PID=
-cleanup() {
-  if mountpoint -q "$M" 2>/dev/null; then fusermount3 -uz "$M" 2>/dev/null || umount -l "$M" 2>/dev/null || true; fi
-  if [[ -n $SERVER_PID ]]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$T"
-}
-trap cleanup EXIT
-is_mounted() { grep -q " $M fuse.udax " /proc/mounts; }
+fuse_setup
 mount_udax() {
   run "$UDAX" mount -l "$T/server.log" "$@" "$img" "$M"
   expect_rc 0

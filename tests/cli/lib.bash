@@ -80,3 +80,26 @@ new_fs() {
   run "$UDAX" mkfs -s "${2:-64m}" "$T/$1"
   expect_rc 0
 }
+
+# fuse_setup — for the scripts that mount: exits 77 (ctest: skipped, not
+# passed) when this machine cannot mount FUSE at all (no /dev/fuse or no
+# fusermount3); else sets $M (an empty mount point under $T), $SERVER_PID
+# (empty; a script that starts a server in the background sets it, and the
+# exit trap kills it), and a trap that detaches a mount left behind.
+fuse_setup() {
+  if [[ ! -c /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
+    echo "SKIP: FUSE is not available here (/dev/fuse, fusermount3)"
+    exit 77
+  fi
+  M=$T/mnt
+  mkdir -p "$M"
+  SERVER_PID=
+  trap fuse_cleanup EXIT
+}
+fuse_cleanup() {
+  if mountpoint -q "$M" 2>/dev/null; then fusermount3 -uz "$M" 2>/dev/null || umount -l "$M" 2>/dev/null || true; fi
+  if [[ -n $SERVER_PID ]]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$T"
+}
+# is_mounted — a fuse.udax filesystem is mounted on $M.
+is_mounted() { grep -q " $M fuse.udax " /proc/mounts; }
