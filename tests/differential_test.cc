@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "fs/fsck.h"
+#include "testing/crash_run.h"
 #include "testing/fs_model.h"
 #include "testing/fs_snapshot.h"
 #include "udax/fs.h"
@@ -115,17 +116,8 @@ class Differ {
     return out;
   }
 
-  std::string Pattern(size_t len) {
-    std::string s(len, '\0');
-    uint64_t x = rng_() | 1;
-    for (size_t i = 0; i < len; i++) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      s[i] = static_cast<char>(x | 1);
-    }
-    return s;
-  }
+  // Non-zero bytes from the run's generator (the crash suite's pattern).
+  std::string Pattern(size_t len) { return CrashPattern(rng_(), len); }
 
   // ---- generators ----
   std::string RandName();
