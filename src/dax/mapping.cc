@@ -13,7 +13,6 @@
 namespace udax {
 
 namespace {
-constexpr uint64_t kPage = 4096;
 
 // Revokes a range. Without MAP_NORESERVE (a PROT_NONE private mapping is not
 // accounted either way) the kernel does not merge it into the neighbouring
@@ -29,7 +28,7 @@ Result<std::unique_ptr<MappingImpl>> MappingImpl::Create(std::shared_ptr<FsImpl>
                                                          std::shared_ptr<Inode> inode, uint64_t off,
                                                          size_t len, Prot prot) {
   if (len == 0) return Errno(EINVAL, "mapping length must be positive");
-  if (off % kPage) return Errno(EINVAL, "mapping offset must be page-aligned");
+  if (off % kPageSize) return Errno(EINVAL, "mapping offset must be page-aligned");
   uint32_t p = static_cast<uint32_t>(prot);
   if (p == 0 || (p & ~3u)) return Errno(EINVAL, "bad protection");
   if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EINVAL, "mapping past the maximum file size");
@@ -42,7 +41,7 @@ Result<std::unique_ptr<MappingImpl>> MappingImpl::Create(std::shared_ptr<FsImpl>
   m->inode_ = std::move(inode);
   m->file_off_ = off;
   m->prot_ = prot;
-  m->size_ = (len + kPage - 1) / kPage * kPage;
+  m->size_ = (len + kPageSize - 1) / kPageSize * kPageSize;
   m->reserved_ = Arena::RoundUp(m->size_);
   ASSIGN_OR_RETURN(m->base_, arena->Reserve(m->size_, m.get()));
   m->inode_->mappings.Add(m.get());
@@ -61,7 +60,7 @@ Status MappingImpl::HandleFault(uint8_t* addr, bool write) {
     if (!r.has_value()) return r.error();
     ref = std::move(*r);
   }
-  uint64_t page_va = reinterpret_cast<uintptr_t>(addr) & ~(kPage - 1);
+  uint64_t page_va = reinterpret_cast<uintptr_t>(addr) & ~(kPageSize - 1);
   uint64_t off = file_off_ + (page_va - reinterpret_cast<uintptr_t>(base_));
   PmemDevice* dev = fs_->device();
   return fs_->DaxFault(inode_.get(), off, write, writable(), file_off_, file_off_ + size_,
@@ -81,8 +80,8 @@ void MappingImpl::InvalidateFileRange(uint64_t ino, uint64_t off, uint64_t len, 
   uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
   uint64_t lo = std::max(off, file_off_), hi = std::min<uint64_t>(end, file_off_ + size_);
   if (lo >= hi) return;
-  lo = lo / kPage * kPage;
-  hi = (hi + kPage - 1) / kPage * kPage;
+  lo = lo / kPageSize * kPageSize;
+  hi = (hi + kPageSize - 1) / kPageSize * kPageSize;
   ProtNone(base_ + (lo - file_off_), hi - lo);
   if (!notify) return;
   std::lock_guard<std::mutex> g(cb_mu_);

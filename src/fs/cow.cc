@@ -11,9 +11,9 @@
 // Failed (poisoned) blocks are replaced the same way, without the copy: a
 // write of whole blocks over them gets fresh blocks (OverwriteBad), a partial
 // write gets EIO — the old bytes are gone and are never read.
-#include "fs/bmap.h"
+#include "space/bmap.h"
 #include "fs/fs_impl.h"
-#include "fs/refcount.h"
+#include "space/refcount.h"
 
 #include <vector>
 
@@ -25,7 +25,7 @@ Result<uint64_t> FsImpl::CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk
   if (!e.mapped) return Errno(EIO, "internal error: copy-on-write of a hole");
   uint64_t old_dev = e.ext.start_block + (fblk - e.ext.file_block);
   n = std::min<uint64_t>(n, e.ext.file_block + e.ext.length - fblk);
-  ASSIGN_OR_RETURN(BlockExtent fresh, alloc_.AllocData(t, n, 0));
+  ASSIGN_OR_RETURN(BlockExtent fresh, space_.allocator()->AllocData(t, n, 0));
   if (copy) {
     ASSIGN_OR_RETURN(auto old, dev_->Range(old_dev * kBlockSize, fresh.length * kBlockSize));
     RETURN_IF_ERROR(dev_->CopyIn(fresh.start * kBlockSize, old.data(), fresh.length * kBlockSize, false));
@@ -35,9 +35,9 @@ Result<uint64_t> FsImpl::CowBlocks(FsTxn& t, media::InodeRec& rec, uint64_t fblk
   t.data_pending = true;
   bool done = false;
   while (!done)
-    RETURN_IF_ERROR(UnmapRange(this, t, rec, fblk, fblk + fresh.length, 1 << 20, &done,
+    RETURN_IF_ERROR(UnmapRange(&space_, t, rec, fblk, fblk + fresh.length, 1 << 20, &done,
                                copy ? InvalidateReason::kCopyOnWrite : InvalidateReason::kMemoryFailure));
-  RETURN_IF_ERROR(MapExtent(this, t, rec, fblk, fresh.start, fresh.length));
+  RETURN_IF_ERROR(MapExtent(&space_, t, rec, fblk, fresh.start, fresh.length));
   return fresh.length;
 }
 
@@ -46,9 +46,9 @@ Result<size_t> FsImpl::WriteMapped(FsTxn& t, media::InodeRec& rec, const ExtentL
   uint64_t fblk = pos / kBlockSize, in_blk = pos % kBlockSize;
   uint64_t dev_b = e.ext.start_block + (fblk - e.ext.file_block);
   uint64_t ext_dev_end = e.ext.start_block + e.ext.length;
-  if (bad_.any()) {
-    uint64_t first_bad = bad_.FirstBad(dev_b, ext_dev_end);
-    if (first_bad == dev_b) return OverwriteBad(t, rec, src, len, pos, bad_.BadRunEnd(dev_b, ext_dev_end) - dev_b);
+  if (space_.bad_blocks().any()) {
+    uint64_t first_bad = space_.bad_blocks().FirstBad(dev_b, ext_dev_end);
+    if (first_bad == dev_b) return OverwriteBad(t, rec, src, len, pos, space_.bad_blocks().BadRunEnd(dev_b, ext_dev_end) - dev_b);
     ext_dev_end = first_bad;  // write up to the failed block
   }
   uint64_t run_end = ext_dev_end;
@@ -100,7 +100,7 @@ Status FsImpl::UnshareRange(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t
       fblk += run_end - dev_b;
       continue;
     }
-    if (alloc_.freed_in_txn()) {  // a copy allocates: no data after a free in one transaction
+    if (space_.allocator()->freed_in_txn()) {  // a copy allocates: no data after a free in one transaction
       RETURN_IF_ERROR(WriteInode(t, rec));
       RETURN_IF_ERROR(RollIfNeeded(t, SIZE_MAX));
     }
@@ -118,7 +118,7 @@ Status FsImpl::ZeroMapped(FsTxn& t, media::InodeRec& rec, uint64_t a, uint64_t b
       a = std::max(a, e.hole_end * kBlockSize);
       continue;
     }
-    if (((rec.flags & media::kInodeFlagReflinked) || bad_.any()) && alloc_.freed_in_txn()) {
+    if (((rec.flags & media::kInodeFlagReflinked) || space_.bad_blocks().any()) && space_.allocator()->freed_in_txn()) {
       // A copy below may allocate; no data after a free in one transaction.
       RETURN_IF_ERROR(WriteInode(t, rec));
       RETURN_IF_ERROR(RollIfNeeded(t, SIZE_MAX));

@@ -6,16 +6,15 @@
 
 #include <optional>
 
-#include "fs/bmap.h"
-#include "fs/refcount.h"
+#include "space/bmap.h"
+#include "space/refcount.h"
 #include "fs/fs_impl.h"
 
 namespace udax {
 
 namespace {
-constexpr uint64_t kPage = 4096;
 constexpr uint64_t kHoleAllocWindow = 64 * 1024;  // blocks allocated by one write fault into a hole
-uint64_t RoundUpPage(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
+uint64_t RoundUpPage(uint64_t v) { return (v + kPageSize - 1) / kPageSize * kPageSize; }
 }  // namespace
 
 Result<std::vector<std::pair<uint64_t, uint64_t>>> FsImpl::DeviceRanges(Inode* ip, uint64_t off,
@@ -32,15 +31,15 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> FsImpl::DeviceRanges(Inode* i
   std::vector<std::pair<uint64_t, uint64_t>> out;
   uint64_t pos = off, end = off + len;
   while (pos < end) {
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, pos / kPage));
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, pos / kPageSize));
     if (!e.mapped) {
       if (e.hole_end == UINT64_MAX) break;
-      pos = std::max(pos, e.hole_end * kPage);
+      pos = std::max(pos, e.hole_end * kPageSize);
       continue;
     }
-    uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
+    uint64_t ext_lo = e.ext.file_block * kPageSize, ext_hi = ext_lo + uint64_t{e.ext.length} * kPageSize;
     uint64_t n = std::min(end, ext_hi) - pos;
-    out.emplace_back(e.ext.start_block * kPage + (pos - ext_lo), n);
+    out.emplace_back(e.ext.start_block * kPageSize + (pos - ext_lo), n);
     pos += n;
   }
   return out;
@@ -78,30 +77,30 @@ static Result<FsImpl::DaxExtent> MappedPiece(Transaction& tx, const media::Inode
                                              const ExtentLookup& e, uint64_t off, uint64_t lo,
                                              uint64_t hi, bool may_write, const BadBlockList& bad,
                                              bool* shared) {
-  uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
+  uint64_t ext_lo = e.ext.file_block * kPageSize, ext_hi = ext_lo + uint64_t{e.ext.length} * kPageSize;
   FsImpl::DaxExtent d;
   d.kind = FsImpl::DaxExtent::kDevice;
   d.file_off = std::max(lo, ext_lo);
   uint64_t end = std::min(hi, ext_hi);
   *shared = false;
   if (rec.flags & media::kInodeFlagReflinked) {
-    d.file_off = off / kPage * kPage;
-    uint64_t dev_b = e.ext.start_block + (d.file_off - ext_lo) / kPage, run_end;
+    d.file_off = off / kPageSize * kPageSize;
+    uint64_t dev_b = e.ext.start_block + (d.file_off - ext_lo) / kPageSize, run_end;
     ASSIGN_OR_RETURN(*shared, SharedRun(tx, dev_b, e.ext.start_block + e.ext.length, &run_end));
-    end = std::min(end, d.file_off + (run_end - dev_b) * kPage);
+    end = std::min(end, d.file_off + (run_end - dev_b) * kPageSize);
   }
   if (bad.any()) {
-    auto dev_block = [&](uint64_t file_off) { return e.ext.start_block + (file_off - ext_lo) / kPage; };
-    uint64_t fault_b = dev_block(off / kPage * kPage);
+    auto dev_block = [&](uint64_t file_off) { return e.ext.start_block + (file_off - ext_lo) / kPageSize; };
+    uint64_t fault_b = dev_block(off / kPageSize * kPageSize);
     if (bad.Overlaps(fault_b, 1))
       return Errno(EIO, "memory failure: file offset " + std::to_string(off) + " is poisoned");
     uint64_t good_lo = bad.GoodRunStart(dev_block(d.file_off), fault_b);
     uint64_t good_hi = bad.FirstBad(fault_b, dev_block(end));
-    d.file_off = ext_lo + (good_lo - e.ext.start_block) * kPage;
-    end = ext_lo + (good_hi - e.ext.start_block) * kPage;
+    d.file_off = ext_lo + (good_lo - e.ext.start_block) * kPageSize;
+    end = ext_lo + (good_hi - e.ext.start_block) * kPageSize;
   }
   d.len = end - d.file_off;
-  d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
+  d.dev_off = e.ext.start_block * kPageSize + (d.file_off - ext_lo);
   d.writable = may_write && !*shared;
   return d;
 }
@@ -127,16 +126,16 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
     if (off >= eof) return Errno(EFAULT, "access beyond end of file");
     hi = std::min(hi, eof);
     Transaction tx(journal_.get(), true);
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, off / kPage));
+    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, off / kPageSize));
     if (e.mapped) {
       bool shared;
-      ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(tx, rec, e, off, lo, hi, may_write, bad_, &shared));
+      ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(tx, rec, e, off, lo, hi, may_write, space_.bad_blocks(), &shared));
       if (!(write && shared)) return install(d);
     } else if (!write) {
       DaxExtent d;
       d.kind = DaxExtent::kZero;
-      d.file_off = std::max(lo, off / kPage * kPage);
-      uint64_t hole_hi = e.hole_end == UINT64_MAX ? hi : std::min(hi, e.hole_end * kPage);
+      d.file_off = std::max(lo, off / kPageSize * kPageSize);
+      uint64_t hole_hi = e.hole_end == UINT64_MAX ? hi : std::min(hi, e.hole_end * kPageSize);
       // Only the hole itself, so a later write faults again to allocate.
       d.len = hole_hi - d.file_off;
       return install(d);
@@ -151,14 +150,14 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
   uint64_t eof = RoundUpPage(rec.size);
   if (off >= eof) return Errno(EFAULT, "access beyond end of file");
   hi = std::min(hi, eof);
-  ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, off / kPage));
+  ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, off / kPageSize));
   bool changed = false;
   if (e.mapped) {
     bool shared;
-    ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, bad_, &shared));
+    ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, space_.bad_blocks(), &shared));
     if (shared) {  // another thread may have copied it meanwhile: re-checked under the lock
-      uint64_t n = std::min<uint64_t>(d.len / kPage, kHoleAllocWindow / kPage);
-      RETURN_IF_ERROR(CowBlocks(*t, rec, off / kPage, n).status());
+      uint64_t n = std::min<uint64_t>(d.len / kPageSize, kHoleAllocWindow / kPageSize);
+      RETURN_IF_ERROR(CowBlocks(*t, rec, off / kPageSize, n).status());
       changed = true;
     }
   } else {
@@ -167,10 +166,10 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
     // than asked, so loop until the faulting page is covered.
     uint64_t win_lo = std::max(lo, off / kHoleAllocWindow * kHoleAllocWindow);
     uint64_t win_hi = std::min(hi, win_lo + kHoleAllocWindow);
-    if (e.hole_end != UINT64_MAX) win_hi = std::min(win_hi, e.hole_end * kPage);
-    uint64_t fblk = off / kPage;
+    if (e.hole_end != UINT64_MAX) win_hi = std::min(win_hi, e.hole_end * kPageSize);
+    uint64_t fblk = off / kPageSize;
     uint64_t hint = 0;
-    while (fblk * kPage > win_lo) {  // walk back to the start of the hole
+    while (fblk * kPageSize > win_lo) {  // walk back to the start of the hole
       ASSIGN_OR_RETURN(ExtentLookup prev, LookupExtent(t->tx, rec, fblk - 1));
       if (prev.mapped) {
         hint = prev.ext.start_block + (fblk - 1 - prev.ext.file_block) + 1;
@@ -178,15 +177,15 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
       }
       fblk--;
     }
-    while (fblk * kPage <= off) {
-      if (alloc_.freed_in_txn()) {  // see Allocator: no data after a free in one transaction
+    while (fblk * kPageSize <= off) {
+      if (space_.allocator()->freed_in_txn()) {  // see Allocator: no data after a free in one transaction
         RETURN_IF_ERROR(WriteInode(*t, rec));
         RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
       }
-      ASSIGN_OR_RETURN(BlockExtent ext, alloc_.AllocData(*t, (win_hi - fblk * kPage) / kPage, hint));
-      RETURN_IF_ERROR(dev_->Fill(ext.start * kPage, 0, ext.length * kPage, false));
+      ASSIGN_OR_RETURN(BlockExtent ext, space_.allocator()->AllocData(*t, (win_hi - fblk * kPageSize) / kPageSize, hint));
+      RETURN_IF_ERROR(dev_->Fill(ext.start * kPageSize, 0, ext.length * kPageSize, false));
       t->data_pending = true;
-      RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext.start, ext.length));
+      RETURN_IF_ERROR(MapExtent(&space_, *t, rec, fblk, ext.start, ext.length));
       fblk += ext.length;
       hint = ext.start + ext.length;
     }
@@ -197,10 +196,10 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
     RETURN_IF_ERROR(CommitTxn(*t));
   }
   Transaction rtx(journal_.get(), true);
-  ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPage));
+  ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPageSize));
   if (!e.mapped) return Errno(EIO, "internal error: allocated block not found");
   bool shared;
-  ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(rtx, rec, e, off, lo, hi, may_write, bad_, &shared));
+  ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(rtx, rec, e, off, lo, hi, may_write, space_.bad_blocks(), &shared));
   return install(d);
 }
 

@@ -12,7 +12,7 @@
 #include <map>
 
 #include "fs/fs_impl.h"
-#include "fs/rmap.h"
+#include "space/rmap.h"
 
 namespace udax {
 
@@ -93,18 +93,18 @@ Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
   // 2. Every mapping of every owner loses the range first (no program may
   // touch the memory again), then the program is told.
   for (const auto& h : hits) InvalidateMappings(h.ino, h.off, h.len, InvalidateReason::kMemoryFailure, true);
-  bad_.Add(start, n);  // reads and faults refuse the blocks from now on
+  space_.bad_blocks().Add(start, n);  // reads and faults refuse the blocks from now on
   if (read_only_) return Status::Ok();  // recorded in core only
   // 3. The persistent record: the bad-block list, free blocks retired. It
   // must not fail for want of space: it may use the reserve (alloc.h).
-  Allocator::FreeingOp freeing(&alloc_);
+  Allocator::FreeingOp freeing(space_.allocator());
   auto t = BeginTxn();
   if (!t.has_value()) return t.error();
   Status st = freeing.Begin(**t);
   if (st.ok()) st = BadBlockList::AddToRoot((*t)->root, start, n);
   for (uint64_t b : retire) {
     if (!st.ok()) break;
-    st = alloc_.Retire(**t, b);
+    st = space_.allocator()->Retire(**t, b);
   }
   if (st.ok()) st = CommitTxn(**t);
   if (!st.ok()) {

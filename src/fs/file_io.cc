@@ -21,9 +21,9 @@
 #include <optional>
 #include <vector>
 
-#include "fs/bmap.h"
+#include "space/bmap.h"
 #include "fs/caller.h"
-#include "fs/dir.h"
+#include "space/dir.h"
 #include "fs/fs_impl.h"
 
 namespace udax {
@@ -130,9 +130,9 @@ Result<size_t> FsImpl::Pread(Inode* ip, void* buf, size_t len, uint64_t off) {
       uint64_t ext_end = (lk2.ext.file_block + lk2.ext.length) * kBlockSize;
       uint64_t n = std::min<uint64_t>(len - done, ext_end - pos);
       uint64_t dev_b = lk2.ext.start_block + (pos / kBlockSize - lk2.ext.file_block);
-      if (bad_.any()) {  // stop before failed memory: a short read, or EIO at it
+      if (space_.bad_blocks().any()) {  // stop before failed memory: a short read, or EIO at it
         uint64_t nblk = (pos % kBlockSize + n + kBlockSize - 1) / kBlockSize;
-        uint64_t first_bad = bad_.FirstBad(dev_b, dev_b + nblk);
+        uint64_t first_bad = space_.bad_blocks().FirstBad(dev_b, dev_b + nblk);
         if (first_bad == dev_b) {
           if (done) return done;
           return Errno(EIO, "memory failure: file offset " + std::to_string(pos) + " is poisoned");
@@ -187,7 +187,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     if (append) off = v.size;
     if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EFBIG, "file too large");
     // (A file with setuid/setgid bits takes the transaction: the write may kill them.)
-    if (off + len <= v.size && !(v.flags & media::kInodeFlagReflinked) && !bad_.any() &&
+    if (off + len <= v.size && !(v.flags & media::kInodeFlagReflinked) && !space_.bad_blocks().any() &&
         !(v.mode & (S_ISUID | S_ISGID))) {
       ExtentFinder finder(journal_.get(), ip->ino, v, meta_mu_.epoch());
       ASSIGN_OR_RETURN(size_t n, OverwriteMapped(dev_.get(), finder, src, len, off));
@@ -242,7 +242,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
   while (done < len) {
     uint64_t pos = off + done;
     ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, pos / kBlockSize));
-    if (e.mapped && pos >= past_eof && !(rec.flags & media::kInodeFlagReflinked) && !bad_.any()) {
+    if (e.mapped && pos >= past_eof && !(rec.flags & media::kInodeFlagReflinked) && !space_.bad_blocks().any()) {
       // Preallocated past EOF (never shared: truncate frees whole blocks past
       // EOF). With failed memory on the device WriteMapped's checks come first
       // instead, and the data goes in before the commit.
@@ -253,7 +253,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
       continue;
     }
     if (e.mapped) {
-      if (alloc_.freed_in_txn()) RETURN_IF_ERROR(roll(SIZE_MAX));  // a copy-on-write below may allocate
+      if (space_.allocator()->freed_in_txn()) RETURN_IF_ERROR(roll(SIZE_MAX));  // a copy-on-write below may allocate
       auto n = WriteMapped(*t, rec, e, src + done, len - done, pos);
       if (!n.has_value()) {
         err = n.error();
@@ -275,8 +275,8 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     // An earlier allocation in this transaction freed a block (B+tree node
     // churn, free-list give-back): new data may not be placed before that
     // commits, so commit what is mapped and go on in a new transaction.
-    if (alloc_.freed_in_txn()) RETURN_IF_ERROR(roll(SIZE_MAX));
-    auto ext = alloc_.AllocData(*t, last - fblk, hint);
+    if (space_.allocator()->freed_in_txn()) RETURN_IF_ERROR(roll(SIZE_MAX));
+    auto ext = space_.allocator()->AllocData(*t, last - fblk, hint);
     if (!ext.has_value()) {
       err = ext.error();
       break;
@@ -291,13 +291,13 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
     if (uint64_t from = std::max(pos, past_eof); from < pos + n)
       in_txn.push_back(Copy{dev_base + (from - fblk * kBlockSize), src + done + (from - pos), pos + n - from});
     t->data_pending = true;
-    RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext->start, ext->length));
+    RETURN_IF_ERROR(MapExtent(&space_, *t, rec, fblk, ext->start, ext->length));
     done += n;
     RETURN_IF_ERROR(roll(kRollRoom));
   }
   if (done == 0 && !err.ok()) {
     t->tx.Abort();
-    alloc_.EndTxn();
+    space_.allocator()->EndTxn();
     return err;
   }
   SetSize(this, rec, std::max<uint64_t>(rec.size, off + done));
@@ -312,7 +312,7 @@ Result<size_t> FsImpl::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
 
 Status FsImpl::Truncate(Inode* ip, uint64_t len) {
   MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);  // may use the reserve (alloc.h)
+  Allocator::FreeingOp freeing(space_.allocator());  // may use the reserve (alloc.h)
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ip->ino));
@@ -328,7 +328,7 @@ Status FsImpl::Truncate(Inode* ip, uint64_t len) {
   // Free whole blocks past the new EOF, a bounded number per transaction.
   bool done = false;
   while (!done) {
-    RETURN_IF_ERROR(UnmapRange(this, *t, rec, RoundUp(len) / kBlockSize, UINT64_MAX / 2, kExtentsPerTxn, &done));
+    RETURN_IF_ERROR(UnmapRange(&space_, *t, rec, RoundUp(len) / kBlockSize, UINT64_MAX / 2, kExtentsPerTxn, &done));
     RETURN_IF_ERROR(WriteInode(*t, rec));
     RETURN_IF_ERROR(CommitTxn(*t));
     if (!done) {
@@ -362,7 +362,7 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
   if (punch && !(mode & FALLOC_FL_KEEP_SIZE)) return Errno(EOPNOTSUPP, "punch hole needs keep-size");
   if (punch && zero) return Errno(EOPNOTSUPP, "punch hole and zero range are exclusive");
   MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);  // a punch may use the reserve (alloc.h)
+  Allocator::FreeingOp freeing(space_.allocator());  // a punch may use the reserve (alloc.h)
   if (!punch) freeing.Cancel();
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   if (punch) RETURN_IF_ERROR(freeing.Begin(*t));
@@ -385,7 +385,7 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
     RETURN_IF_ERROR(zero_mapped(tail_start, end));
     bool done = first_full >= end_full;
     while (!done) {
-      RETURN_IF_ERROR(UnmapRange(this, *t, rec, first_full, end_full, kExtentsPerTxn, &done));
+      RETURN_IF_ERROR(UnmapRange(&space_, *t, rec, first_full, end_full, kExtentsPerTxn, &done));
       RETURN_IF_ERROR(WriteInode(*t, rec));
       if (!done) RETURN_IF_ERROR(RollIfNeeded(*t, t->tx.journal()->max_blocks_per_txn()));
     }
@@ -419,18 +419,18 @@ Status FsImpl::Fallocate(Inode* ip, int mode, uint64_t off, uint64_t len) {
       continue;
     }
     uint64_t stop = std::min(last, e.hole_end);
-    if (alloc_.freed_in_txn()) {  // as in Pwrite: no data allocation after a free
+    if (space_.allocator()->freed_in_txn()) {  // as in Pwrite: no data allocation after a free
       RETURN_IF_ERROR(WriteInode(*t, rec));
       RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
     }
-    auto ext = alloc_.AllocData(*t, stop - fblk, 0);
+    auto ext = space_.allocator()->AllocData(*t, stop - fblk, 0);
     if (!ext.has_value()) {
       err = ext.error();
       break;
     }
     RETURN_IF_ERROR(dev_->Fill(ext->start * kBlockSize, 0, ext->length * kBlockSize, false));
     t->data_pending = true;
-    RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext->start, ext->length));
+    RETURN_IF_ERROR(MapExtent(&space_, *t, rec, fblk, ext->start, ext->length));
     fblk += ext->length;
     if (t->tx.room() < kRollRoom) {
       RETURN_IF_ERROR(WriteInode(*t, rec));
@@ -470,17 +470,17 @@ Result<Stat> FsImpl::StatInode(Inode* ip) {
 Result<std::vector<FileExtent>> FsImpl::Fiemap(Inode* ip) { return SharedExtents(ip); }
 
 Status FsImpl::ReclaimInode(uint64_t ino) {
-  Allocator::FreeingOp freeing(&alloc_);  // may use the reserve (alloc.h)
+  Allocator::FreeingOp freeing(space_.allocator());  // may use the reserve (alloc.h)
   bool done = false;
   while (!done) {
     ASSIGN_OR_RETURN(auto t, BeginTxn());
     RETURN_IF_ERROR(freeing.Begin(*t));
     ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(*t, ino));
     if (S_ISDIR(rec.mode)) {
-      RETURN_IF_ERROR(DirDestroy(this, *t, rec));
+      RETURN_IF_ERROR(DirDestroy(&space_, *t, rec));
       done = true;
     } else {
-      RETURN_IF_ERROR(UnmapRange(this, *t, rec, 0, UINT64_MAX / 2, kExtentsPerTxn, &done));
+      RETURN_IF_ERROR(UnmapRange(&space_, *t, rec, 0, UINT64_MAX / 2, kExtentsPerTxn, &done));
       RETURN_IF_ERROR(WriteInode(*t, rec));
     }
     if (done) {

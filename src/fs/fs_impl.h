@@ -32,16 +32,20 @@
 #include "btree/btree.h"
 #include "device/pmem_device.h"
 #include "fs/address_space.h"
-#include "fs/alloc.h"
-#include "fs/badblocks.h"
 #include "journal/journal.h"
 #include "media/format.h"
+#include "space/space.h"
+#include "space/space_txn.h"
 #include "udax/fs.h"
 
 namespace udax {
 
 struct ExtentLookup;
 struct DirHit;
+
+// The public limits (udax/fs.h) are the format's.
+static_assert(media::kMaxFileSize == kMaxFileSize, "the public file size limit is the format's");
+static_assert(media::kMaxNameLen == kMaxNameLen, "the public name limit is the format's");
 
 // Depth of meta_mu_ held by this thread (the DAX fault handler must not
 // block on meta_mu_ when the faulting thread already holds it).
@@ -109,14 +113,13 @@ class Inode {
   AddressSpace mappings; // live DAX mappings of this inode
 };
 
-// A writing transaction plus the filesystem-level bookkeeping around it.
-class FsTxn {
+// A writing transaction (SpaceTxn: the journal transaction and the root
+// block image) plus the filesystem-level bookkeeping around it.
+class FsTxn : public SpaceTxn {
  public:
   explicit FsTxn(FsImpl* fs);
   ~FsTxn();  // an uncommitted transaction is dropped; allocator state reset
   FsImpl* fs;
-  Transaction tx;
-  media::RootBlock* root = nullptr;  // the transaction's image of the root block
   std::map<uint64_t, media::InodeRec> inodes;  // records written, applied to in-core inodes on commit
   bool data_pending = false;  // data written with nodrain stores before commit
   // The operation's time: one clock read however many inodes it stamps (as
@@ -128,7 +131,7 @@ class FsTxn {
   bool have_now_ = false;
 };
 
-class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> {
+class FsImpl : public DeviceHolder, public RangeObserver, public std::enable_shared_from_this<FsImpl> {
  public:
   static Result<std::unique_ptr<FsImpl>> Mount(const std::string& device, const MountOptions& opts);
   // mkfs: formats the device described by `sb` and returns it mounted.
@@ -216,6 +219,11 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // unmap_mapping_range for every mapping of `ino`; caller holds meta_mu_.
   void InvalidateMappings(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why,
                           bool notify = true);
+  // RangeObserver: the space layer changed the blocks behind a file range.
+  void FileRangeChanged(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why,
+                        bool notify) override {
+    InvalidateMappings(ino, off, len, why, notify);
+  }
   // The size of `ino` changed: pages between the old and new EOF change
   // meaning (beyond-EOF <-> inside), so mappings must fault them again.
   void SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size);
@@ -229,15 +237,16 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   // EIO there; free blocks are retired; a metadata block shuts the fs down.
   // The blocks join the persistent bad-block list.
   Status MemoryFailure(uint64_t start, uint64_t n);
-  const BadBlockList& bad_blocks() const { return bad_; }
+  const BadBlockList& bad_blocks() const { return space_.bad_blocks(); }
 
   // ---- internals shared by the fs/*.cc files ----
   PmemDevice* device() { return dev_.get(); }
   Journal* journal() { return journal_.get(); }
-  Allocator* allocator() { return &alloc_; }
+  Space* space() { return &space_; }
+  Allocator* allocator() { return space_.allocator(); }
   uint64_t total_blocks() const { return sb_.total_blocks; }
-  uint64_t data_start() const { return sb_.log_start + sb_.log_blocks; }
-  uint64_t data_end() const { return sb_.total_blocks - 1; }
+  uint64_t data_start() const { return space_.data_start(); }
+  uint64_t data_end() const { return space_.data_end(); }
   bool read_only() const { return read_only_; }
   AtimeMode atime_mode() const { return atime_mode_; }
 
@@ -314,7 +323,9 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   void TouchAtime(Inode* ip);
 
  private:
-  FsImpl() = default;
+  FsImpl() { space_.SetObserver(this); }
+  // Adopts the superblock read (or formatted) at mount: the data range.
+  void UseSuperblock(const media::Superblock& sb);
   Status CheckWritable() const;
   void ReleaseDevice();
   Result<std::string> ReadSymlink(Transaction& tx, const media::InodeRec& rec);
@@ -324,8 +335,7 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   std::unique_ptr<PmemDevice> dev_;
   std::unique_ptr<Journal> journal_;
   media::Superblock sb_{};
-  Allocator alloc_{this};
-  BadBlockList bad_;
+  Space space_;  // the allocator, the data range, the bad-block list
   bool read_only_ = false;
   AtimeMode atime_mode_ = AtimeMode::kRelatime;  // kNoatime when read-only
   uint32_t owner_uid_ = 0, owner_gid_ = 0;  // of new inodes (MountOptions)

@@ -86,14 +86,14 @@ Result<InodeRec> FsImpl::ReadInodeFor(FsTxn& t, uint64_t ino) {
 }
 
 Status FsImpl::WriteInode(FsTxn& t, const InodeRec& rec) {
-  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, &alloc_);
+  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, space_.allocator());
   RETURN_IF_ERROR(tree.Update(&rec));
   t.inodes[rec.ino] = rec;
   return Status::Ok();
 }
 
 Result<InodeRec> FsImpl::CreateInode(FsTxn& t, uint32_t mode, uint64_t parent) {
-  RETURN_IF_ERROR(alloc_.FixFreeList(t));
+  RETURN_IF_ERROR(space_.allocator()->FixFreeList(t));
   InodeRec rec;
   std::memset(&rec, 0, sizeof rec);
   rec.ino = t.root->next_ino++;
@@ -104,7 +104,7 @@ Result<InodeRec> FsImpl::CreateInode(FsTxn& t, uint32_t mode, uint64_t parent) {
   rec.atime = rec.mtime = rec.ctime = rec.btime = t.Now();
   rec.parent = S_ISDIR(mode) ? parent : 0;
   rec.generation = t.tx.journal()->seq();
-  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, &alloc_);
+  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, space_.allocator());
   RETURN_IF_ERROR(tree.Insert(&rec));
   t.root->inode_count++;
   t.inodes[rec.ino] = rec;
@@ -112,7 +112,7 @@ Result<InodeRec> FsImpl::CreateInode(FsTxn& t, uint32_t mode, uint64_t parent) {
 }
 
 Status FsImpl::DeleteInode(FsTxn& t, uint64_t ino) {
-  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, &alloc_);
+  Btree tree(&t.tx, InodeShape(), &t.root->inodes, 0, space_.allocator());
   RETURN_IF_ERROR(tree.Delete(&ino));
   t.root->inode_count--;
   t.inodes.erase(ino);
@@ -120,13 +120,13 @@ Status FsImpl::DeleteInode(FsTxn& t, uint64_t ino) {
 }
 
 Status FsImpl::AddOrphan(FsTxn& t, uint64_t ino) {
-  Btree tree(&t.tx, OrphanShape(), &t.root->orphans, 0, &alloc_);
+  Btree tree(&t.tx, OrphanShape(), &t.root->orphans, 0, space_.allocator());
   media::OrphanRec rec{ino};
   return tree.Insert(&rec);
 }
 
 Status FsImpl::RemoveOrphan(FsTxn& t, uint64_t ino) {
-  Btree tree(&t.tx, OrphanShape(), &t.root->orphans, 0, &alloc_);
+  Btree tree(&t.tx, OrphanShape(), &t.root->orphans, 0, space_.allocator());
   return tree.Delete(&ino);
 }
 

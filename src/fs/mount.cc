@@ -7,7 +7,7 @@
 #include <cstring>
 #include <random>
 
-#include "fs/dir.h"
+#include "space/dir.h"
 #include "fs/fs_impl.h"
 #include "media/verify.h"
 
@@ -58,7 +58,7 @@ Result<media::Superblock> ReadSuperblock(PmemDevice* dev) {
 
 }  // namespace
 
-FsTxn::FsTxn(FsImpl* f) : fs(f), tx(f->journal()) {}
+FsTxn::FsTxn(FsImpl* f) : SpaceTxn(f->journal()), fs(f) {}
 FsTxn::~FsTxn() {
   if (tx.dirty()) fs->allocator()->EndTxn();
 }
@@ -129,7 +129,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
                                                        const media::Superblock& sb_in, FsImpl** out) {
   std::unique_ptr<FsImpl> fs(new FsImpl());
   fs->dev_ = std::move(dev);
-  fs->sb_ = sb_in;
+  fs->UseSuperblock(sb_in);
   fs->owner_uid_ = geteuid();
   fs->owner_gid_ = getegid();
   fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
@@ -141,7 +141,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
     t.root = reinterpret_cast<media::RootBlock*>(rb);
     t.root->hdr.magic = media::kRootMagic;
     t.root->next_ino = 1;
-    RETURN_IF_ERROR(fs->alloc_.Format(t, fs->data_start(), fs->data_end(), fs->sb_.total_blocks));
+    RETURN_IF_ERROR(fs->space_.allocator()->Format(t, fs->data_start(), fs->data_end(), fs->sb_.total_blocks));
     ASSIGN_OR_RETURN(media::InodeRec root, fs->CreateInode(t, S_IFDIR | 0755, 0));
     root.parent = root.ino;
     RETURN_IF_ERROR(fs->WriteInode(t, root));
@@ -162,7 +162,8 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
   ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Open(device, dopts));
   if (fs->dev_->size() < kMinBlocks * kBlockSize)
     return Errno(EUCLEAN, "device " + device + " is too small to hold a udax filesystem");
-  ASSIGN_OR_RETURN(fs->sb_, ReadSuperblock(fs->dev_.get()));
+  ASSIGN_OR_RETURN(media::Superblock sb, ReadSuperblock(fs->dev_.get()));
+  fs->UseSuperblock(sb);
   fs->read_only_ = opts.read_only;
   fs->owner_uid_ = opts.uid.value_or(geteuid());
   fs->owner_gid_ = opts.gid.value_or(getegid());
@@ -187,8 +188,8 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
     ASSIGN_OR_RETURN(media::InodeRec rootino, fs->ReadInode(tx, root->root_ino));
     if (!S_ISDIR(rootino.mode)) return Errno(EUCLEAN, "root inode is not a directory");
     // Known-bad memory stays off limits (the device refuses to touch it).
-    fs->bad_.Assign(*root);
-    for (const auto& e : fs->bad_.List())
+    fs->space_.bad_blocks().Assign(*root);
+    for (const auto& e : fs->space_.bad_blocks().List())
       fs->dev_->MarkPoisoned(e.start * kBlockSize, e.length * kBlockSize);
   }
   RETURN_IF_ERROR(fs->dev_->SetHolder(fs.get()));
@@ -252,6 +253,12 @@ void FsImpl::Note(const std::string& note) {
   }
 }
 
+void FsImpl::UseSuperblock(const media::Superblock& sb) {
+  sb_ = sb;
+  // Allocatable: after the journal, before the secondary superblock.
+  space_.SetDataRange(sb.log_start + sb.log_blocks, sb.total_blocks - 1);
+}
+
 Status FsImpl::CheckWritable() const {
   RETURN_IF_ERROR(CheckMounted());
   if (read_only_) return Errno(EROFS, "read-only filesystem");
@@ -276,11 +283,11 @@ media::DiskTime FsTxn::Now() {
 }
 
 Status FsImpl::CommitTxn(FsTxn& t) {
-  Status st = alloc_.FixFreeList(t);
+  Status st = space_.allocator()->FixFreeList(t);
   if (st.ok() && t.data_pending) dev_->Drain();  // data before the metadata naming it
   if (st.ok()) st = t.tx.Commit();
   if (!st.ok()) t.tx.Abort();
-  alloc_.EndTxn();
+  space_.allocator()->EndTxn();
   t.data_pending = false;
   if (st.ok()) {
     for (auto& [ino, rec] : t.inodes) {

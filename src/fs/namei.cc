@@ -19,9 +19,9 @@
 #include <cstring>
 #include <vector>
 
-#include "fs/bmap.h"
+#include "space/bmap.h"
 #include "fs/caller.h"
-#include "fs/dir.h"
+#include "space/dir.h"
 #include "fs/fs_impl.h"
 
 namespace udax {
@@ -185,7 +185,7 @@ Status FsImpl::WriteSymlinkTarget(FsTxn& t, InodeRec& rec, const std::string& ta
     std::memcpy(rec.inline_data, target.data(), target.size());
     return Status::Ok();
   }
-  return MapExtent(this, t, rec, 0, block.start, 1);
+  return MapExtent(&space_, t, rec, 0, block.start, 1);
 }
 
 Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
@@ -223,7 +223,7 @@ Result<FsImpl::ParentAndName> FsImpl::WalkToNewName(Transaction& tx, const PathA
 Status FsImpl::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type,
                         const DirHit* absent) {
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(t, pn.parent.ino));
-  RETURN_IF_ERROR(DirAdd(this, t, parent, pn.name, ino, type, absent));
+  RETURN_IF_ERROR(DirAdd(&space_, t, parent, pn.name, ino, type, absent));
   if (S_ISDIR(type)) parent.nlink++;  // the new directory's ".."
   parent.mtime = parent.ctime = t.Now();
   return WriteInode(t, parent);
@@ -247,7 +247,7 @@ Result<File> FsImpl::Open(const PathAt& path, int flags, uint32_t mode) {
       ASSIGN_OR_RETURN(rec, Walk(t->tx, path, !(flags & O_NOFOLLOW)));
     } else {
       if (pn.trailing_slash) return Errno(EISDIR, "is a directory");
-      RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+      RETURN_IF_ERROR(space_.allocator()->CheckSpaceToAdd(*t));
       ASSIGN_OR_RETURN(rec, CreateInode(*t, S_IFREG | (mode & 07777), pn.parent.ino));
       RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFREG, &hit));
       RETURN_IF_ERROR(CommitTxn(*t));
@@ -271,7 +271,7 @@ Status FsImpl::Mkdir(const PathAt& path, uint32_t mode) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
-  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+  RETURN_IF_ERROR(space_.allocator()->CheckSpaceToAdd(*t));
   ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFDIR | (mode & 07777), pn.parent.ino));
   RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFDIR));
   return CommitTxn(*t);
@@ -279,7 +279,7 @@ Status FsImpl::Mkdir(const PathAt& path, uint32_t mode) {
 
 Status FsImpl::Rmdir(const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);
+  Allocator::FreeingOp freeing(space_.allocator());
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
@@ -290,7 +290,7 @@ Status FsImpl::Rmdir(const PathAt& path) {
   if (!S_ISDIR(victim.mode)) return Errno(ENOTDIR, "not a directory");
   if (victim.dir_entries != 0) return Errno(ENOTEMPTY, "directory not empty");
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name));
+  RETURN_IF_ERROR(DirRemove(&space_, *t, parent, pn.name));
   parent.nlink--;
   parent.mtime = parent.ctime = t->Now();
   RETURN_IF_ERROR(WriteInode(*t, parent));
@@ -302,7 +302,7 @@ Status FsImpl::Rmdir(const PathAt& path) {
 
 Status FsImpl::Unlink(const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);
+  Allocator::FreeingOp freeing(space_.allocator());
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   RETURN_IF_ERROR(freeing.Begin(*t));
   auto walked = WalkParent(t->tx, path);
@@ -314,7 +314,7 @@ Status FsImpl::Unlink(const PathAt& path) {
   if (S_ISDIR(hit.type)) return Errno(EISDIR, "is a directory");
   if (pn.trailing_slash) return Errno(ENOTDIR, "not a directory");
   ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name, &hit));
+  RETURN_IF_ERROR(DirRemove(&space_, *t, parent, pn.name, &hit));
   parent.mtime = parent.ctime = t->Now();
   RETURN_IF_ERROR(WriteInode(*t, parent));
   bool reclaim;
@@ -333,7 +333,7 @@ Status FsImpl::Link(const PathAt& existing, const PathAt& new_path) {
   if (src.nlink == 0) return Errno(ENOENT, "file has been removed");
   if (src.nlink >= 65000) return Errno(EMLINK, "too many links");
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, new_path));
-  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+  RETURN_IF_ERROR(space_.allocator()->CheckSpaceToAdd(*t));
   RETURN_IF_ERROR(AddEntry(*t, pn, src.ino, TypeOf(src)));
   ASSIGN_OR_RETURN(src, ReadInodeFor(*t, src.ino));
   src.nlink++;
@@ -348,11 +348,11 @@ Status FsImpl::Symlink(const std::string& target, const PathAt& path) {
   MetaWriteLock lk(meta_mu_);
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
-  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+  RETURN_IF_ERROR(space_.allocator()->CheckSpaceToAdd(*t));
   static_assert(kMaxPathLen <= media::kBlockSize, "a symlink target fits one block");
   BlockExtent block;
   if (target.size() > media::kInodeInlineMax) {
-    ASSIGN_OR_RETURN(block, alloc_.AllocData(*t, 1, 0));
+    ASSIGN_OR_RETURN(block, space_.allocator()->AllocData(*t, 1, 0));
     RETURN_IF_ERROR(dev_->Fill(block.start * media::kBlockSize, 0, media::kBlockSize, false));
     RETURN_IF_ERROR(dev_->CopyIn(block.start * media::kBlockSize, target.data(), target.size(), false));
     t->data_pending = true;
@@ -374,7 +374,7 @@ Result<std::string> FsImpl::Readlink(const PathAt& path) {
 
 Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
   MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);
+  Allocator::FreeingOp freeing(space_.allocator());
   ASSIGN_OR_RETURN(auto t, BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName src_pn, WalkParent(t->tx, from));
   ASSIGN_OR_RETURN(ParentAndName dst_pn, WalkParent(t->tx, to));
@@ -391,7 +391,7 @@ Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
     RETURN_IF_ERROR(freeing.Begin(*t));
   } else {
     freeing.Cancel();
-    RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+    RETURN_IF_ERROR(space_.allocator()->CheckSpaceToAdd(*t));
   }
   if (src_dir) {
     // Refuse to move a directory into its own subtree.
@@ -411,19 +411,19 @@ Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
     if (!src_dir && S_ISDIR(dst.mode)) return Errno(EISDIR, "is a directory");
     if (S_ISDIR(dst.mode) && dst.dir_entries != 0) return Errno(ENOTEMPTY, "directory not empty");
     ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
-    RETURN_IF_ERROR(DirReplace(this, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
+    RETURN_IF_ERROR(DirReplace(&space_, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
     if (S_ISDIR(dst.mode)) dparent.nlink--;
     RETURN_IF_ERROR(WriteInode(*t, dparent));
     victim = dst.ino;
     RETURN_IF_ERROR(DropLink(*t, victim, &reclaim));
   } else {
     ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
-    RETURN_IF_ERROR(DirAdd(this, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
+    RETURN_IF_ERROR(DirAdd(&space_, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
     RETURN_IF_ERROR(WriteInode(*t, dparent));
   }
   {
     ASSIGN_OR_RETURN(InodeRec sparent, ReadInodeFor(*t, src_pn.parent.ino));
-    RETURN_IF_ERROR(DirRemove(this, *t, sparent, src_pn.name));
+    RETURN_IF_ERROR(DirRemove(&space_, *t, sparent, src_pn.name));
     if (src_dir && src_pn.parent.ino != dst_pn.parent.ino) sparent.nlink--;
     sparent.mtime = sparent.ctime = t->Now();
     RETURN_IF_ERROR(WriteInode(*t, sparent));

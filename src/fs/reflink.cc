@@ -13,10 +13,10 @@
 #include <algorithm>
 #include <cstring>
 
-#include "fs/bmap.h"
+#include "space/bmap.h"
 #include "fs/fs_impl.h"
-#include "fs/refcount.h"
-#include "fs/rmap.h"
+#include "space/refcount.h"
+#include "space/rmap.h"
 
 namespace udax {
 
@@ -84,7 +84,7 @@ static Status ShareBlocks(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, ui
     // Between extents no B+tree operation is in progress: top the node free
     // list up, so a large clone is bounded by the log, not by the list.
     RETURN_IF_ERROR(fs->allocator()->FixFreeList(t));
-    RETURN_IF_ERROR(MapExtent(fs, t, dst, db + (e.file_block - sb), e.start_block, e.length));
+    RETURN_IF_ERROR(MapExtent(fs->space(), t, dst, db + (e.file_block - sb), e.start_block, e.length));
     std::vector<BlockExtent> none;
     RETURN_IF_ERROR(RefcountAdjust(fs->allocator(), t.tx, e.start_block, e.length, +1, &none));
   }
@@ -104,7 +104,7 @@ static Status Remap(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, uint64_t
   while (!done) {
     if (t.tx.room() < kMinRoom) return TooLarge();
     RETURN_IF_ERROR(fs->allocator()->FixFreeList(t));
-    RETURN_IF_ERROR(UnmapRange(fs, t, dst, db, db + n, 8, &done));
+    RETURN_IF_ERROR(UnmapRange(fs->space(), t, dst, db, db + n, 8, &done));
   }
   RETURN_IF_ERROR(ShareBlocks(fs, t, src, dst, sb, n, db));
   // The source's blocks are shared now: its mappings refault read-only.

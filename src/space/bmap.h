@@ -1,4 +1,4 @@
-// fs/bmap.h — a file's extent map (the per-inode B+tree of BmapRec), the
+// space/bmap.h — a file's extent map (the per-inode B+tree of BmapRec), the
 // kernel's bmap: file block -> device block.
 //
 // Invariants: extents of one file never overlap; each lies inside the data
@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "fs/fs_impl.h"
+#include "btree/btree.h"
+#include "space/space.h"
+#include "udax/types.h"
 
 namespace udax {
 
@@ -24,19 +26,21 @@ Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, u
 Result<ExtentLookup> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk);
 
 // Maps [fblk, fblk+len) (a hole) to device blocks starting at `start`;
-// merges with the extent to the left when contiguous.
-Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t start,
+// merges with the extent to the left when contiguous. Mappings of the range
+// (zero pages over the hole) are told through the space's RangeObserver.
+Status MapExtent(Space* space, SpaceTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t start,
                  uint64_t len);
 
 // Unmaps and frees up to `max_extents` extents overlapping [fblk, end).
 // Sets *done when nothing is left in the range.
-// Mappings of the range are invalidated with reason `why` first. Blocks
+// Mappings of the range are invalidated with reason `why` first (the
+// space's RangeObserver). Blocks
 // still shared with another owner only lose a reference.
-Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
+Status UnmapRange(Space* space, SpaceTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
                   int max_extents, bool* done, InvalidateReason why = InvalidateReason::kTruncate);
 // Drops one reference to device blocks [start, start+len): frees those that
 // no other owner shares.
-Status DropBlocks(FsImpl* fs, FsTxn& t, uint64_t start, uint64_t len);
+Status DropBlocks(Space* space, SpaceTxn& t, uint64_t start, uint64_t len);
 
 // Every extent, in order.
 Status ListExtents(Transaction& tx, const media::InodeRec& rec, std::vector<media::BmapRec>* out);

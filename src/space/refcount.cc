@@ -1,5 +1,5 @@
-// fs/refcount.cc — reference counts of shared extents (see refcount.h).
-#include "fs/refcount.h"
+// space/refcount.cc — reference counts of shared extents (see refcount.h).
+#include "space/refcount.h"
 
 namespace udax {
 
