@@ -56,17 +56,17 @@ Status MappingImpl::HandleFault(uint8_t* addr, bool write) {
   // (copying a user buffer) is covered by that operation's reference.
   DeviceRef ref;
   if (tls_meta_lock_depth == 0) {
-    auto r = fs_->Enter();
+    auto r = fs_->BeginOperation();
     if (!r.has_value()) return r.error();
     ref = std::move(*r);
   }
   uint64_t page_va = reinterpret_cast<uintptr_t>(addr) & ~(kPageSize - 1);
   uint64_t off = file_off_ + (page_va - reinterpret_cast<uintptr_t>(base_));
   PmemDevice* dev = fs_->device();
-  return fs_->DaxFault(inode_.get(), off, write, writable(), file_off_, file_off_ + size_,
-                       [&](const FsImpl::DaxExtent& d) -> Status {
+  return fs_->dax().ResolveFault(inode_.get(), off, write, writable(), file_off_, file_off_ + size_,
+                       [&](const InstallRange& d) -> Status {
                          uint8_t* va = base_ + (d.file_off - file_off_);
-                         if (d.kind == FsImpl::DaxExtent::kDevice)
+                         if (d.kind == InstallRange::kDevice)
                            return dev->MapFixed(va, d.dev_off, d.len, d.writable);
                          ScopedTsanIgnore remap;
                          void* p = mmap(va, d.len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -93,7 +93,7 @@ Status MappingImpl::Unmap() {
   inode_->mappings.Remove(this);
   Arena::Get()->Release(base_, size_);
   base_ = nullptr;
-  fs_->Release(inode_.get());
+  fs_->store().Release(inode_.get());
   inode_.reset();
   return Status::Ok();
 }
@@ -103,12 +103,12 @@ Status MappingImpl::Persist(const void* p, size_t len) const {
   auto* b = static_cast<const uint8_t*>(p);
   if (b < base_ || len > size_ || b + len > base_ + size_) return Errno(EINVAL, "range outside the mapping");
   if (len == 0) return Status::Ok();
-  ASSIGN_OR_RETURN(DeviceRef ref, fs_->Enter());  // the memory stays while it is flushed
+  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // the memory stays while it is flushed
   PmemDevice* dev = fs_->device();
   if (dev->observed()) {
     // Crash tests: report the flush in device terms so the recorder sees it.
     uint64_t off = file_off_ + static_cast<uint64_t>(b - base_);
-    ASSIGN_OR_RETURN(auto ranges, fs_->DeviceRanges(inode_.get(), off, len));
+    ASSIGN_OR_RETURN(auto ranges, fs_->dax().DeviceRanges(inode_.get(), off, len));
     for (auto [dev_off, n] : ranges) RETURN_IF_ERROR(dev->Flush(dev_off, n));
     dev->Drain();
     return Status::Ok();
@@ -146,12 +146,12 @@ Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
   if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
   if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
     return Errno(EACCES, "file not open for writing");
-  ASSIGN_OR_RETURN(DeviceRef ref, fs_->Enter());  // a removal waits, or this fails (ENODEV)
-  std::shared_ptr<Inode> ip = fs_->GrabInode(inode_.get());
+  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // a removal waits, or this fails (ENODEV)
+  std::shared_ptr<Inode> ip = fs_->inodes().Reopen(inode_.get());
   if (!ip) return Errno(EBADF, "file is not open");
   auto m = MappingImpl::Create(fs_, ip, offset, length, prot);
   if (!m.has_value()) {
-    fs_->Release(ip.get());
+    fs_->store().Release(ip.get());
     return m.error();
   }
   return Mapping(std::move(*m));

@@ -34,7 +34,7 @@ bool ResolveDevice(uintptr_t addr, PmemDevice** dev, uint64_t* dev_off) {
       if (!m || !m->Covers(reinterpret_cast<void*>(addr))) return false;
       target = m->TargetOf(reinterpret_cast<void*>(addr));
     }
-    auto ranges = target.fs->DeviceRanges(target.inode.get(), target.file_off / kPageSize * kPageSize, kPageSize);
+    auto ranges = target.fs->dax().DeviceRanges(target.inode.get(), target.file_off / kPageSize * kPageSize, kPageSize);
     if (!ranges.has_value() || ranges->empty()) return false;
     *dev = target.fs->device();
     *dev_off = ranges->front().first;

@@ -90,7 +90,7 @@ Status Allocator::Carve(SpaceTxn& t, const FreeBnoRec& ext, uint64_t start, uint
   return Status::Ok();
 }
 
-Result<BlockExtent> Allocator::TakeExtent(SpaceTxn& t, uint64_t want, uint64_t hint, bool for_data) {
+Result<BlockRange> Allocator::TakeExtent(SpaceTxn& t, uint64_t want, uint64_t hint, bool for_data) {
   Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
   Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
   FreeBnoRec found{};
@@ -122,7 +122,7 @@ Result<BlockExtent> Allocator::TakeExtent(SpaceTxn& t, uint64_t want, uint64_t h
   uint64_t len = std::min({want, avail, for_data ? DataSpareBlocks(*t.root) : SpareBlocks(*t.root)});
   if (len == 0) return Errno(ENOSPC, "no space left on device");
   RETURN_IF_ERROR(Carve(t, found, take_at, len));
-  return BlockExtent{take_at, len};
+  return BlockRange{take_at, len};
 }
 
 uint64_t Allocator::DataSpareBlocks(const media::RootBlock& root) {
@@ -138,12 +138,12 @@ Status Allocator::CheckSpaceToAdd(const SpaceTxn& t) const {
   return Status::Ok();
 }
 
-Result<BlockExtent> Allocator::AllocData(SpaceTxn& t, uint64_t want, uint64_t hint) {
+Result<BlockRange> Allocator::AllocData(SpaceTxn& t, uint64_t want, uint64_t hint) {
   if (freed_in_txn_)
     return Errno(EINVAL, "internal error: data allocation after a free in one transaction");
   RETURN_IF_ERROR(FixFreeList(t));
   if (DataSpareBlocks(*t.root) == 0) return Errno(ENOSPC, "no space left on device");
-  ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, std::min<uint64_t>(want, media::kMaxExtentBlocks), hint, true));
+  ASSIGN_OR_RETURN(BlockRange e, TakeExtent(t, std::min<uint64_t>(want, media::kMaxExtentBlocks), hint, true));
   RETURN_IF_ERROR(FixFreeList(t));
   return e;
 }
@@ -221,7 +221,7 @@ Status Allocator::FixFreeList(SpaceTxn& t) {
       // the adding operation meets ENOSPC in AllocNode or CheckSpaceToAdd.
       uint64_t need = std::min<uint64_t>(kFreeListHigh - t.root->freelist_count, SpareBlocks(*t.root));
       if (need == 0) return Status::Ok();
-      ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, need, 0, false));
+      ASSIGN_OR_RETURN(BlockRange e, TakeExtent(t, need, 0, false));
       for (uint64_t b = e.start; b < e.start + e.length; b++)
         RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnAg, 0, 1, 0}));
       for (uint64_t b = e.start; b < e.start + e.length; b++) {

@@ -34,7 +34,7 @@ namespace udax {
 class Space;
 struct SpaceTxn;
 
-struct BlockExtent {
+struct BlockRange {
   uint64_t start = 0;
   uint64_t length = 0;
 };
@@ -78,7 +78,7 @@ class Allocator : public NodeAllocator {
   Status CheckSpaceToAdd(const SpaceTxn& t) const;
 
   // Up to `want` contiguous data blocks, preferring to start at `hint`.
-  Result<BlockExtent> AllocData(SpaceTxn& t, uint64_t want, uint64_t hint);
+  Result<BlockRange> AllocData(SpaceTxn& t, uint64_t want, uint64_t hint);
   // Returns an extent to the free trees — except its bad blocks (see
   // badblocks.h), which go to owner kOwnBad for good.
   Status Free(SpaceTxn& t, uint64_t start, uint64_t length);
@@ -114,7 +114,7 @@ class Allocator : public NodeAllocator {
   // Inserts a freed extent, merging with its neighbours (EUCLEAN on overlap).
   Status InsertMerged(SpaceTxn& t, uint64_t start, uint64_t length);
   // Up to `want` blocks of one free extent, never more than the spare ones.
-  Result<BlockExtent> TakeExtent(SpaceTxn& t, uint64_t want, uint64_t hint, bool for_data);
+  Result<BlockRange> TakeExtent(SpaceTxn& t, uint64_t want, uint64_t hint, bool for_data);
   // Free-tree blocks above the reserve: all that data may ever take.
   static uint64_t DataSpareBlocks(const media::RootBlock& root);
   // Free-tree blocks this operation may take for the free list: all in a

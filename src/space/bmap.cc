@@ -12,14 +12,14 @@ namespace {
 const media::TreeShape& BmapShape() { return *media::ShapeForMagic(media::kBmapMagic); }
 }  // namespace
 
-Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk) {
+Result<ExtentOrHole> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk) {
   return LookupExtent(tx, rec.ino, rec.data, fblk);
 }
 
-Result<ExtentLookup> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk) {
+Result<ExtentOrHole> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk) {
   media::BtreeRoot root = data;
   Btree tree(&tx, BmapShape(), &root, ino, nullptr);
-  ExtentLookup out;
+  ExtentOrHole out;
   BmapRec e;
   ASSIGN_OR_RETURN(bool hit, tree.LookupLE(&fblk, &e));
   if (hit && e.file_block + e.length > fblk) {
@@ -57,8 +57,6 @@ Status MapExtent(Space* space, SpaceTxn& t, media::InodeRec& rec, uint64_t fblk,
       RETURN_IF_ERROR(tree.Insert(&e));
       RETURN_IF_ERROR(RmapInsert(space->allocator(), t.tx, media::RmapRec{start, rec.ino, fblk, static_cast<uint32_t>(n), 0}));
     }
-    space->FileRangeChanged(rec.ino, fblk * media::kBlockSize, n * media::kBlockSize,
-                            InvalidateReason::kTruncate, /*notify=*/false);  // zero pages over the hole
     rec.nblocks += n;
     fblk += n;
     start += n;
@@ -71,7 +69,7 @@ Status DropBlocks(Space* space, SpaceTxn& t, uint64_t start, uint64_t len) {
   ASSIGN_OR_RETURN(const uint8_t* rb, t.tx.Read(media::kRootBlockNo, media::kRootMagic));
   if (reinterpret_cast<const media::RootBlock*>(rb)->refcount.levels == 0)
     return space->allocator()->Free(t, start, len);  // nothing is shared
-  std::vector<BlockExtent> unowned;
+  std::vector<BlockRange> unowned;
   RETURN_IF_ERROR(RefcountAdjust(space->allocator(), t.tx, start, len, -1, &unowned));
   for (const auto& e : unowned) RETURN_IF_ERROR(space->allocator()->Free(t, e.start, e.length));
   return Status::Ok();

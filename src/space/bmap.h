@@ -16,18 +16,19 @@ namespace udax {
 
 // The extent containing file block `fblk`, or the next one after it
 // (found=false, next_fblk set) — for read paths; no transaction needed.
-struct ExtentLookup {
+struct ExtentOrHole {
   bool mapped = false;
   media::BmapRec ext{};  // when mapped
   uint64_t hole_end = UINT64_MAX;  // when not mapped: first mapped block after fblk
 };
-Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk);
+Result<ExtentOrHole> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk);
 // The same, from the inode number and extent-map root alone.
-Result<ExtentLookup> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk);
+Result<ExtentOrHole> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk);
 
 // Maps [fblk, fblk+len) (a hole) to device blocks starting at `start`;
-// merges with the extent to the left when contiguous. Mappings of the range
-// (zero pages over the hole) are told through the space's RangeObserver.
+// merges with the extent to the left when contiguous. Tells no one: the
+// caller revokes the zero pages mappings show over the hole it filled (the
+// fs does it as its own step, so a write fault never calls back up from here).
 Status MapExtent(Space* space, SpaceTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t start,
                  uint64_t len);
 

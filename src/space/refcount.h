@@ -28,6 +28,6 @@ Result<bool> SharedRun(Transaction& tx, uint64_t bno, uint64_t limit, uint64_t* 
 // Blocks whose count drops to zero are appended to *unowned: the caller frees
 // them. Blocks without a record count as one owner.
 Status RefcountAdjust(NodeAllocator* alloc, Transaction& tx, uint64_t start, uint64_t len, int delta,
-                      std::vector<BlockExtent>* unowned);
+                      std::vector<BlockRange>* unowned);
 
 }  // namespace udax
