@@ -15,6 +15,28 @@ namespace udax {
 namespace {
 constexpr uint64_t kHoleAllocWindow = 64 * 1024;  // blocks allocated by one write fault into a hole
 uint64_t RoundUpPage(uint64_t v) { return (v + kPageSize - 1) / kPageSize * kPageSize; }
+
+// The file range a write fault filled: mappings that show zero pages over it
+// (read faults on the hole, in any mapping of the file) must fault again.
+// Revoked once, after the commit and before the install — or, when the fault
+// fails after part of the fill committed (a roll), on the way out.
+class FilledHole {
+ public:
+  FilledHole(InodeTable& inodes, uint64_t ino) : inodes_(inodes), ino_(ino) {}
+  ~FilledHole() { RevokeZeroPages(); }
+  void Add(uint64_t off, uint64_t len) {
+    if (len_ == 0) off_ = off;
+    len_ = off + len - off_;  // the fill grows contiguously upwards
+  }
+  void RevokeZeroPages() {
+    if (len_) inodes_.RevokeMappings(ino_, off_, len_, InvalidateReason::kTruncate, /*notify=*/false);
+    len_ = 0;
+  }
+
+ private:
+  InodeTable& inodes_;
+  uint64_t ino_, off_ = 0, len_ = 0;
+};
 }  // namespace
 
 Result<std::vector<std::pair<uint64_t, uint64_t>>> DaxFaults::DeviceRanges(Inode* ip, uint64_t off,
@@ -119,7 +141,12 @@ Status DaxFaults::ResolveFault(Inode* ip, uint64_t off, bool write, bool may_wri
     }
   }
   // Pass 2: a store into a hole or a shared block — allocate (zeroed, or a
-  // copy of the shared block) and commit before the store proceeds.
+  // copy of the shared block) and commit before the store proceeds. Top-down:
+  // space allocation and the extent map (space/), the commit (journal), then
+  // the zero pages over the filled hole are revoked and install() maps the
+  // blocks (dax/). (A copy-on-write revokes the replaced range inside
+  // UnmapRange, through the space layer's RangeObserver — before the shared
+  // blocks lose this file's reference.)
   if (nested) return Errno(EDEADLK, "write fault needing allocation while udax holds its lock");
   MetaWriteLock lk(fs_.meta_mu());
   ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
@@ -129,6 +156,7 @@ Status DaxFaults::ResolveFault(Inode* ip, uint64_t off, bool write, bool may_wri
   hi = std::min(hi, eof);
   ASSIGN_OR_RETURN(ExtentOrHole e, LookupExtent(t->tx, rec, off / kPageSize));
   bool changed = false;
+  FilledHole filled(fs_.inodes(), rec.ino);
   if (e.mapped) {
     bool shared;
     ASSIGN_OR_RETURN(InstallRange d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, fs_.bad_blocks(), &shared));
@@ -163,9 +191,7 @@ Status DaxFaults::ResolveFault(Inode* ip, uint64_t off, bool write, bool may_wri
       RETURN_IF_ERROR(fs_.device()->Fill(ext.start * kPageSize, 0, ext.length * kPageSize, false));
       t->data_pending = true;
       RETURN_IF_ERROR(MapExtent(fs_.space(), *t, rec, fblk, ext.start, ext.length));
-      // Other mappings of the hole show zero pages there: they fault again.
-      fs_.inodes().RevokeMappings(rec.ino, fblk * kPageSize, ext.length * kPageSize,
-                                  InvalidateReason::kTruncate, /*notify=*/false);
+      filled.Add(fblk * kPageSize, ext.length * kPageSize);
       fblk += ext.length;
       hint = ext.start + ext.length;
     }
@@ -175,6 +201,7 @@ Status DaxFaults::ResolveFault(Inode* ip, uint64_t off, bool write, bool may_wri
     RETURN_IF_ERROR(fs_.store().Write(*t, rec));
     RETURN_IF_ERROR(fs_.CommitTxn(*t));
   }
+  filled.RevokeZeroPages();
   Transaction rtx(fs_.journal(), true);
   ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPageSize));
   if (!e.mapped) return Errno(EIO, "internal error: allocated block not found");

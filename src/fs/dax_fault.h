@@ -4,11 +4,14 @@
 // the range to install, all under meta_mu_ so the blocks cannot be freed
 // before they are mapped.
 //
-// The write fault reads top-down: dax/fault.cc → MappingImpl::HandleFault →
-// DaxFaults::ResolveFault → space/ (AllocData, MapExtent) → the revocation of
-// zero pages over the filled hole (InodeTable) → FsImpl::CommitTxn (journal)
-// → the caller's install(). Nothing below calls back into dax/ except
-// through install() and the AddressSpace of each inode.
+// The write fault into a hole reads top-down: dax/fault.cc →
+// MappingImpl::HandleFault → DaxFaults::ResolveFault → space/ (AllocData,
+// MapExtent; nothing there calls up) → FsImpl::CommitTxn (journal) → then,
+// back in ResolveFault, the zero pages other mappings showed over the filled
+// hole are revoked (InodeTable → AddressSpace) and the caller's install()
+// maps the blocks. A store into a shared block copies it (CopyOnWrite); its
+// UnmapRange revokes the replaced range through the space layer's
+// RangeObserver before the shared blocks lose this file's reference.
 //
 // Locking: ResolveFault takes meta_mu_ shared to look up, exclusive to
 // allocate or copy — neither when the faulting thread already holds it
