@@ -1,5 +1,6 @@
-// dax/mapping.cc — MappingImpl (see mapping_impl.h), the public Mapping
-// handle, and File::Map.
+// dax/mapping.cc — MappingImpl (see mapping_impl.h) and the public Mapping
+// handle. (File::Map, which creates one, is with the rest of File in
+// api/filesystem.cc.)
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -138,23 +139,6 @@ Status Mapping::Sync() const {
 Status Mapping::Unmap() { return impl_ ? impl_->Unmap() : Errno(EINVAL, "not mapped"); }
 void Mapping::OnInvalidate(InvalidateCallback cb) {
   if (impl_) impl_->SetCallback(std::move(cb));
-}
-
-Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
-  if (!inode_) return Errno(EBADF, "file is not open");
-  int acc = flags_ & O_ACCMODE;
-  if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
-  if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
-    return Errno(EACCES, "file not open for writing");
-  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // a removal waits, or this fails (ENODEV)
-  std::shared_ptr<Inode> ip = fs_->inodes().Reopen(inode_.get());
-  if (!ip) return Errno(EBADF, "file is not open");
-  auto m = MappingImpl::Create(fs_, ip, offset, length, prot);
-  if (!m.has_value()) {
-    fs_->store().Release(ip.get());
-    return m.error();
-  }
-  return Mapping(std::move(*m));
 }
 
 }  // namespace udax

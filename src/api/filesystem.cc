@@ -1,12 +1,15 @@
-// fs/api.cc — the public Filesystem and File classes: thin handles that
+// api/filesystem.cc — the public Filesystem and File classes
+// (include/udax/fs.h), implemented here and nowhere else: thin handles that
 // call the part of FsImpl that owns each operation (Namespace, FileIo,
-// Reflink...) inside FsImpl::BeginOperation, and keep the in-core inode
-// referenced while open. (File::Map is in dax/mapping.cc.)
+// Reflink, ...) inside FsImpl::BeginOperation, and keep the in-core inode
+// referenced while open. File::Map creates a dax/ MappingImpl, so this file
+// sits above both fs/ and dax/ (the library udax_api).
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 
+#include "dax/mapping_impl.h"
 #include "fs/fs_impl.h"
 
 namespace udax {
@@ -219,6 +222,23 @@ Status File::Close() {
   inode_.reset();
   fs_.reset();
   return Status::Ok();
+}
+
+Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
+  if (!inode_) return Errno(EBADF, "file is not open");
+  int acc = flags_ & O_ACCMODE;
+  if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
+  if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
+    return Errno(EACCES, "file not open for writing");
+  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // a removal waits, or this fails (ENODEV)
+  std::shared_ptr<Inode> ip = fs_->inodes().Reopen(inode_.get());
+  if (!ip) return Errno(EBADF, "file is not open");
+  auto m = MappingImpl::Create(fs_, ip, offset, length, prot);
+  if (!m.has_value()) {
+    fs_->store().Release(ip.get());
+    return m.error();
+  }
+  return Mapping(std::move(*m));
 }
 
 }  // namespace udax
