@@ -1,5 +1,6 @@
 // tests/dax_test.cc — DAX mappings: faults served in user space, MAP_SYNC
-// semantics across a crash, invalidation on truncate/punch, errors (SIGBUS
+// semantics across a crash, invalidation on truncate/punch and of zero pages
+// over filled holes, errors (SIGBUS
 // beyond EOF, SIGSEGV through a read-only mapping, ENOSPC inside Guarded),
 // handler chaining, many threads, fork, faults on a small alternate signal stack.
 #include <fcntl.h>
@@ -85,6 +86,32 @@ TEST_F(DaxTest, TwoMappingsSeeTheSameBytes) {
   a.data()[100] = 42;
   EXPECT_EQ(b.data()[100], 42);
   EXPECT_NE(a.data(), b.data());
+}
+
+// A mapping that read a hole shows zero pages there. However the hole is
+// filled — a write fault through another mapping, fallocate, a clone onto
+// it — those zero pages are revoked, so the mapping sees the bytes written
+// afterwards (fallocate and clone map blocks without writing through it).
+TEST_F(DaxTest, ZeroPagesOverAHoleAreRevokedWhenTheHoleIsFilled) {
+  File f = Create("/a", 1 * kMiB);
+  ASSIGN_OR_FAIL(Mapping reader, f.Map(0, 1 * kMiB, Prot::kRead));
+  ASSIGN_OR_FAIL(Mapping writer, f.Map(0, 1 * kMiB, Prot::kReadWrite));
+  for (uint64_t off : {0u, 256u * 1024, 512u * 1024}) EXPECT_EQ(reader.data()[off + 7], 0);
+  // A write fault into the hole, through the other mapping.
+  writer.data()[7] = 0x31;
+  EXPECT_EQ(reader.data()[7], 0x31);
+  // fallocate maps zeroed blocks; an overwrite of them then takes the fast
+  // path, which revokes nothing.
+  ASSERT_OK(f.Fallocate(0, 256 * 1024, 64 * 1024));
+  uint8_t v = 0x32;
+  ASSERT_OK(f.Pwrite(&v, 1, 256 * 1024 + 7));
+  EXPECT_EQ(reader.data()[256 * 1024 + 7], 0x32);
+  // A clone of another file's blocks onto the hole.
+  File src = Create("/src", 0);
+  std::vector<uint8_t> block(4096, 0x33);
+  ASSERT_OK(src.Pwrite(block.data(), block.size(), 0));
+  ASSERT_OK(f.CloneRange(src, 0, 4096, 512 * 1024));
+  EXPECT_EQ(reader.data()[512 * 1024 + 7], 0x33);
 }
 
 TEST_F(DaxTest, HoleWriteFaultSurvivesCrashWithoutMsync) {

@@ -14,7 +14,7 @@
 
 #include "fs/fs_impl.h"
 #include "dax/memory_failure.h"
-#include "fs/rmap.h"
+#include "space/rmap.h"
 #include "test_util.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"

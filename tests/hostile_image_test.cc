@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/dir.h"
+#include "space/dir.h"
 #include "fs/info.h"
 #include "test_util.h"
 

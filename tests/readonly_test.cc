@@ -63,7 +63,7 @@ class ReadOnlyTest : public ::testing::Test {
     {
       MetaWriteLock lk(impl->meta_mu());
       ASSIGN_OR_FAIL(auto t, impl->BeginTxn());
-      for (uint64_t ino : inos) ASSERT_OK(impl->AddOrphan(*t, ino));
+      for (uint64_t ino : inos) ASSERT_OK(impl->store().AddOrphan(*t, ino));
       ASSERT_OK(impl->CommitTxn(*t));
     }
     ASSERT_OK(fs->Unmount());

@@ -30,6 +30,7 @@
 
 #include "udax/mapping.h"
 #include "udax/status.h"
+#include "udax/types.h"  // kBlockSize
 
 namespace udax {
 
@@ -37,7 +38,6 @@ class Filesystem;
 class FsImpl;
 class Inode;
 
-inline constexpr uint32_t kBlockSize = 4096;
 inline constexpr uint64_t kMaxFileSize = 1ULL << 46;  // 64 TiB
 inline constexpr size_t kMaxNameLen = 255;
 inline constexpr size_t kMaxPathLen = 4096;

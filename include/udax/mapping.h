@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "udax/status.h"
+#include "udax/types.h"
 
 namespace udax {
 
@@ -30,13 +31,7 @@ class MappingImpl;
 
 enum class Prot : uint32_t { kRead = 1, kWrite = 2, kReadWrite = 3 };
 
-// Why a range of a mapping was taken away (the program's on_invalidate hears it).
-enum class InvalidateReason : uint32_t {
-  kTruncate = 1,       // truncate or punch-hole removed the blocks
-  kCopyOnWrite = 2,    // the blocks were replaced by private copies
-  kMemoryFailure = 3,  // the device memory behind the range failed
-  kRemoved = 4,        // the device was removed
-};
+// InvalidateReason (why a range was taken away) is in udax/types.h.
 const char* InvalidateReasonName(InvalidateReason r);
 
 // (inode number, file offset, length, reason)

@@ -4,7 +4,8 @@
 // What may run here: the handler runs in the faulting thread, which was
 // interrupted at a load or store to a udax mapping (program code, or udax
 // copying a user buffer). It takes udax locks only when the thread holds none
-// (tls_meta_lock_depth, see fs_impl.h); otherwise FsImpl::DaxFault serves it
+// (tls_meta_lock_depth, see fs/meta_lock.h); otherwise DaxFaults::ResolveFault
+// (fs/dax_fault.h) serves it
 // without locking and without allocating. It allocates memory (a transaction)
 // for a write fault into a hole: a thread interrupted at a plain load/store
 // holds no malloc lock.

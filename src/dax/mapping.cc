@@ -1,5 +1,6 @@
-// dax/mapping.cc — MappingImpl (see mapping_impl.h), the public Mapping
-// handle, and File::Map.
+// dax/mapping.cc — MappingImpl (see mapping_impl.h) and the public Mapping
+// handle. (File::Map, which creates one, is with the rest of File in
+// api/filesystem.cc.)
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,7 +14,6 @@
 namespace udax {
 
 namespace {
-constexpr uint64_t kPage = 4096;
 
 // Revokes a range. Without MAP_NORESERVE (a PROT_NONE private mapping is not
 // accounted either way) the kernel does not merge it into the neighbouring
@@ -29,7 +29,7 @@ Result<std::unique_ptr<MappingImpl>> MappingImpl::Create(std::shared_ptr<FsImpl>
                                                          std::shared_ptr<Inode> inode, uint64_t off,
                                                          size_t len, Prot prot) {
   if (len == 0) return Errno(EINVAL, "mapping length must be positive");
-  if (off % kPage) return Errno(EINVAL, "mapping offset must be page-aligned");
+  if (off % kPageSize) return Errno(EINVAL, "mapping offset must be page-aligned");
   uint32_t p = static_cast<uint32_t>(prot);
   if (p == 0 || (p & ~3u)) return Errno(EINVAL, "bad protection");
   if (off > kMaxFileSize || len > kMaxFileSize - off) return Errno(EINVAL, "mapping past the maximum file size");
@@ -42,7 +42,7 @@ Result<std::unique_ptr<MappingImpl>> MappingImpl::Create(std::shared_ptr<FsImpl>
   m->inode_ = std::move(inode);
   m->file_off_ = off;
   m->prot_ = prot;
-  m->size_ = (len + kPage - 1) / kPage * kPage;
+  m->size_ = (len + kPageSize - 1) / kPageSize * kPageSize;
   m->reserved_ = Arena::RoundUp(m->size_);
   ASSIGN_OR_RETURN(m->base_, arena->Reserve(m->size_, m.get()));
   m->inode_->mappings.Add(m.get());
@@ -57,17 +57,17 @@ Status MappingImpl::HandleFault(uint8_t* addr, bool write) {
   // (copying a user buffer) is covered by that operation's reference.
   DeviceRef ref;
   if (tls_meta_lock_depth == 0) {
-    auto r = fs_->Enter();
+    auto r = fs_->BeginOperation();
     if (!r.has_value()) return r.error();
     ref = std::move(*r);
   }
-  uint64_t page_va = reinterpret_cast<uintptr_t>(addr) & ~(kPage - 1);
+  uint64_t page_va = reinterpret_cast<uintptr_t>(addr) & ~(kPageSize - 1);
   uint64_t off = file_off_ + (page_va - reinterpret_cast<uintptr_t>(base_));
   PmemDevice* dev = fs_->device();
-  return fs_->DaxFault(inode_.get(), off, write, writable(), file_off_, file_off_ + size_,
-                       [&](const FsImpl::DaxExtent& d) -> Status {
+  return fs_->dax().ResolveFault(inode_.get(), off, write, writable(), file_off_, file_off_ + size_,
+                       [&](const InstallRange& d) -> Status {
                          uint8_t* va = base_ + (d.file_off - file_off_);
-                         if (d.kind == FsImpl::DaxExtent::kDevice)
+                         if (d.kind == InstallRange::kDevice)
                            return dev->MapFixed(va, d.dev_off, d.len, d.writable);
                          ScopedTsanIgnore remap;
                          void* p = mmap(va, d.len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -81,8 +81,8 @@ void MappingImpl::InvalidateFileRange(uint64_t ino, uint64_t off, uint64_t len, 
   uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
   uint64_t lo = std::max(off, file_off_), hi = std::min<uint64_t>(end, file_off_ + size_);
   if (lo >= hi) return;
-  lo = lo / kPage * kPage;
-  hi = (hi + kPage - 1) / kPage * kPage;
+  lo = lo / kPageSize * kPageSize;
+  hi = (hi + kPageSize - 1) / kPageSize * kPageSize;
   ProtNone(base_ + (lo - file_off_), hi - lo);
   if (!notify) return;
   std::lock_guard<std::mutex> g(cb_mu_);
@@ -94,7 +94,7 @@ Status MappingImpl::Unmap() {
   inode_->mappings.Remove(this);
   Arena::Get()->Release(base_, size_);
   base_ = nullptr;
-  fs_->Release(inode_.get());
+  fs_->store().Release(inode_.get());
   inode_.reset();
   return Status::Ok();
 }
@@ -104,12 +104,12 @@ Status MappingImpl::Persist(const void* p, size_t len) const {
   auto* b = static_cast<const uint8_t*>(p);
   if (b < base_ || len > size_ || b + len > base_ + size_) return Errno(EINVAL, "range outside the mapping");
   if (len == 0) return Status::Ok();
-  ASSIGN_OR_RETURN(DeviceRef ref, fs_->Enter());  // the memory stays while it is flushed
+  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // the memory stays while it is flushed
   PmemDevice* dev = fs_->device();
   if (dev->observed()) {
     // Crash tests: report the flush in device terms so the recorder sees it.
     uint64_t off = file_off_ + static_cast<uint64_t>(b - base_);
-    ASSIGN_OR_RETURN(auto ranges, fs_->DeviceRanges(inode_.get(), off, len));
+    ASSIGN_OR_RETURN(auto ranges, fs_->dax().DeviceRanges(inode_.get(), off, len));
     for (auto [dev_off, n] : ranges) RETURN_IF_ERROR(dev->Flush(dev_off, n));
     dev->Drain();
     return Status::Ok();
@@ -139,23 +139,6 @@ Status Mapping::Sync() const {
 Status Mapping::Unmap() { return impl_ ? impl_->Unmap() : Errno(EINVAL, "not mapped"); }
 void Mapping::OnInvalidate(InvalidateCallback cb) {
   if (impl_) impl_->SetCallback(std::move(cb));
-}
-
-Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
-  if (!inode_) return Errno(EBADF, "file is not open");
-  int acc = flags_ & O_ACCMODE;
-  if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
-  if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
-    return Errno(EACCES, "file not open for writing");
-  ASSIGN_OR_RETURN(DeviceRef ref, fs_->Enter());  // a removal waits, or this fails (ENODEV)
-  std::shared_ptr<Inode> ip = fs_->GrabInode(inode_.get());
-  if (!ip) return Errno(EBADF, "file is not open");
-  auto m = MappingImpl::Create(fs_, ip, offset, length, prot);
-  if (!m.has_value()) {
-    fs_->Release(ip.get());
-    return m.error();
-  }
-  return Mapping(std::move(*m));
 }
 
 }  // namespace udax

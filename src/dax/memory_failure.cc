@@ -23,7 +23,6 @@ std::atomic<uint32_t> g_next{0};                   // ring index of the next add
 std::atomic<uint32_t> g_queued{0}, g_routed{0};    // counted once in the ring / once routed
 int g_pipe[2] = {-1, -1};
 
-constexpr uint64_t kPage = 4096;
 
 // The device page behind `addr`, or false when udax does not own the address.
 bool ResolveDevice(uintptr_t addr, PmemDevice** dev, uint64_t* dev_off) {
@@ -35,14 +34,14 @@ bool ResolveDevice(uintptr_t addr, PmemDevice** dev, uint64_t* dev_off) {
       if (!m || !m->Covers(reinterpret_cast<void*>(addr))) return false;
       target = m->TargetOf(reinterpret_cast<void*>(addr));
     }
-    auto ranges = target.fs->DeviceRanges(target.inode.get(), target.file_off / kPage * kPage, kPage);
+    auto ranges = target.fs->dax().DeviceRanges(target.inode.get(), target.file_off / kPageSize * kPageSize, kPageSize);
     if (!ranges.has_value() || ranges->empty()) return false;
     *dev = target.fs->device();
     *dev_off = ranges->front().first;
     return *dev != nullptr;
   }
   *dev = PmemDevice::FindByAddress(reinterpret_cast<void*>(addr), dev_off);
-  *dev_off = *dev_off / kPage * kPage;
+  *dev_off = *dev_off / kPageSize * kPageSize;
   return *dev != nullptr;
 }
 
@@ -58,7 +57,7 @@ void RouteLoop() {
       if (!addr) continue;
       PmemDevice* dev = nullptr;
       uint64_t off = 0;
-      if (ResolveDevice(addr, &dev, &off)) dev->ReportPoison(off, kPage).IgnoreError();
+      if (ResolveDevice(addr, &dev, &off)) dev->ReportPoison(off, kPageSize).IgnoreError();
     }
     g_routed.store(queued, std::memory_order_release);
   }

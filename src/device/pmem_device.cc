@@ -1,5 +1,6 @@
 // device/pmem_device.cc — PmemDevice over libpmem2 (see pmem_device.h).
 #include "device/pmem_device.h"
+#include "udax/types.h"  // kPageSize
 #include "util/tsan.h"
 
 #include <fcntl.h>
@@ -36,7 +37,6 @@ std::vector<PmemDevice*>& Devices() {
   return devices;
 }
 
-constexpr uint64_t kPage = 4096;
 constexpr uint64_t kHugePage = 2ull << 20;
 
 // A 2 MiB-aligned address with `len` free bytes after it (a hint: another
@@ -307,7 +307,7 @@ Status PmemDevice::Remove(uint64_t drain_timeout_ms) {
 }
 
 Status PmemDevice::InjectPoison(uint64_t off, uint64_t len) {
-  if (len == 0 || off % kPage || len % kPage)
+  if (len == 0 || off % kPageSize || len % kPageSize)
     return Errno(EINVAL, "poison range [" + std::to_string(off) + ", +" + std::to_string(len) +
                              ") must be page-aligned (4096) and non-empty");
   if (!Contains(off, len))
@@ -325,8 +325,8 @@ Status PmemDevice::InjectPoison(uint64_t off, uint64_t len) {
 }
 
 void PmemDevice::RecordPoison(uint64_t off, uint64_t len) {
-  off = off / kPage * kPage;
-  len = (len + kPage - 1) / kPage * kPage;
+  off = off / kPageSize * kPageSize;
+  len = (len + kPageSize - 1) / kPageSize * kPageSize;
   if (!Contains(off, len)) return;
   std::lock_guard<std::mutex> g(poison_mu_);
   poisoned_.emplace_back(off, len);

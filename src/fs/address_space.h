@@ -18,7 +18,7 @@
 #include <mutex>
 #include <vector>
 
-#include "udax/mapping.h"
+#include "udax/types.h"  // InvalidateReason
 
 namespace udax {
 

@@ -1,72 +1,70 @@
-// fs/dax_fault.cc — the filesystem half of a DAX fault: find (or allocate)
-// the blocks behind a faulting file offset and hand them to the dax/ layer to
-// map, all under meta_mu_ so the blocks cannot be freed before they are
-// mapped; and invalidation of mappings when blocks change.
+// fs/dax_fault.cc — DaxFaults: the filesystem half of a DAX fault (see
+// dax_fault.h).
+#include "fs/dax_fault.h"
+
 #include <sys/stat.h>
 
 #include <optional>
 
-#include "fs/bmap.h"
-#include "fs/refcount.h"
 #include "fs/fs_impl.h"
+#include "space/bmap.h"
+#include "space/refcount.h"
 
 namespace udax {
 
 namespace {
-constexpr uint64_t kPage = 4096;
 constexpr uint64_t kHoleAllocWindow = 64 * 1024;  // blocks allocated by one write fault into a hole
-uint64_t RoundUpPage(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
+uint64_t RoundUpPage(uint64_t v) { return (v + kPageSize - 1) / kPageSize * kPageSize; }
+
+// The file range a write fault filled: mappings that show zero pages over it
+// (read faults on the hole, in any mapping of the file) must fault again.
+// Revoked once, after the commit and before the install — or, when the fault
+// fails after part of the fill committed (a roll), on the way out.
+class FilledHole {
+ public:
+  FilledHole(InodeTable& inodes, uint64_t ino) : inodes_(inodes), ino_(ino) {}
+  ~FilledHole() { RevokeZeroPages(); }
+  void Add(uint64_t off, uint64_t len) {
+    if (len_ == 0) off_ = off;
+    len_ = off + len - off_;  // the fill grows contiguously upwards
+  }
+  void RevokeZeroPages() {
+    if (len_) inodes_.RevokeMappings(ino_, off_, len_, InvalidateReason::kTruncate, /*notify=*/false);
+    len_ = 0;
+  }
+
+ private:
+  InodeTable& inodes_;
+  uint64_t ino_, off_ = 0, len_ = 0;
+};
 }  // namespace
 
-Result<std::vector<std::pair<uint64_t, uint64_t>>> FsImpl::DeviceRanges(Inode* ip, uint64_t off,
+Result<std::vector<std::pair<uint64_t, uint64_t>>> DaxFaults::DeviceRanges(Inode* ip, uint64_t off,
                                                                        uint64_t len) {
   std::optional<MetaReadLock> lk;
-  if (tls_meta_lock_depth == 0) lk.emplace(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
+  if (tls_meta_lock_depth == 0) lk.emplace(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLive());
   media::InodeRec rec;
   {
     std::lock_guard<std::mutex> g(ip->mu);
     rec = ip->rec;
   }
-  Transaction tx(journal_.get(), true);
+  Transaction tx(fs_.journal(), true);
   std::vector<std::pair<uint64_t, uint64_t>> out;
   uint64_t pos = off, end = off + len;
   while (pos < end) {
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, pos / kPage));
+    ASSIGN_OR_RETURN(ExtentOrHole e, LookupExtent(tx, rec, pos / kPageSize));
     if (!e.mapped) {
       if (e.hole_end == UINT64_MAX) break;
-      pos = std::max(pos, e.hole_end * kPage);
+      pos = std::max(pos, e.hole_end * kPageSize);
       continue;
     }
-    uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
+    uint64_t ext_lo = e.ext.file_block * kPageSize, ext_hi = ext_lo + uint64_t{e.ext.length} * kPageSize;
     uint64_t n = std::min(end, ext_hi) - pos;
-    out.emplace_back(e.ext.start_block * kPage + (pos - ext_lo), n);
+    out.emplace_back(e.ext.start_block * kPageSize + (pos - ext_lo), n);
     pos += n;
   }
   return out;
-}
-
-std::shared_ptr<Inode> FsImpl::GrabInode(Inode* ip) {
-  std::lock_guard<std::mutex> g(inodes_mu_);
-  auto it = inodes_.find(ip->ino);
-  if (it == inodes_.end()) return nullptr;
-  it->second->open_count++;
-  return it->second;
-}
-
-void FsImpl::InvalidateMappings(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why,
-                                bool notify) {
-  if (len == 0) return;
-  auto ip = FindInCore(ino);
-  if (ip) ip->mappings.Invalidate(ino, off, len, why, notify);
-}
-
-void FsImpl::SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size) {
-  uint64_t a = RoundUpPage(std::min(old_size, new_size)), b = RoundUpPage(std::max(old_size, new_size));
-  if (a == b) return;
-  // No callback here: blocks taken away by a shrink are reported once, by
-  // UnmapRange as they are unmapped; growing only replaces beyond-EOF markers.
-  InvalidateMappings(ino, a, b - a, InvalidateReason::kTruncate, /*notify=*/false);
 }
 
 // The device range a fault at `off` installs from the mapped extent `e`:
@@ -74,40 +72,40 @@ void FsImpl::SizeChanged(uint64_t ino, uint64_t old_size, uint64_t new_size) {
 // from the faulting page, the run of blocks that are all shared (installed
 // read-only, so a store faults and copies) or all unshared. Failed blocks
 // are never mapped: the piece stops short of them, and a fault on one is EIO.
-static Result<FsImpl::DaxExtent> MappedPiece(Transaction& tx, const media::InodeRec& rec,
-                                             const ExtentLookup& e, uint64_t off, uint64_t lo,
+static Result<InstallRange> MappedPiece(Transaction& tx, const media::InodeRec& rec,
+                                             const ExtentOrHole& e, uint64_t off, uint64_t lo,
                                              uint64_t hi, bool may_write, const BadBlockList& bad,
                                              bool* shared) {
-  uint64_t ext_lo = e.ext.file_block * kPage, ext_hi = ext_lo + uint64_t{e.ext.length} * kPage;
-  FsImpl::DaxExtent d;
-  d.kind = FsImpl::DaxExtent::kDevice;
+  uint64_t ext_lo = e.ext.file_block * kPageSize, ext_hi = ext_lo + uint64_t{e.ext.length} * kPageSize;
+  InstallRange d;
+  d.kind = InstallRange::kDevice;
   d.file_off = std::max(lo, ext_lo);
   uint64_t end = std::min(hi, ext_hi);
   *shared = false;
   if (rec.flags & media::kInodeFlagReflinked) {
-    d.file_off = off / kPage * kPage;
-    uint64_t dev_b = e.ext.start_block + (d.file_off - ext_lo) / kPage, run_end;
+    d.file_off = off / kPageSize * kPageSize;
+    uint64_t dev_b = e.ext.start_block + (d.file_off - ext_lo) / kPageSize, run_end;
     ASSIGN_OR_RETURN(*shared, SharedRun(tx, dev_b, e.ext.start_block + e.ext.length, &run_end));
-    end = std::min(end, d.file_off + (run_end - dev_b) * kPage);
+    end = std::min(end, d.file_off + (run_end - dev_b) * kPageSize);
   }
   if (bad.any()) {
-    auto dev_block = [&](uint64_t file_off) { return e.ext.start_block + (file_off - ext_lo) / kPage; };
-    uint64_t fault_b = dev_block(off / kPage * kPage);
+    auto dev_block = [&](uint64_t file_off) { return e.ext.start_block + (file_off - ext_lo) / kPageSize; };
+    uint64_t fault_b = dev_block(off / kPageSize * kPageSize);
     if (bad.Overlaps(fault_b, 1))
       return Errno(EIO, "memory failure: file offset " + std::to_string(off) + " is poisoned");
     uint64_t good_lo = bad.GoodRunStart(dev_block(d.file_off), fault_b);
     uint64_t good_hi = bad.FirstBad(fault_b, dev_block(end));
-    d.file_off = ext_lo + (good_lo - e.ext.start_block) * kPage;
-    end = ext_lo + (good_hi - e.ext.start_block) * kPage;
+    d.file_off = ext_lo + (good_lo - e.ext.start_block) * kPageSize;
+    end = ext_lo + (good_hi - e.ext.start_block) * kPageSize;
   }
   d.len = end - d.file_off;
-  d.dev_off = e.ext.start_block * kPage + (d.file_off - ext_lo);
+  d.dev_off = e.ext.start_block * kPageSize + (d.file_off - ext_lo);
   d.writable = may_write && !*shared;
   return d;
 }
 
-Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uint64_t lo,
-                        uint64_t hi, const std::function<Status(const DaxExtent&)>& install) {
+Status DaxFaults::ResolveFault(Inode* ip, uint64_t off, bool write, bool may_write, uint64_t lo,
+                        uint64_t hi, const std::function<Status(const InstallRange&)>& install) {
   // A fault taken while this thread already holds meta_mu_ (udax copying
   // to or from a user buffer that is itself a udax mapping) is served
   // without locking again; it cannot allocate (that needs the lock exclusive).
@@ -116,8 +114,8 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
   // shared block) and read faults on holes.
   {
     std::optional<MetaReadLock> lk;
-    if (!nested) lk.emplace(meta_mu_);
-    RETURN_IF_ERROR(CheckMounted());
+    if (!nested) lk.emplace(fs_.meta_mu());
+    RETURN_IF_ERROR(fs_.CheckLive());
     media::InodeRec rec;
     {
       std::lock_guard<std::mutex> g(ip->mu);
@@ -126,39 +124,45 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
     uint64_t eof = RoundUpPage(rec.size);
     if (off >= eof) return Errno(EFAULT, "access beyond end of file");
     hi = std::min(hi, eof);
-    Transaction tx(journal_.get(), true);
-    ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(tx, rec, off / kPage));
+    Transaction tx(fs_.journal(), true);
+    ASSIGN_OR_RETURN(ExtentOrHole e, LookupExtent(tx, rec, off / kPageSize));
     if (e.mapped) {
       bool shared;
-      ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(tx, rec, e, off, lo, hi, may_write, bad_, &shared));
+      ASSIGN_OR_RETURN(InstallRange d, MappedPiece(tx, rec, e, off, lo, hi, may_write, fs_.bad_blocks(), &shared));
       if (!(write && shared)) return install(d);
     } else if (!write) {
-      DaxExtent d;
-      d.kind = DaxExtent::kZero;
-      d.file_off = std::max(lo, off / kPage * kPage);
-      uint64_t hole_hi = e.hole_end == UINT64_MAX ? hi : std::min(hi, e.hole_end * kPage);
+      InstallRange d;
+      d.kind = InstallRange::kZero;
+      d.file_off = std::max(lo, off / kPageSize * kPageSize);
+      uint64_t hole_hi = e.hole_end == UINT64_MAX ? hi : std::min(hi, e.hole_end * kPageSize);
       // Only the hole itself, so a later write faults again to allocate.
       d.len = hole_hi - d.file_off;
       return install(d);
     }
   }
   // Pass 2: a store into a hole or a shared block — allocate (zeroed, or a
-  // copy of the shared block) and commit before the store proceeds.
+  // copy of the shared block) and commit before the store proceeds. Top-down:
+  // space allocation and the extent map (space/), the commit (journal), then
+  // the zero pages over the filled hole are revoked and install() maps the
+  // blocks (dax/). (A copy-on-write revokes the replaced range inside
+  // UnmapRange, through the space layer's RangeObserver — before the shared
+  // blocks lose this file's reference.)
   if (nested) return Errno(EDEADLK, "write fault needing allocation while udax holds its lock");
-  MetaWriteLock lk(meta_mu_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
-  ASSIGN_OR_RETURN(media::InodeRec rec, ReadInodeFor(*t, ip->ino));
+  MetaWriteLock lk(fs_.meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
+  ASSIGN_OR_RETURN(media::InodeRec rec, fs_.store().ReadForUpdate(*t, ip->ino));
   uint64_t eof = RoundUpPage(rec.size);
   if (off >= eof) return Errno(EFAULT, "access beyond end of file");
   hi = std::min(hi, eof);
-  ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t->tx, rec, off / kPage));
+  ASSIGN_OR_RETURN(ExtentOrHole e, LookupExtent(t->tx, rec, off / kPageSize));
   bool changed = false;
+  FilledHole filled(fs_.inodes(), rec.ino);
   if (e.mapped) {
     bool shared;
-    ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, bad_, &shared));
+    ASSIGN_OR_RETURN(InstallRange d, MappedPiece(t->tx, rec, e, off, lo, hi, may_write, fs_.bad_blocks(), &shared));
     if (shared) {  // another thread may have copied it meanwhile: re-checked under the lock
-      uint64_t n = std::min<uint64_t>(d.len / kPage, kHoleAllocWindow / kPage);
-      RETURN_IF_ERROR(CowBlocks(*t, rec, off / kPage, n).status());
+      uint64_t n = std::min<uint64_t>(d.len / kPageSize, kHoleAllocWindow / kPageSize);
+      RETURN_IF_ERROR(fs_.cow().CowBlocks(*t, rec, off / kPageSize, n).status());
       changed = true;
     }
   } else {
@@ -167,40 +171,42 @@ Status FsImpl::DaxFault(Inode* ip, uint64_t off, bool write, bool may_write, uin
     // than asked, so loop until the faulting page is covered.
     uint64_t win_lo = std::max(lo, off / kHoleAllocWindow * kHoleAllocWindow);
     uint64_t win_hi = std::min(hi, win_lo + kHoleAllocWindow);
-    if (e.hole_end != UINT64_MAX) win_hi = std::min(win_hi, e.hole_end * kPage);
-    uint64_t fblk = off / kPage;
+    if (e.hole_end != UINT64_MAX) win_hi = std::min(win_hi, e.hole_end * kPageSize);
+    uint64_t fblk = off / kPageSize;
     uint64_t hint = 0;
-    while (fblk * kPage > win_lo) {  // walk back to the start of the hole
-      ASSIGN_OR_RETURN(ExtentLookup prev, LookupExtent(t->tx, rec, fblk - 1));
+    while (fblk * kPageSize > win_lo) {  // walk back to the start of the hole
+      ASSIGN_OR_RETURN(ExtentOrHole prev, LookupExtent(t->tx, rec, fblk - 1));
       if (prev.mapped) {
         hint = prev.ext.start_block + (fblk - 1 - prev.ext.file_block) + 1;
         break;
       }
       fblk--;
     }
-    while (fblk * kPage <= off) {
-      if (alloc_.freed_in_txn()) {  // see Allocator: no data after a free in one transaction
-        RETURN_IF_ERROR(WriteInode(*t, rec));
-        RETURN_IF_ERROR(RollIfNeeded(*t, SIZE_MAX));
+    while (fblk * kPageSize <= off) {
+      if (fs_.allocator()->freed_in_txn()) {  // see Allocator: no data after a free in one transaction
+        RETURN_IF_ERROR(fs_.store().Write(*t, rec));
+        RETURN_IF_ERROR(fs_.RollIfNeeded(*t, SIZE_MAX));
       }
-      ASSIGN_OR_RETURN(BlockExtent ext, alloc_.AllocData(*t, (win_hi - fblk * kPage) / kPage, hint));
-      RETURN_IF_ERROR(dev_->Fill(ext.start * kPage, 0, ext.length * kPage, false));
+      ASSIGN_OR_RETURN(BlockRange ext, fs_.allocator()->AllocData(*t, (win_hi - fblk * kPageSize) / kPageSize, hint));
+      RETURN_IF_ERROR(fs_.device()->Fill(ext.start * kPageSize, 0, ext.length * kPageSize, false));
       t->data_pending = true;
-      RETURN_IF_ERROR(MapExtent(this, *t, rec, fblk, ext.start, ext.length));
+      RETURN_IF_ERROR(MapExtent(fs_.space(), *t, rec, fblk, ext.start, ext.length));
+      filled.Add(fblk * kPageSize, ext.length * kPageSize);
       fblk += ext.length;
       hint = ext.start + ext.length;
     }
     changed = true;
   }
   if (changed) {
-    RETURN_IF_ERROR(WriteInode(*t, rec));
-    RETURN_IF_ERROR(CommitTxn(*t));
+    RETURN_IF_ERROR(fs_.store().Write(*t, rec));
+    RETURN_IF_ERROR(fs_.CommitTxn(*t));
   }
-  Transaction rtx(journal_.get(), true);
-  ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPage));
+  filled.RevokeZeroPages();
+  Transaction rtx(fs_.journal(), true);
+  ASSIGN_OR_RETURN(e, LookupExtent(rtx, rec, off / kPageSize));
   if (!e.mapped) return Errno(EIO, "internal error: allocated block not found");
   bool shared;
-  ASSIGN_OR_RETURN(DaxExtent d, MappedPiece(rtx, rec, e, off, lo, hi, may_write, bad_, &shared));
+  ASSIGN_OR_RETURN(InstallRange d, MappedPiece(rtx, rec, e, off, lo, hi, may_write, fs_.bad_blocks(), &shared));
   return install(d);
 }
 

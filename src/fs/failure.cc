@@ -1,18 +1,13 @@
-// fs/failure.cc — the filesystem as the device's holder: what it does when
-// the device is being removed (kPreRemove) and when part of its memory failed
-// (kMemoryFailure). The device calls in only after it stopped new references
-// (removal) or marked the memory poisoned (failure). See docs/failure.md.
-//
-// Locking: both paths take meta_mu_ exclusive, so no fault can map a range
-// between its invalidation and the change that caused it; mapping callbacks
-// run in the notifying thread with meta_mu_ held (they must not call udax).
+// fs/failure.cc — FailureHandler: removal and memory failure (see failure.h).
+#include "fs/failure.h"
+
 #include <sys/stat.h>
 
 #include <cstring>
 #include <map>
 
 #include "fs/fs_impl.h"
-#include "fs/rmap.h"
+#include "space/rmap.h"
 
 namespace udax {
 
@@ -24,37 +19,37 @@ struct FileHit {
 
 }  // namespace
 
-void FsImpl::NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) {
+void FailureHandler::NotifyFailure(uint64_t off, uint64_t len, FailureFlags flags) {
   if (flags == FailureFlags::kPreRemove) {
-    MetaWriteLock lk(meta_mu_);
-    Shutdown(Errno(ENODEV, "filesystem shut down: device removed"), InvalidateReason::kRemoved);
+    MetaWriteLock lk(fs_.meta_mu());
+    fs_.Shutdown(Errno(ENODEV, "filesystem shut down: device removed"), InvalidateReason::kRemoved);
     return;
   }
   uint64_t first = off / kBlockSize, end = (off + len + kBlockSize - 1) / kBlockSize;
   MemoryFailure(first, end - first).IgnoreError();  // a failure to record it shuts the fs down
 }
 
-Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
-  MetaWriteLock lk(meta_mu_);
+Status FailureHandler::MemoryFailure(uint64_t start, uint64_t n) {
+  MetaWriteLock lk(fs_.meta_mu());
   // No operation is inside device memory now (writers and readers both hold
   // meta_mu_): the failed pages can be taken away. Faults on mappings of them
   // are excluded too; those mappings are revoked below.
-  dev_->ProtectPoisoned();
-  if (!mounted_ || shut_down_) return CheckMounted();
+  fs_.device()->ProtectPoisoned();
+  if (!fs_.mounted() || fs_.shut_down()) return fs_.CheckLive();
   auto metadata_lost = [&](uint64_t b, const std::string& what) {
     Status why = Errno(EIO, "filesystem shut down: memory failure in metadata block " + std::to_string(b) +
                                 " (" + what + ")");
-    Shutdown(why, InvalidateReason::kMemoryFailure);
+    fs_.Shutdown(why, InvalidateReason::kMemoryFailure);
     return why;
   };
   // 1. Who owns each failed block (rmap), classified. Static metadata needs
   // no lookup (and the lookup itself reads metadata that may have failed).
   for (uint64_t b = start; b < start + n; b++)
-    if (b < data_start() || b >= data_end()) return metadata_lost(b, "superblock, root block or journal");
+    if (b < fs_.data_start() || b >= fs_.data_end()) return metadata_lost(b, "superblock, root block or journal");
   std::vector<FileHit> hits;
   std::vector<uint64_t> retire;  // free blocks (free trees or free list)
   {
-    Transaction tx(journal_.get(), true);
+    Transaction tx(fs_.journal(), true);
     auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
     if (!rb.has_value()) return metadata_lost(media::kRootBlockNo, rb.error().message());
     media::RootBlock root;
@@ -79,7 +74,7 @@ Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
       if (r.flags & media::kRmapTreeBlock)
         return metadata_lost(lo, "extent map or directory tree of inode " + std::to_string(r.owner));
       if (!modes.count(r.owner)) {
-        auto in = ReadInode(tx, r.owner);
+        auto in = fs_.store().Read(tx, r.owner);
         if (!in.has_value()) return metadata_lost(lo, "inode " + std::to_string(r.owner) + " unreadable");
         modes[r.owner] = in->mode;
       }
@@ -92,23 +87,23 @@ Status FsImpl::MemoryFailure(uint64_t start, uint64_t n) {
   }
   // 2. Every mapping of every owner loses the range first (no program may
   // touch the memory again), then the program is told.
-  for (const auto& h : hits) InvalidateMappings(h.ino, h.off, h.len, InvalidateReason::kMemoryFailure, true);
-  bad_.Add(start, n);  // reads and faults refuse the blocks from now on
-  if (read_only_) return Status::Ok();  // recorded in core only
+  for (const auto& h : hits) fs_.inodes().RevokeMappings(h.ino, h.off, h.len, InvalidateReason::kMemoryFailure, true);
+  fs_.space()->bad_blocks().Add(start, n);  // reads and faults refuse the blocks from now on
+  if (fs_.read_only()) return Status::Ok();  // recorded in core only
   // 3. The persistent record: the bad-block list, free blocks retired. It
   // must not fail for want of space: it may use the reserve (alloc.h).
-  Allocator::FreeingOp freeing(&alloc_);
-  auto t = BeginTxn();
+  Allocator::FreeingOp freeing(fs_.allocator());
+  auto t = fs_.BeginTxn();
   if (!t.has_value()) return t.error();
   Status st = freeing.Begin(**t);
   if (st.ok()) st = BadBlockList::AddToRoot((*t)->root, start, n);
   for (uint64_t b : retire) {
     if (!st.ok()) break;
-    st = alloc_.Retire(**t, b);
+    st = fs_.allocator()->Retire(**t, b);
   }
-  if (st.ok()) st = CommitTxn(**t);
+  if (st.ok()) st = fs_.CommitTxn(**t);
   if (!st.ok()) {
-    Shutdown(Errno(EIO, "filesystem shut down: cannot record bad blocks: " + st.message()),
+    fs_.Shutdown(Errno(EIO, "filesystem shut down: cannot record bad blocks: " + st.message()),
              InvalidateReason::kMemoryFailure);
     return st;
   }

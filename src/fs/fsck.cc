@@ -13,9 +13,9 @@
 #include <tuple>
 #include <unordered_map>
 
-#include "fs/dir.h"
+#include "space/dir.h"
 #include "fs/fs_impl.h"
-#include "fs/rmap.h"
+#include "space/rmap.h"
 #include "media/verify.h"
 
 namespace udax {

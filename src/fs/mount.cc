@@ -1,5 +1,7 @@
-// fs/mount.cc — mkfs, mount (with recovery), unmount, and the transaction
-// bracket every metadata change goes through.
+// fs/mount.cc — FsImpl (see fs_impl.h): mkfs, mount (with recovery),
+// unmount, entering an operation, shutdown, the transaction bracket every
+// metadata change goes through, and the whole-filesystem operations (statfs,
+// sync, rmap queries).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,9 +9,10 @@
 #include <cstring>
 #include <random>
 
-#include "fs/dir.h"
 #include "fs/fs_impl.h"
 #include "media/verify.h"
+#include "space/dir.h"
+#include "space/rmap.h"
 
 namespace udax {
 
@@ -18,6 +21,11 @@ namespace udax {
 namespace {
 
 constexpr uint64_t kMinBlocks = 1024;  // 4 MiB
+
+bool NotAfter(const media::DiskTime& a, const media::DiskTime& b) {
+  return a.sec < b.sec || (a.sec == b.sec && a.nsec <= b.nsec);
+}
+constexpr int64_t kRelatimeMaxAge = 24 * 60 * 60;  // seconds, as Linux's relatime
 
 uint32_t ChooseLogBlocks(uint64_t total_blocks) {
   uint64_t l = total_blocks / 64;
@@ -57,11 +65,6 @@ Result<media::Superblock> ReadSuperblock(PmemDevice* dev) {
 }
 
 }  // namespace
-
-FsTxn::FsTxn(FsImpl* f) : fs(f), tx(f->journal()) {}
-FsTxn::~FsTxn() {
-  if (tx.dirty()) fs->allocator()->EndTxn();
-}
 
 // Without -f mkfs takes only a device or file that holds no data: empty, all
 // zeroes or holes (a fresh truncate/fallocate). A udax filesystem or other
@@ -113,7 +116,7 @@ Status Filesystem::Mkfs(const std::string& device, const MkfsOptions& opts) {
   sb.features_incompat = media::kFeatureIncompatReflink | media::kFeatureIncompatLineLog;
   std::random_device rd;
   for (auto& b : sb.uuid) b = static_cast<uint8_t>(rd());
-  sb.mkfs_time = FsImpl::Now().sec;
+  sb.mkfs_time = ClockNow().sec;
   // Invalidate both superblocks first: a crash mid-mkfs leaves no filesystem.
   RETURN_IF_ERROR(dev->Fill(0, 0, kBlockSize, false));
   RETURN_IF_ERROR(dev->Fill((total - 1) * kBlockSize, 0, kBlockSize, true));
@@ -129,22 +132,22 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
                                                        const media::Superblock& sb_in, FsImpl** out) {
   std::unique_ptr<FsImpl> fs(new FsImpl());
   fs->dev_ = std::move(dev);
-  fs->sb_ = sb_in;
+  fs->UseSuperblock(sb_in);
   fs->owner_uid_ = geteuid();
   fs->owner_gid_ = getegid();
   fs->journal_ = std::make_unique<Journal>(fs->dev_.get(), fs->sb_.log_start, fs->sb_.log_blocks,
                                            fs->sb_.total_blocks);
   RETURN_IF_ERROR(fs->journal_->Format());
   {
-    FsTxn t(fs.get());
+    FsTxn t(fs->journal_.get(), fs->space_.allocator());
     ASSIGN_OR_RETURN(uint8_t * rb, t.tx.New(media::kRootBlockNo));
     t.root = reinterpret_cast<media::RootBlock*>(rb);
     t.root->hdr.magic = media::kRootMagic;
     t.root->next_ino = 1;
-    RETURN_IF_ERROR(fs->alloc_.Format(t, fs->data_start(), fs->data_end(), fs->sb_.total_blocks));
-    ASSIGN_OR_RETURN(media::InodeRec root, fs->CreateInode(t, S_IFDIR | 0755, 0));
+    RETURN_IF_ERROR(fs->space_.allocator()->Format(t, fs->data_start(), fs->data_end(), fs->sb_.total_blocks));
+    ASSIGN_OR_RETURN(media::InodeRec root, fs->store_.Create(t, S_IFDIR | 0755, 0));
     root.parent = root.ino;
-    RETURN_IF_ERROR(fs->WriteInode(t, root));
+    RETURN_IF_ERROR(fs->store_.Write(t, root));
     t.root->root_ino = root.ino;
     RETURN_IF_ERROR(fs->CommitTxn(t));
   }
@@ -162,7 +165,8 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
   ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Open(device, dopts));
   if (fs->dev_->size() < kMinBlocks * kBlockSize)
     return Errno(EUCLEAN, "device " + device + " is too small to hold a udax filesystem");
-  ASSIGN_OR_RETURN(fs->sb_, ReadSuperblock(fs->dev_.get()));
+  ASSIGN_OR_RETURN(media::Superblock sb, ReadSuperblock(fs->dev_.get()));
+  fs->UseSuperblock(sb);
   fs->read_only_ = opts.read_only;
   fs->owner_uid_ = opts.uid.value_or(geteuid());
   fs->owner_gid_ = opts.gid.value_or(getegid());
@@ -184,21 +188,23 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
     Transaction tx(fs->journal_.get(), true);
     ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
     const auto* root = reinterpret_cast<const media::RootBlock*>(rb);
-    ASSIGN_OR_RETURN(media::InodeRec rootino, fs->ReadInode(tx, root->root_ino));
+    ASSIGN_OR_RETURN(media::InodeRec rootino, fs->store_.Read(tx, root->root_ino));
     if (!S_ISDIR(rootino.mode)) return Errno(EUCLEAN, "root inode is not a directory");
     // Known-bad memory stays off limits (the device refuses to touch it).
-    fs->bad_.Assign(*root);
-    for (const auto& e : fs->bad_.List())
+    fs->space_.bad_blocks().Assign(*root);
+    for (const auto& e : fs->space_.bad_blocks().List())
       fs->dev_->MarkPoisoned(e.start * kBlockSize, e.length * kBlockSize);
   }
-  RETURN_IF_ERROR(fs->dev_->SetHolder(fs.get()));
+  RETURN_IF_ERROR(fs->dev_->SetHolder(&fs->failure_));
   fs->mounted_ = true;
   if (!fs->read_only_) {
     MetaWriteLock lk(fs->meta_mu_);
-    RETURN_IF_ERROR(fs->ReclaimOrphans());
+    RETURN_IF_ERROR(fs->store_.ReclaimOrphans());
   }
   return fs;
 }
+
+FsImpl::FsImpl() { space_.SetObserver(&inodes_); }
 
 FsImpl::~FsImpl() {
   if (mounted_) Unmount().IgnoreError();
@@ -217,8 +223,8 @@ Status FsImpl::Unmount() {
     return Status::Ok();
   }
   if (!read_only_) {
-    for (auto& ip : InCoreInodes()) {
-      Status st = FlushLazyTimes(ip.get());
+    for (auto& ip : inodes_.Snapshot()) {
+      Status st = store_.FlushLazyTimes(ip.get());
       if (result.ok() && !st.ok()) result = st;
     }
   }
@@ -238,8 +244,8 @@ void FsImpl::Crash() {
 void FsImpl::ReleaseDevice() {
   if (!dev_) return;
   // No mapping may keep pointing at a device the filesystem let go of.
-  InvalidateAllMappings(InvalidateReason::kRemoved, /*notify=*/false);
-  dev_->ClearHolder(this);
+  inodes_.RevokeAllMappings(InvalidateReason::kRemoved, /*notify=*/false);
+  dev_->ClearHolder(&failure_);
   journal_.reset();
   dev_.reset();  // unmaps and drops the exclusive lock
 }
@@ -252,39 +258,37 @@ void FsImpl::Note(const std::string& note) {
   }
 }
 
-Status FsImpl::CheckWritable() const {
-  RETURN_IF_ERROR(CheckMounted());
+void FsImpl::UseSuperblock(const media::Superblock& sb) {
+  sb_ = sb;
+  // Allocatable: after the journal, before the secondary superblock.
+  space_.SetDataRange(sb.log_start + sb.log_blocks, sb.total_blocks - 1);
+}
+
+Status FsImpl::CheckLiveAndWritable() const {
+  RETURN_IF_ERROR(CheckLive());
   if (read_only_) return Errno(EROFS, "read-only filesystem");
   return Status::Ok();
 }
 
 Result<std::unique_ptr<FsTxn>> FsImpl::BeginTxn() {
-  RETURN_IF_ERROR(CheckWritable());
+  RETURN_IF_ERROR(CheckLiveAndWritable());
   RETURN_IF_ERROR(journal_->TrimCache());  // the exclusive lock is held and no block pointer yet
-  auto t = std::make_unique<FsTxn>(this);
+  auto t = std::make_unique<FsTxn>(journal_.get(), space_.allocator());
   ASSIGN_OR_RETURN(uint8_t * rb, t->tx.Write(media::kRootBlockNo, media::kRootMagic));
   t->root = reinterpret_cast<media::RootBlock*>(rb);
   return t;
 }
 
-media::DiskTime FsTxn::Now() {
-  if (!have_now_) {
-    now_ = FsImpl::Now();
-    have_now_ = true;
-  }
-  return now_;
-}
-
 Status FsImpl::CommitTxn(FsTxn& t) {
-  Status st = alloc_.FixFreeList(t);
+  Status st = space_.allocator()->FixFreeList(t);
   if (st.ok() && t.data_pending) dev_->Drain();  // data before the metadata naming it
   if (st.ok()) st = t.tx.Commit();
   if (!st.ok()) t.tx.Abort();
-  alloc_.EndTxn();
+  space_.allocator()->EndTxn();
   t.data_pending = false;
   if (st.ok()) {
     for (auto& [ino, rec] : t.inodes) {
-      if (auto ip = FindInCore(ino)) {
+      if (auto ip = inodes_.Find(ino)) {
         std::lock_guard<std::mutex> g(ip->mu);
         ip->rec = rec;
         ip->times_dirty = false;
@@ -305,12 +309,12 @@ Status FsImpl::RollIfNeeded(FsTxn& t, size_t need) {
   return Status::Ok();
 }
 
-Result<DeviceRef> FsImpl::Enter() {
+Result<DeviceRef> FsImpl::BeginOperation() {
   PmemDevice* dev = dev_.get();
   if (!dev) return Errno(ESHUTDOWN, "filesystem is not mounted");
   auto ref = dev->TryRef();
   if (!ref.has_value()) return Errno(ENODEV, "filesystem shut down: device removed");
-  RETURN_IF_ERROR(CheckMounted());
+  RETURN_IF_ERROR(CheckLive());
   return ref;
 }
 
@@ -318,19 +322,51 @@ void FsImpl::Shutdown(Status why, InvalidateReason reason) {
   if (shut_down_) return;
   shutdown_status_ = std::move(why);
   shut_down_.store(true, std::memory_order_release);
-  InvalidateAllMappings(reason, /*notify=*/true);
+  inodes_.RevokeAllMappings(reason, /*notify=*/true);
 }
 
-std::vector<std::shared_ptr<Inode>> FsImpl::InCoreInodes() {
-  std::lock_guard<std::mutex> g(inodes_mu_);
-  std::vector<std::shared_ptr<Inode>> out;
-  out.reserve(inodes_.size());
-  for (auto& [ino, ip] : inodes_) out.push_back(ip);
-  return out;
+
+// Linux's relatime_need_update: atime not after mtime or ctime, or a day old.
+bool FsImpl::AtimeDue(const media::InodeRec& r, const media::DiskTime& now) const {
+  switch (atime_mode_) {
+    case AtimeMode::kNoatime: return false;
+    case AtimeMode::kStrictatime: return true;
+    case AtimeMode::kRelatime:
+      return NotAfter(r.atime, r.mtime) || NotAfter(r.atime, r.ctime) || now.sec - r.atime.sec >= kRelatimeMaxAge;
+  }
+  return false;
 }
 
-void FsImpl::InvalidateAllMappings(InvalidateReason why, bool notify) {
-  for (auto& ip : InCoreInodes()) ip->mappings.Invalidate(ip->ino, 0, UINT64_MAX, why, notify);
+Result<StatFs> FsImpl::GetStatFs() {
+  MetaReadLock lk(meta_mu_);
+  RETURN_IF_ERROR(CheckLive());
+  Transaction tx(journal_.get(), true);
+  ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
+  const auto* root = reinterpret_cast<const media::RootBlock*>(rb);
+  StatFs s;
+  s.total_blocks = sb_.total_blocks;
+  s.free_blocks = root->free_blocks > Allocator::kReserveBlocks ? root->free_blocks - Allocator::kReserveBlocks : 0;
+  s.used_inodes = root->inode_count;
+  s.total_inodes = root->inode_count + s.free_blocks * (media::kBlockSize / sizeof(media::InodeRec));
+  return s;
+}
+
+Status FsImpl::Sync() {
+  MetaWriteLock lk(meta_mu_);
+  RETURN_IF_ERROR(CheckLive());
+  for (auto& ip : inodes_.Snapshot()) RETURN_IF_ERROR(store_.FlushLazyTimes(ip.get()));
+  // Every metadata block home: nothing is left for a mount to replay.
+  if (!read_only_) RETURN_IF_ERROR(journal_->Checkpoint());
+  return Status::Ok();
+}
+
+Result<std::vector<media::RmapRec>> FsImpl::QueryRmap(uint64_t start_block, uint64_t nblocks) {
+  MetaReadLock lk(meta_mu_);
+  RETURN_IF_ERROR(CheckLive());
+  if (start_block >= sb_.total_blocks || nblocks > sb_.total_blocks - start_block)
+    return Errno(EINVAL, "range outside the device");
+  Transaction tx(journal_.get(), true);
+  return RmapQuery(tx, start_block, nblocks);
 }
 
 }  // namespace udax

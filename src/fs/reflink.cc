@@ -1,22 +1,17 @@
-// fs/reflink.cc — clone and dedupe ranges (FICLONERANGE / FIDEDUPERANGE),
-// rmap queries, and the shared-extent view used by bmap/fiemap.
-//
-// A clone is ONE transaction: the destination range is unmapped (its blocks
-// lose a reference, unshared ones are freed), every source extent in the
-// range is mapped into the destination (extent map + rmap record) and its
-// blocks' refcounts go up by one; sizes and the reflink flags change with it.
-// A clone too large for one journal transaction fails with E2BIG and changes
-// nothing — it is never half-done.
+// fs/reflink.cc — Reflink: clone, dedupe and the shared-extent view (see
+// reflink.h).
+#include "fs/reflink.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "fs/bmap.h"
 #include "fs/fs_impl.h"
-#include "fs/refcount.h"
-#include "fs/rmap.h"
+#include "space/bmap.h"
+#include "space/refcount.h"
+#include "space/rmap.h"
 
 namespace udax {
 
@@ -59,15 +54,16 @@ Status CheckRemap(const InodeRec& src, const InodeRec& dst, uint64_t src_off, ui
 
 }  // namespace
 
-// Maps src blocks [sb, sb+n) into dst at db (dst range already a hole).
-static Status ShareBlocks(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, uint64_t sb,
+// Maps src blocks [sb, sb+n) into dst at db (dst range already a hole); the
+// destination's mappings drop the zero pages they showed over the hole.
+static Status ShareBlocks(FsImpl& fs, FsTxn& t, InodeRec& src, InodeRec& dst, uint64_t sb,
                           uint64_t n, uint64_t db) {
   std::vector<media::BmapRec> exts;
   {
     // Source extents overlapping [sb, sb+n).
     uint64_t pos = sb;
     while (pos < sb + n) {
-      ASSIGN_OR_RETURN(ExtentLookup e, LookupExtent(t.tx, src, pos));
+      ASSIGN_OR_RETURN(ExtentOrHole e, LookupExtent(t.tx, src, pos));
       if (!e.mapped) {
         if (e.hole_end == UINT64_MAX) break;
         pos = e.hole_end;
@@ -83,10 +79,13 @@ static Status ShareBlocks(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, ui
     if (t.tx.room() < kMinRoom) return TooLarge();
     // Between extents no B+tree operation is in progress: top the node free
     // list up, so a large clone is bounded by the log, not by the list.
-    RETURN_IF_ERROR(fs->allocator()->FixFreeList(t));
-    RETURN_IF_ERROR(MapExtent(fs, t, dst, db + (e.file_block - sb), e.start_block, e.length));
-    std::vector<BlockExtent> none;
-    RETURN_IF_ERROR(RefcountAdjust(fs->allocator(), t.tx, e.start_block, e.length, +1, &none));
+    RETURN_IF_ERROR(fs.allocator()->FixFreeList(t));
+    uint64_t dst_blk = db + (e.file_block - sb);
+    RETURN_IF_ERROR(MapExtent(fs.space(), t, dst, dst_blk, e.start_block, e.length));
+    fs.inodes().RevokeMappings(dst.ino, dst_blk * kBlockSize, uint64_t{e.length} * kBlockSize,
+                               InvalidateReason::kTruncate, /*notify=*/false);
+    std::vector<BlockRange> none;
+    RETURN_IF_ERROR(RefcountAdjust(fs.allocator(), t.tx, e.start_block, e.length, +1, &none));
   }
   if (!exts.empty()) {
     src.flags |= media::kInodeFlagReflinked;
@@ -95,7 +94,7 @@ static Status ShareBlocks(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, ui
   return Status::Ok();
 }
 
-static Status Remap(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, uint64_t src_off,
+static Status Remap(FsImpl& fs, FsTxn& t, InodeRec& src, InodeRec& dst, uint64_t src_off,
                     uint64_t len, uint64_t dst_off) {
   uint64_t sb = src_off / kBlockSize, db = dst_off / kBlockSize;
   uint64_t n = (len + kBlockSize - 1) / kBlockSize;
@@ -103,20 +102,20 @@ static Status Remap(FsImpl* fs, FsTxn& t, InodeRec& src, InodeRec& dst, uint64_t
   bool done = false;
   while (!done) {
     if (t.tx.room() < kMinRoom) return TooLarge();
-    RETURN_IF_ERROR(fs->allocator()->FixFreeList(t));
-    RETURN_IF_ERROR(UnmapRange(fs, t, dst, db, db + n, 8, &done));
+    RETURN_IF_ERROR(fs.allocator()->FixFreeList(t));
+    RETURN_IF_ERROR(UnmapRange(fs.space(), t, dst, db, db + n, 8, &done));
   }
   RETURN_IF_ERROR(ShareBlocks(fs, t, src, dst, sb, n, db));
   // The source's blocks are shared now: its mappings refault read-only.
-  fs->InvalidateMappings(src.ino, src_off, n * kBlockSize, InvalidateReason::kCopyOnWrite, false);
+  fs.inodes().RevokeMappings(src.ino, src_off, n * kBlockSize, InvalidateReason::kCopyOnWrite, false);
   return Status::Ok();
 }
 
-Status FsImpl::CloneRange(Inode* dip, Inode* sip, uint64_t src_off, uint64_t len, uint64_t dst_off) {
-  MetaWriteLock lk(meta_mu_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
-  ASSIGN_OR_RETURN(InodeRec src, ReadInodeFor(*t, sip->ino));
-  ASSIGN_OR_RETURN(InodeRec dst, ReadInodeFor(*t, dip->ino));
+Status Reflink::CloneRange(Inode* dip, Inode* sip, uint64_t src_off, uint64_t len, uint64_t dst_off) {
+  MetaWriteLock lk(fs_.meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec src, fs_.store().ReadForUpdate(*t, sip->ino));
+  ASSIGN_OR_RETURN(InodeRec dst, fs_.store().ReadForUpdate(*t, dip->ino));
   RETURN_IF_ERROR(CheckRemap(src, dst, src_off, &len, dst_off, false));
   if (len == 0) return Status::Ok();
   bool same = src.ino == dst.ino;
@@ -124,43 +123,43 @@ Status FsImpl::CloneRange(Inode* dip, Inode* sip, uint64_t src_off, uint64_t len
   // Stale bytes past the destination's EOF in its block must read as zero
   // once the file grows over them.
   if (dst_off > d.size && d.size % kBlockSize)
-    RETURN_IF_ERROR(ZeroMapped(*t, d, d.size, (d.size / kBlockSize + 1) * kBlockSize));
-  RETURN_IF_ERROR(Remap(this, *t, src, d, src_off, len, dst_off));
+    RETURN_IF_ERROR(fs_.cow().ZeroMapped(*t, d, d.size, (d.size / kBlockSize + 1) * kBlockSize));
+  RETURN_IF_ERROR(Remap(fs_, *t, src, d, src_off, len, dst_off));
   uint64_t new_size = std::max<uint64_t>(d.size, dst_off + len);
-  SizeChanged(d.ino, d.size, new_size);
+  fs_.inodes().RevokeSizeChange(d.ino, d.size, new_size);
   d.size = new_size;
-  d.mtime = d.ctime = Now();
-  RETURN_IF_ERROR(WriteInode(*t, d));
-  if (!same) RETURN_IF_ERROR(WriteInode(*t, src));
-  return CommitTxn(*t);
+  d.mtime = d.ctime = ClockNow();
+  RETURN_IF_ERROR(fs_.store().Write(*t, d));
+  if (!same) RETURN_IF_ERROR(fs_.store().Write(*t, src));
+  return fs_.CommitTxn(*t);
 }
 
-Result<uint64_t> FsImpl::DedupeRange(Inode* dip, Inode* sip, uint64_t src_off, uint64_t len,
+Result<uint64_t> Reflink::DedupeRange(Inode* dip, Inode* sip, uint64_t src_off, uint64_t len,
                                      uint64_t dst_off) {
-  MetaWriteLock lk(meta_mu_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
-  ASSIGN_OR_RETURN(InodeRec src, ReadInodeFor(*t, sip->ino));
-  ASSIGN_OR_RETURN(InodeRec dst, ReadInodeFor(*t, dip->ino));
+  MetaWriteLock lk(fs_.meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec src, fs_.store().ReadForUpdate(*t, sip->ino));
+  ASSIGN_OR_RETURN(InodeRec dst, fs_.store().ReadForUpdate(*t, dip->ino));
   RETURN_IF_ERROR(CheckRemap(src, dst, src_off, &len, dst_off, true));
   if (len == 0) return uint64_t{0};
   // Compare first (holes read as zero), a block at a time — except where
   // both sides are holes, which are equal without reading: a sparse range
   // costs its extents, not its length.
   std::vector<uint8_t> a(kBlockSize), b(kBlockSize);
-  auto read = [&](const ExtentLookup& e, uint64_t pos, uint8_t* out, uint64_t n) -> Status {
+  auto read = [&](const ExtentOrHole& e, uint64_t pos, uint8_t* out, uint64_t n) -> Status {
     if (!e.mapped) {
       std::memset(out, 0, n);
       return Status::Ok();
     }
-    return dev_->CopyOut(out, e.ext.start_block * kBlockSize + (pos - e.ext.file_block * kBlockSize), n);
+    return fs_.device()->CopyOut(out, e.ext.start_block * kBlockSize + (pos - e.ext.file_block * kBlockSize), n);
   };
-  auto hole_left = [](const ExtentLookup& e, uint64_t pos) {
+  auto hole_left = [](const ExtentOrHole& e, uint64_t pos) {
     return e.hole_end == UINT64_MAX ? UINT64_MAX : e.hole_end * kBlockSize - pos;
   };
   for (uint64_t done = 0; done < len;) {
     uint64_t sp = src_off + done, dp = dst_off + done;
-    ASSIGN_OR_RETURN(ExtentLookup es, LookupExtent(t->tx, src, sp / kBlockSize));
-    ASSIGN_OR_RETURN(ExtentLookup ed, LookupExtent(t->tx, dst, dp / kBlockSize));
+    ASSIGN_OR_RETURN(ExtentOrHole es, LookupExtent(t->tx, src, sp / kBlockSize));
+    ASSIGN_OR_RETURN(ExtentOrHole ed, LookupExtent(t->tx, dst, dp / kBlockSize));
     if (!es.mapped && !ed.mapped) {
       done += std::min({len - done, hole_left(es, sp), hole_left(ed, dp)});
       continue;
@@ -173,25 +172,16 @@ Result<uint64_t> FsImpl::DedupeRange(Inode* dip, Inode* sip, uint64_t src_off, u
   }
   bool same = src.ino == dst.ino;
   InodeRec& d = same ? src : dst;
-  RETURN_IF_ERROR(Remap(this, *t, src, d, src_off, len, dst_off));
-  RETURN_IF_ERROR(WriteInode(*t, d));
-  if (!same) RETURN_IF_ERROR(WriteInode(*t, src));
-  RETURN_IF_ERROR(CommitTxn(*t));
+  RETURN_IF_ERROR(Remap(fs_, *t, src, d, src_off, len, dst_off));
+  RETURN_IF_ERROR(fs_.store().Write(*t, d));
+  if (!same) RETURN_IF_ERROR(fs_.store().Write(*t, src));
+  RETURN_IF_ERROR(fs_.CommitTxn(*t));
   return len;
 }
 
-Result<std::vector<media::RmapRec>> FsImpl::QueryRmap(uint64_t start_block, uint64_t nblocks) {
-  MetaReadLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  if (start_block >= sb_.total_blocks || nblocks > sb_.total_blocks - start_block)
-    return Errno(EINVAL, "range outside the device");
-  Transaction tx(journal_.get(), true);
-  return RmapQuery(tx, start_block, nblocks);
-}
-
-Result<std::vector<FileExtent>> FsImpl::SharedExtents(Inode* ip) {
-  MetaReadLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
+Result<std::vector<FileExtent>> Reflink::SharedExtents(Inode* ip) {
+  MetaReadLock lk(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLive());
   InodeRec rec;
   {
     std::lock_guard<std::mutex> g(ip->mu);
@@ -199,7 +189,7 @@ Result<std::vector<FileExtent>> FsImpl::SharedExtents(Inode* ip) {
   }
   std::vector<FileExtent> out;
   if (S_ISDIR(rec.mode)) return out;
-  Transaction tx(journal_.get(), true);
+  Transaction tx(fs_.journal(), true);
   ASSIGN_OR_RETURN(const uint8_t* rbp, tx.Read(media::kRootBlockNo, media::kRootMagic));
   media::RootBlock root = *reinterpret_cast<const media::RootBlock*>(rbp);
   std::vector<media::BmapRec> exts;

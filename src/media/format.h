@@ -18,11 +18,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "udax/types.h"
+
 namespace udax::media {
 
 static_assert(std::endian::native == std::endian::little, "udax media is little-endian");
 
-inline constexpr uint32_t kBlockSize = 4096;
+using ::udax::kBlockSize;  // 4096, defined once in udax/types.h
 inline constexpr uint32_t kVersion = 1;
 
 constexpr uint32_t Magic(const char (&s)[5]) {

@@ -29,12 +29,13 @@
 
 #include "testing/crash_recorder.h"
 #include "udax/status.h"
+#include "udax/types.h"
 
 namespace udax::testing {
 
 class CrashImageFile {
  public:
-  static constexpr uint64_t kPage = 4096;
+  static constexpr uint64_t kPage = kPageSize;  // udax/types.h
 
   CrashImageFile() = default;
   ~CrashImageFile();

@@ -19,7 +19,7 @@
 
 #include "cli.h"
 #include "fs/fs_impl.h"
-#include "fs/rmap.h"
+#include "space/rmap.h"
 #include "io.h"
 
 namespace udax::cli {

@@ -1,28 +1,17 @@
-// fs/namei.cc — path resolution and the namespace operations: create, mkdir,
-// rmdir, unlink, rename, link, symlink, readlink, stat, chmod/chown/utimens,
-// readdir.
-//
-// Space: operations that add a name (create, mkdir, symlink, link, rename to
-// a new name) check CheckSpaceToAdd before they change anything and never
-// take the reserve; unlink, rmdir and rename over an existing name run as an
-// Allocator::FreeingOp and may (see alloc.h).
-//
-// Every changing operation runs under meta_mu_ exclusive in one transaction
-// (unlink of a file's last link may add rolling transactions that free its
-// blocks; the inode sits on the orphan list meanwhile, so a crash between
-// them is repaired at mount). Directory inode records are re-read from the
-// transaction before each change (ReadInodeFor), so an operation touching one
-// directory twice (rename within a directory) never works on a stale copy.
+// fs/namespace.cc — Namespace: path walk and namespace operations (see
+// namespace.h).
+#include "fs/namespace.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cstring>
 #include <vector>
 
-#include "fs/bmap.h"
 #include "fs/caller.h"
-#include "fs/dir.h"
 #include "fs/fs_impl.h"
+#include "space/bmap.h"
+#include "space/dir.h"
 
 namespace udax {
 
@@ -75,18 +64,18 @@ Stat ToStat(const InodeRec& r) {
 
 Stat StatFromRecord(const InodeRec& r) { return ToStat(r); }
 
-Result<InodeRec> FsImpl::Walk(Transaction& tx, const PathAt& path, bool follow_last) {
+Result<InodeRec> Namespace::Walk(Transaction& tx, const PathAt& path, bool follow_last) {
   RETURN_IF_ERROR(CheckPath(path));
   ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
   uint64_t root_ino = reinterpret_cast<const media::RootBlock*>(rb)->root_ino;
   bool from_root = path.at == 0 || (!path.text.empty() && path.text[0] == '/');
   InodeRec cur;
   if (from_root) {
-    ASSIGN_OR_RETURN(cur, ReadInode(tx, root_ino));
+    ASSIGN_OR_RETURN(cur, fs_.store().Read(tx, root_ino));
   } else {
     // An inode named by number: gone (ENOENT) once its last link and last
     // open handle are; an inode number is never reused.
-    ASSIGN_OR_RETURN(cur, ReadInode(tx, path.at));
+    ASSIGN_OR_RETURN(cur, fs_.store().Read(tx, path.at));
     if (!path.text.empty() && !S_ISDIR(cur.mode)) return Errno(ENOTDIR, "not a directory");
   }
   std::vector<std::string> comps;  // a stack: the next component is at the back
@@ -101,13 +90,13 @@ Result<InodeRec> FsImpl::Walk(Transaction& tx, const PathAt& path, bool follow_l
     if (name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "file name too long");
     if (name == ".") continue;
     if (name == "..") {
-      ASSIGN_OR_RETURN(cur, ReadInode(tx, cur.parent));
+      ASSIGN_OR_RETURN(cur, fs_.store().Read(tx, cur.parent));
       continue;
     }
     DirHit hit;
     ASSIGN_OR_RETURN(bool found, DirLookup(tx, cur, name, &hit));
     if (!found) return Errno(ENOENT, "no such file or directory");
-    ASSIGN_OR_RETURN(InodeRec next, ReadInode(tx, hit.ino));
+    ASSIGN_OR_RETURN(InodeRec next, fs_.store().Read(tx, hit.ino));
     bool last = comps.empty();
     if (S_ISLNK(next.mode) && (!last || follow_last || trailing_slash)) {
       if (++follows > kMaxSymlinkFollows) return Errno(ELOOP, "too many levels of symbolic links");
@@ -115,7 +104,7 @@ Result<InodeRec> FsImpl::Walk(Transaction& tx, const PathAt& path, bool follow_l
       if (target.empty()) return Errno(ENOENT, "empty symbolic link");
       PushComponents(target, &comps);
       if (target[0] == '/') {
-        ASSIGN_OR_RETURN(cur, ReadInode(tx, root_ino));
+        ASSIGN_OR_RETURN(cur, fs_.store().Read(tx, root_ino));
       }
       continue;
     }
@@ -125,7 +114,7 @@ Result<InodeRec> FsImpl::Walk(Transaction& tx, const PathAt& path, bool follow_l
   return cur;
 }
 
-Result<FsImpl::ParentAndName> FsImpl::WalkParent(Transaction& tx, const PathAt& path) {
+Result<Namespace::ParentAndName> Namespace::WalkParent(Transaction& tx, const PathAt& path) {
   RETURN_IF_ERROR(CheckPath(path));
   std::string_view text = path.text;
   if (text.empty()) return Errno(ENOENT, "no name in the directory given");
@@ -153,7 +142,7 @@ static_assert(media::kMaxSymlinkLen == kMaxPathLen - 1, "the public target limit
 
 // The record passed the verifier's checks (media/records.cc), which bound
 // size and inline_len; they are checked again here, where they size a copy.
-Result<std::string> FsImpl::ReadSymlink(Transaction& tx, const InodeRec& rec) {
+Result<std::string> Namespace::ReadSymlink(Transaction& tx, const InodeRec& rec) {
   if (!S_ISLNK(rec.mode)) return Errno(EINVAL, "not a symbolic link");
   if (rec.size == 0 || rec.size > media::kMaxSymlinkLen ||
       (rec.size <= media::kInodeInlineMax && rec.inline_len != rec.size))
@@ -164,11 +153,11 @@ Result<std::string> FsImpl::ReadSymlink(Transaction& tx, const InodeRec& rec) {
   std::string out(rec.size, '\0');
   uint64_t done = 0;
   while (done < rec.size) {
-    ASSIGN_OR_RETURN(ExtentLookup lk, LookupExtent(tx, rec, done / media::kBlockSize));
+    ASSIGN_OR_RETURN(ExtentOrHole lk, LookupExtent(tx, rec, done / media::kBlockSize));
     if (!lk.mapped) return Errno(EUCLEAN, "symbolic link target has a hole");
     uint64_t dev_off = lk.ext.start_block * media::kBlockSize + done % media::kBlockSize;
     uint64_t n = std::min<uint64_t>(rec.size - done, (lk.ext.file_block + lk.ext.length) * media::kBlockSize - done);
-    RETURN_IF_ERROR(dev_->CopyOut(out.data() + done, dev_off, n));
+    RETURN_IF_ERROR(fs_.device()->CopyOut(out.data() + done, dev_off, n));
     done += n;
   }
   return out;
@@ -177,42 +166,42 @@ Result<std::string> FsImpl::ReadSymlink(Transaction& tx, const InodeRec& rec) {
 // A target longer than the inline area lives in one data block (targets are
 // shorter than kMaxPathLen = one block). The block is allocated and filled
 // before anything else in the transaction can free a block (see Allocator).
-Status FsImpl::WriteSymlinkTarget(FsTxn& t, InodeRec& rec, const std::string& target,
-                                  const BlockExtent& block) {
+Status Namespace::WriteSymlinkTarget(FsTxn& t, InodeRec& rec, const std::string& target,
+                                  const BlockRange& block) {
   rec.size = target.size();
   if (target.size() <= media::kInodeInlineMax) {
     rec.inline_len = static_cast<uint16_t>(target.size());
     std::memcpy(rec.inline_data, target.data(), target.size());
     return Status::Ok();
   }
-  return MapExtent(this, t, rec, 0, block.start, 1);
+  return MapExtent(fs_.space(), t, rec, 0, block.start, 1);
 }
 
-Status FsImpl::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
+Status Namespace::DropLink(FsTxn& t, uint64_t ino, bool* reclaim_now) {
   *reclaim_now = false;
-  ASSIGN_OR_RETURN(InodeRec rec, ReadInodeFor(t, ino));
+  ASSIGN_OR_RETURN(InodeRec rec, fs_.store().ReadForUpdate(t, ino));
   if (S_ISDIR(rec.mode)) {
     rec.nlink = 0;
   } else if (rec.nlink > 0) {
     rec.nlink--;
   }
   rec.ctime = t.Now();
-  bool in_core = FindInCore(ino) != nullptr;
+  bool in_core = fs_.inodes().Find(ino) != nullptr;
   // The last link of a file that nobody has open and that owns no blocks (no
   // data, no extent-map node): delete the inode in this same transaction — no
   // orphan record, no second transaction (ReclaimInode would free nothing).
   if (rec.nlink == 0 && !S_ISDIR(rec.mode) && !in_core && rec.nblocks == 0 &&
       rec.data.levels == 0)
-    return DeleteInode(t, ino);
-  RETURN_IF_ERROR(WriteInode(t, rec));
+    return fs_.store().Delete(t, ino);
+  RETURN_IF_ERROR(fs_.store().Write(t, rec));
   if (rec.nlink == 0) {
-    RETURN_IF_ERROR(AddOrphan(t, ino));
+    RETURN_IF_ERROR(fs_.store().AddOrphan(t, ino));
     *reclaim_now = !in_core;
   }
   return Status::Ok();
 }
 
-Result<FsImpl::ParentAndName> FsImpl::WalkToNewName(Transaction& tx, const PathAt& path) {
+Result<Namespace::ParentAndName> Namespace::WalkToNewName(Transaction& tx, const PathAt& path) {
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(tx, path));
   DirHit hit;
   ASSIGN_OR_RETURN(bool found, DirLookup(tx, pn.parent, pn.name, &hit));
@@ -220,25 +209,25 @@ Result<FsImpl::ParentAndName> FsImpl::WalkToNewName(Transaction& tx, const PathA
   return pn;
 }
 
-Status FsImpl::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type,
+Status Namespace::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint32_t type,
                         const DirHit* absent) {
-  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(t, pn.parent.ino));
-  RETURN_IF_ERROR(DirAdd(this, t, parent, pn.name, ino, type, absent));
+  ASSIGN_OR_RETURN(InodeRec parent, fs_.store().ReadForUpdate(t, pn.parent.ino));
+  RETURN_IF_ERROR(DirAdd(fs_.space(), t, parent, pn.name, ino, type, absent));
   if (S_ISDIR(type)) parent.nlink++;  // the new directory's ".."
   parent.mtime = parent.ctime = t.Now();
-  return WriteInode(t, parent);
+  return fs_.store().Write(t, parent);
 }
 
-Result<File> FsImpl::Open(const PathAt& path, int flags, uint32_t mode) {
-  MetaWriteLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
+Result<File> Namespace::Open(const PathAt& path, int flags, uint32_t mode) {
+  MetaWriteLock lk(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLive());
   int acc = flags & O_ACCMODE;
   bool wants_write = acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC);
-  if ((flags & O_CREAT) || wants_write) RETURN_IF_ERROR(CheckWritable());
-  Transaction rtx(journal_.get(), true);
+  if ((flags & O_CREAT) || wants_write) RETURN_IF_ERROR(fs_.CheckLiveAndWritable());
+  Transaction rtx(fs_.journal(), true);
   InodeRec rec;
   if (flags & O_CREAT) {
-    ASSIGN_OR_RETURN(auto t, BeginTxn());
+    ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
     ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
     DirHit hit;
     ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
@@ -247,10 +236,10 @@ Result<File> FsImpl::Open(const PathAt& path, int flags, uint32_t mode) {
       ASSIGN_OR_RETURN(rec, Walk(t->tx, path, !(flags & O_NOFOLLOW)));
     } else {
       if (pn.trailing_slash) return Errno(EISDIR, "is a directory");
-      RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
-      ASSIGN_OR_RETURN(rec, CreateInode(*t, S_IFREG | (mode & 07777), pn.parent.ino));
+      RETURN_IF_ERROR(fs_.allocator()->CheckSpaceToAdd(*t));
+      ASSIGN_OR_RETURN(rec, fs_.store().Create(*t, S_IFREG | (mode & 07777), pn.parent.ino));
       RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFREG, &hit));
-      RETURN_IF_ERROR(CommitTxn(*t));
+      RETURN_IF_ERROR(fs_.CommitTxn(*t));
     }
   } else {
     ASSIGN_OR_RETURN(rec, Walk(rtx, path, !(flags & O_NOFOLLOW)));
@@ -258,52 +247,52 @@ Result<File> FsImpl::Open(const PathAt& path, int flags, uint32_t mode) {
   if (S_ISLNK(rec.mode)) return Errno(ELOOP, "is a symbolic link (O_NOFOLLOW)");
   if (S_ISDIR(rec.mode) && wants_write) return Errno(EISDIR, "is a directory");
   if ((flags & O_DIRECTORY) && !S_ISDIR(rec.mode)) return Errno(ENOTDIR, "not a directory");
-  auto ip = GetInCore(rec);
-  File f(shared_from_this(), ip, flags);
+  auto ip = fs_.store().Open(rec);
+  File f = fs_.MakeFile(ip, flags);
   if ((flags & O_TRUNC) && S_ISREG(rec.mode) && rec.size > 0) {
     lk.unlock();
-    RETURN_IF_ERROR(Truncate(ip.get(), 0));
+    RETURN_IF_ERROR(fs_.files().Truncate(ip.get(), 0));
   }
   return f;
 }
 
-Status FsImpl::Mkdir(const PathAt& path, uint32_t mode) {
-  MetaWriteLock lk(meta_mu_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
+Status Namespace::Mkdir(const PathAt& path, uint32_t mode) {
+  MetaWriteLock lk(fs_.meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
-  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
-  ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFDIR | (mode & 07777), pn.parent.ino));
+  RETURN_IF_ERROR(fs_.allocator()->CheckSpaceToAdd(*t));
+  ASSIGN_OR_RETURN(InodeRec rec, fs_.store().Create(*t, S_IFDIR | (mode & 07777), pn.parent.ino));
   RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFDIR));
-  return CommitTxn(*t);
+  return fs_.CommitTxn(*t);
 }
 
-Status FsImpl::Rmdir(const PathAt& path) {
-  MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
+Status Namespace::Rmdir(const PathAt& path) {
+  MetaWriteLock lk(fs_.meta_mu());
+  Allocator::FreeingOp freeing(fs_.allocator());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
   RETURN_IF_ERROR(freeing.Begin(*t));
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, path));
   DirHit hit;
   ASSIGN_OR_RETURN(bool found, DirLookup(t->tx, pn.parent, pn.name, &hit));
   if (!found) return Errno(ENOENT, "no such file or directory");
-  ASSIGN_OR_RETURN(InodeRec victim, ReadInodeFor(*t, hit.ino));
+  ASSIGN_OR_RETURN(InodeRec victim, fs_.store().ReadForUpdate(*t, hit.ino));
   if (!S_ISDIR(victim.mode)) return Errno(ENOTDIR, "not a directory");
   if (victim.dir_entries != 0) return Errno(ENOTEMPTY, "directory not empty");
-  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name));
+  ASSIGN_OR_RETURN(InodeRec parent, fs_.store().ReadForUpdate(*t, pn.parent.ino));
+  RETURN_IF_ERROR(DirRemove(fs_.space(), *t, parent, pn.name));
   parent.nlink--;
   parent.mtime = parent.ctime = t->Now();
-  RETURN_IF_ERROR(WriteInode(*t, parent));
+  RETURN_IF_ERROR(fs_.store().Write(*t, parent));
   bool reclaim;
   RETURN_IF_ERROR(DropLink(*t, victim.ino, &reclaim));
-  RETURN_IF_ERROR(CommitTxn(*t));
-  return reclaim ? ReclaimInode(victim.ino) : Status::Ok();
+  RETURN_IF_ERROR(fs_.CommitTxn(*t));
+  return reclaim ? fs_.store().Reclaim(victim.ino) : Status::Ok();
 }
 
-Status FsImpl::Unlink(const PathAt& path) {
-  MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
+Status Namespace::Unlink(const PathAt& path) {
+  MetaWriteLock lk(fs_.meta_mu());
+  Allocator::FreeingOp freeing(fs_.allocator());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
   RETURN_IF_ERROR(freeing.Begin(*t));
   auto walked = WalkParent(t->tx, path);
   if (!walked.has_value() && walked.error().err() == EBUSY) return Errno(EISDIR, "is a directory");
@@ -313,19 +302,19 @@ Status FsImpl::Unlink(const PathAt& path) {
   if (!found) return Errno(ENOENT, "no such file or directory");
   if (S_ISDIR(hit.type)) return Errno(EISDIR, "is a directory");
   if (pn.trailing_slash) return Errno(ENOTDIR, "not a directory");
-  ASSIGN_OR_RETURN(InodeRec parent, ReadInodeFor(*t, pn.parent.ino));
-  RETURN_IF_ERROR(DirRemove(this, *t, parent, pn.name, &hit));
+  ASSIGN_OR_RETURN(InodeRec parent, fs_.store().ReadForUpdate(*t, pn.parent.ino));
+  RETURN_IF_ERROR(DirRemove(fs_.space(), *t, parent, pn.name, &hit));
   parent.mtime = parent.ctime = t->Now();
-  RETURN_IF_ERROR(WriteInode(*t, parent));
+  RETURN_IF_ERROR(fs_.store().Write(*t, parent));
   bool reclaim;
   RETURN_IF_ERROR(DropLink(*t, hit.ino, &reclaim));
-  RETURN_IF_ERROR(CommitTxn(*t));
-  return reclaim ? ReclaimInode(hit.ino) : Status::Ok();
+  RETURN_IF_ERROR(fs_.CommitTxn(*t));
+  return reclaim ? fs_.store().Reclaim(hit.ino) : Status::Ok();
 }
 
-Status FsImpl::Link(const PathAt& existing, const PathAt& new_path) {
-  MetaWriteLock lk(meta_mu_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
+Status Namespace::Link(const PathAt& existing, const PathAt& new_path) {
+  MetaWriteLock lk(fs_.meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
   ASSIGN_OR_RETURN(InodeRec src, Walk(t->tx, existing, false));
   if (S_ISDIR(src.mode)) return Errno(EPERM, "hard links to directories are not allowed");
   // An unlinked file (reachable only by inode number) is on the orphan list,
@@ -333,49 +322,49 @@ Status FsImpl::Link(const PathAt& existing, const PathAt& new_path) {
   if (src.nlink == 0) return Errno(ENOENT, "file has been removed");
   if (src.nlink >= 65000) return Errno(EMLINK, "too many links");
   ASSIGN_OR_RETURN(ParentAndName pn, WalkParent(t->tx, new_path));
-  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+  RETURN_IF_ERROR(fs_.allocator()->CheckSpaceToAdd(*t));
   RETURN_IF_ERROR(AddEntry(*t, pn, src.ino, TypeOf(src)));
-  ASSIGN_OR_RETURN(src, ReadInodeFor(*t, src.ino));
+  ASSIGN_OR_RETURN(src, fs_.store().ReadForUpdate(*t, src.ino));
   src.nlink++;
   src.ctime = t->Now();
-  RETURN_IF_ERROR(WriteInode(*t, src));
-  return CommitTxn(*t);
+  RETURN_IF_ERROR(fs_.store().Write(*t, src));
+  return fs_.CommitTxn(*t);
 }
 
-Status FsImpl::Symlink(const std::string& target, const PathAt& path) {
+Status Namespace::Symlink(const std::string& target, const PathAt& path) {
   if (target.empty()) return Errno(ENOENT, "empty symbolic link target");
   if (target.size() >= kMaxPathLen) return Errno(ENAMETOOLONG, "symbolic link target too long");
-  MetaWriteLock lk(meta_mu_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
+  MetaWriteLock lk(fs_.meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName pn, WalkToNewName(t->tx, path));
-  RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+  RETURN_IF_ERROR(fs_.allocator()->CheckSpaceToAdd(*t));
   static_assert(kMaxPathLen <= media::kBlockSize, "a symlink target fits one block");
-  BlockExtent block;
+  BlockRange block;
   if (target.size() > media::kInodeInlineMax) {
-    ASSIGN_OR_RETURN(block, alloc_.AllocData(*t, 1, 0));
-    RETURN_IF_ERROR(dev_->Fill(block.start * media::kBlockSize, 0, media::kBlockSize, false));
-    RETURN_IF_ERROR(dev_->CopyIn(block.start * media::kBlockSize, target.data(), target.size(), false));
+    ASSIGN_OR_RETURN(block, fs_.allocator()->AllocData(*t, 1, 0));
+    RETURN_IF_ERROR(fs_.device()->Fill(block.start * media::kBlockSize, 0, media::kBlockSize, false));
+    RETURN_IF_ERROR(fs_.device()->CopyIn(block.start * media::kBlockSize, target.data(), target.size(), false));
     t->data_pending = true;
   }
-  ASSIGN_OR_RETURN(InodeRec rec, CreateInode(*t, S_IFLNK | 0777, pn.parent.ino));
+  ASSIGN_OR_RETURN(InodeRec rec, fs_.store().Create(*t, S_IFLNK | 0777, pn.parent.ino));
   RETURN_IF_ERROR(WriteSymlinkTarget(*t, rec, target, block));
-  RETURN_IF_ERROR(WriteInode(*t, rec));
+  RETURN_IF_ERROR(fs_.store().Write(*t, rec));
   RETURN_IF_ERROR(AddEntry(*t, pn, rec.ino, S_IFLNK));
-  return CommitTxn(*t);
+  return fs_.CommitTxn(*t);
 }
 
-Result<std::string> FsImpl::Readlink(const PathAt& path) {
-  MetaReadLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  Transaction tx(journal_.get(), true);
+Result<std::string> Namespace::Readlink(const PathAt& path) {
+  MetaReadLock lk(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLive());
+  Transaction tx(fs_.journal(), true);
   ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, false));
   return ReadSymlink(tx, rec);
 }
 
-Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
-  MetaWriteLock lk(meta_mu_);
-  Allocator::FreeingOp freeing(&alloc_);
-  ASSIGN_OR_RETURN(auto t, BeginTxn());
+Status Namespace::Rename(const PathAt& from, const PathAt& to) {
+  MetaWriteLock lk(fs_.meta_mu());
+  Allocator::FreeingOp freeing(fs_.allocator());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
   ASSIGN_OR_RETURN(ParentAndName src_pn, WalkParent(t->tx, from));
   ASSIGN_OR_RETURN(ParentAndName dst_pn, WalkParent(t->tx, to));
   DirHit src_hit, dst_hit;
@@ -391,14 +380,14 @@ Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
     RETURN_IF_ERROR(freeing.Begin(*t));
   } else {
     freeing.Cancel();
-    RETURN_IF_ERROR(alloc_.CheckSpaceToAdd(*t));
+    RETURN_IF_ERROR(fs_.allocator()->CheckSpaceToAdd(*t));
   }
   if (src_dir) {
     // Refuse to move a directory into its own subtree.
     uint64_t cur = dst_pn.parent.ino;
     for (int depth = 0;; depth++) {
       if (cur == src_hit.ino) return Errno(EINVAL, "cannot move a directory into itself");
-      ASSIGN_OR_RETURN(InodeRec r, ReadInodeFor(*t, cur));
+      ASSIGN_OR_RETURN(InodeRec r, fs_.store().ReadForUpdate(*t, cur));
       if (r.parent == cur || depth > 100000) break;
       cur = r.parent;
     }
@@ -406,70 +395,68 @@ Status FsImpl::Rename(const PathAt& from, const PathAt& to) {
   bool reclaim = false;
   uint64_t victim = 0;
   if (dst_found) {
-    ASSIGN_OR_RETURN(InodeRec dst, ReadInodeFor(*t, dst_hit.ino));
+    ASSIGN_OR_RETURN(InodeRec dst, fs_.store().ReadForUpdate(*t, dst_hit.ino));
     if (src_dir && !S_ISDIR(dst.mode)) return Errno(ENOTDIR, "not a directory");
     if (!src_dir && S_ISDIR(dst.mode)) return Errno(EISDIR, "is a directory");
     if (S_ISDIR(dst.mode) && dst.dir_entries != 0) return Errno(ENOTEMPTY, "directory not empty");
-    ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
-    RETURN_IF_ERROR(DirReplace(this, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
+    ASSIGN_OR_RETURN(InodeRec dparent, fs_.store().ReadForUpdate(*t, dst_pn.parent.ino));
+    RETURN_IF_ERROR(DirReplace(fs_.space(), *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
     if (S_ISDIR(dst.mode)) dparent.nlink--;
-    RETURN_IF_ERROR(WriteInode(*t, dparent));
+    RETURN_IF_ERROR(fs_.store().Write(*t, dparent));
     victim = dst.ino;
     RETURN_IF_ERROR(DropLink(*t, victim, &reclaim));
   } else {
-    ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
-    RETURN_IF_ERROR(DirAdd(this, *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
-    RETURN_IF_ERROR(WriteInode(*t, dparent));
+    ASSIGN_OR_RETURN(InodeRec dparent, fs_.store().ReadForUpdate(*t, dst_pn.parent.ino));
+    RETURN_IF_ERROR(DirAdd(fs_.space(), *t, dparent, dst_pn.name, src_hit.ino, src_hit.type));
+    RETURN_IF_ERROR(fs_.store().Write(*t, dparent));
   }
   {
-    ASSIGN_OR_RETURN(InodeRec sparent, ReadInodeFor(*t, src_pn.parent.ino));
-    RETURN_IF_ERROR(DirRemove(this, *t, sparent, src_pn.name));
+    ASSIGN_OR_RETURN(InodeRec sparent, fs_.store().ReadForUpdate(*t, src_pn.parent.ino));
+    RETURN_IF_ERROR(DirRemove(fs_.space(), *t, sparent, src_pn.name));
     if (src_dir && src_pn.parent.ino != dst_pn.parent.ino) sparent.nlink--;
     sparent.mtime = sparent.ctime = t->Now();
-    RETURN_IF_ERROR(WriteInode(*t, sparent));
+    RETURN_IF_ERROR(fs_.store().Write(*t, sparent));
   }
-  ASSIGN_OR_RETURN(InodeRec dparent, ReadInodeFor(*t, dst_pn.parent.ino));
+  ASSIGN_OR_RETURN(InodeRec dparent, fs_.store().ReadForUpdate(*t, dst_pn.parent.ino));
   if (src_dir && src_pn.parent.ino != dst_pn.parent.ino) dparent.nlink++;
   dparent.mtime = dparent.ctime = t->Now();
-  RETURN_IF_ERROR(WriteInode(*t, dparent));
-  ASSIGN_OR_RETURN(InodeRec moved, ReadInodeFor(*t, src_hit.ino));
+  RETURN_IF_ERROR(fs_.store().Write(*t, dparent));
+  ASSIGN_OR_RETURN(InodeRec moved, fs_.store().ReadForUpdate(*t, src_hit.ino));
   if (src_dir) moved.parent = dst_pn.parent.ino;
   moved.ctime = t->Now();
-  RETURN_IF_ERROR(WriteInode(*t, moved));
-  RETURN_IF_ERROR(CommitTxn(*t));
-  return reclaim ? ReclaimInode(victim) : Status::Ok();
+  RETURN_IF_ERROR(fs_.store().Write(*t, moved));
+  RETURN_IF_ERROR(fs_.CommitTxn(*t));
+  return reclaim ? fs_.store().Reclaim(victim) : Status::Ok();
 }
 
-Result<Stat> FsImpl::GetStat(const PathAt& path, bool follow) {
-  MetaReadLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  Transaction tx(journal_.get(), true);
+Result<Stat> Namespace::GetStat(const PathAt& path, bool follow) {
+  MetaReadLock lk(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLive());
+  Transaction tx(fs_.journal(), true);
   ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, follow));
   return ToStat(rec);
 }
 
-namespace {
 template <typename Fn>
-Status ChangeInode(FsImpl* fs, const PathAt& path, bool follow, Fn&& change) {
-  MetaWriteLock lk(fs->meta_mu());
-  ASSIGN_OR_RETURN(auto t, fs->BeginTxn());
-  ASSIGN_OR_RETURN(InodeRec rec, fs->Walk(t->tx, path, follow));
+Status Namespace::ChangeInode(const PathAt& path, bool follow, Fn&& change) {
+  MetaWriteLock lk(fs_.meta_mu());
+  ASSIGN_OR_RETURN(auto t, fs_.BeginTxn());
+  ASSIGN_OR_RETURN(InodeRec rec, Walk(t->tx, path, follow));
   RETURN_IF_ERROR(change(rec));
   rec.ctime = t->Now();
-  RETURN_IF_ERROR(fs->WriteInode(*t, rec));
-  return fs->CommitTxn(*t);
+  RETURN_IF_ERROR(fs_.store().Write(*t, rec));
+  return fs_.CommitTxn(*t);
 }
-}  // namespace
 
-Status FsImpl::Chmod(const PathAt& path, uint32_t mode) {
-  return ChangeInode(this, path, true, [&](InodeRec& r) {
+Status Namespace::Chmod(const PathAt& path, uint32_t mode) {
+  return ChangeInode(path, true, [&](InodeRec& r) {
     r.mode = (r.mode & S_IFMT) | (mode & 07777);
     return Status::Ok();
   });
 }
 
-Status FsImpl::Chown(const PathAt& path, uint32_t uid, uint32_t gid, bool follow) {
-  return ChangeInode(this, path, follow, [&](InodeRec& r) {
+Status Namespace::Chown(const PathAt& path, uint32_t uid, uint32_t gid, bool follow) {
+  return ChangeInode(path, follow, [&](InodeRec& r) {
     r.mode = ModeAfterKillPriv(r.mode, r.gid, PrivChange::kOwner);  // by the old group
     if (uid != UINT32_MAX) r.uid = uid;
     if (gid != UINT32_MAX) r.gid = gid;
@@ -477,20 +464,20 @@ Status FsImpl::Chown(const PathAt& path, uint32_t uid, uint32_t gid, bool follow
   });
 }
 
-Status FsImpl::Utimens(const PathAt& path, Timespec atime, Timespec mtime, bool follow) {
+Status Namespace::Utimens(const PathAt& path, Timespec atime, Timespec mtime, bool follow) {
   if (atime.nsec >= 1000000000 || mtime.nsec >= 1000000000)
     return Errno(EINVAL, "nanoseconds out of range");
-  return ChangeInode(this, path, follow, [&](InodeRec& r) {
+  return ChangeInode(path, follow, [&](InodeRec& r) {
     r.atime = ToDisk(atime);
     r.mtime = ToDisk(mtime);
     return Status::Ok();
   });
 }
 
-Result<std::vector<DirEntry>> FsImpl::ReadDir(const PathAt& path) {
-  MetaReadLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  Transaction tx(journal_.get(), true);
+Result<std::vector<DirEntry>> Namespace::ReadDir(const PathAt& path) {
+  MetaReadLock lk(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLive());
+  Transaction tx(fs_.journal(), true);
   ASSIGN_OR_RETURN(InodeRec dir, Walk(tx, path, true));
   if (!S_ISDIR(dir.mode)) return Errno(ENOTDIR, "not a directory");
   std::vector<DirEntry> out;
@@ -501,27 +488,19 @@ Result<std::vector<DirEntry>> FsImpl::ReadDir(const PathAt& path) {
   return out;
 }
 
-Result<StatFs> FsImpl::GetStatFs() {
-  MetaReadLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  Transaction tx(journal_.get(), true);
-  ASSIGN_OR_RETURN(const uint8_t* rb, tx.Read(media::kRootBlockNo, media::kRootMagic));
-  const auto* root = reinterpret_cast<const media::RootBlock*>(rb);
-  StatFs s;
-  s.total_blocks = sb_.total_blocks;
-  s.free_blocks = root->free_blocks > Allocator::kReserveBlocks ? root->free_blocks - Allocator::kReserveBlocks : 0;
-  s.used_inodes = root->inode_count;
-  s.total_inodes = root->inode_count + s.free_blocks * (media::kBlockSize / sizeof(media::InodeRec));
-  return s;
+Status Namespace::TruncatePath(const PathAt& path, uint64_t len) {
+  std::shared_ptr<Inode> ip;
+  {
+    MetaWriteLock lk(fs_.meta_mu());
+    RETURN_IF_ERROR(fs_.CheckLiveAndWritable());
+    Transaction tx(fs_.journal(), true);
+    ASSIGN_OR_RETURN(InodeRec rec, Walk(tx, path, true));
+    ip = fs_.store().Open(rec);
+  }
+  Status st = fs_.files().Truncate(ip.get(), len);
+  fs_.store().Release(ip.get());
+  return st;
 }
 
-Status FsImpl::Sync() {
-  MetaWriteLock lk(meta_mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  for (auto& ip : InCoreInodes()) RETURN_IF_ERROR(FlushLazyTimes(ip.get()));
-  // Every metadata block home: nothing is left for a mount to replay.
-  if (!read_only_) RETURN_IF_ERROR(journal_->Checkpoint());
-  return Status::Ok();
-}
 
 }  // namespace udax

@@ -1,4 +1,4 @@
-// fs/badblocks.h — the in-core copy of the persistent bad-block list (the
+// space/badblocks.h — the in-core copy of the persistent bad-block list (the
 // root block's `bad` array) and the edits made to that array.
 //
 // Blocks are listed here once their memory failed (InjectPoison, or a real
@@ -8,7 +8,8 @@
 // Invariants: extents sorted by start, disjoint and not adjacent; the in-core
 // copy equals the committed root block's list (updated after each commit that
 // changes it). Thread safety: readers (Overlaps, FirstBad, ...) may run from
-// any thread; updates happen under FsImpl::meta_mu_ exclusive.
+// any thread; updates happen under the fs's metadata lock
+// (meta_mu_) held exclusive.
 #pragma once
 
 #include <atomic>

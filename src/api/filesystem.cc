@@ -1,10 +1,15 @@
-// fs/api.cc — the public Filesystem and File classes: thin handles that
-// forward to FsImpl and keep the in-core inode referenced while open.
+// api/filesystem.cc — the public Filesystem and File classes
+// (include/udax/fs.h), implemented here and nowhere else: thin handles that
+// call the part of FsImpl that owns each operation (Namespace, FileIo,
+// Reflink, ...) inside FsImpl::BeginOperation, and keep the in-core inode
+// referenced while open. File::Map creates a dax/ MappingImpl, so this file
+// sits above both fs/ and dax/ (the library udax_api).
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 
+#include "dax/mapping_impl.h"
 #include "fs/fs_impl.h"
 
 namespace udax {
@@ -14,7 +19,7 @@ namespace {
 // and once removal began the operation fails at once with ENODEV.
 template <typename Fn>
 auto Entered(FsImpl& fs, Fn&& fn) -> decltype(fn()) {
-  auto ref = fs.Enter();
+  auto ref = fs.BeginOperation();
   if (!ref.has_value()) return ref.error();
   return fn();
 }
@@ -31,23 +36,23 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& device,
 
 Status Filesystem::Unmount() { return impl_->Unmount(); }
 void Filesystem::CrashForTesting() { impl_->Crash(); }
-Result<File> Filesystem::Open(const PathAt& p, int flags, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Open(p, flags, mode); }); }
-Status Filesystem::Mkdir(const PathAt& p, uint32_t mode) { return Entered(*impl_, [&] { return impl_->Mkdir(p, mode); }); }
-Status Filesystem::Rmdir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->Rmdir(p); }); }
-Status Filesystem::Unlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->Unlink(p); }); }
-Status Filesystem::Rename(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->Rename(a, b); }); }
-Status Filesystem::Link(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->Link(a, b); }); }
-Status Filesystem::Symlink(const std::string& t, const PathAt& p) { return Entered(*impl_, [&] { return impl_->Symlink(t, p); }); }
-Result<std::string> Filesystem::Readlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->Readlink(p); }); }
-Result<Stat> Filesystem::GetStat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, true); }); }
-Result<Stat> Filesystem::GetLstat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->GetStat(p, false); }); }
-Status Filesystem::Chmod(const PathAt& p, uint32_t m) { return Entered(*impl_, [&] { return impl_->Chmod(p, m); }); }
-Status Filesystem::Chown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, true); }); }
-Status Filesystem::Lchown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->Chown(p, u, g, false); }); }
-Status Filesystem::Utimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, true); }); }
-Status Filesystem::Lutimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->Utimens(p, a, m, false); }); }
-Status Filesystem::Truncate(const PathAt& p, uint64_t len) { return Entered(*impl_, [&] { return impl_->TruncatePath(p, len); }); }
-Result<std::vector<DirEntry>> Filesystem::ReadDir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->ReadDir(p); }); }
+Result<File> Filesystem::Open(const PathAt& p, int flags, uint32_t mode) { return Entered(*impl_, [&] { return impl_->names().Open(p, flags, mode); }); }
+Status Filesystem::Mkdir(const PathAt& p, uint32_t mode) { return Entered(*impl_, [&] { return impl_->names().Mkdir(p, mode); }); }
+Status Filesystem::Rmdir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Rmdir(p); }); }
+Status Filesystem::Unlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Unlink(p); }); }
+Status Filesystem::Rename(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->names().Rename(a, b); }); }
+Status Filesystem::Link(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->names().Link(a, b); }); }
+Status Filesystem::Symlink(const std::string& t, const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Symlink(t, p); }); }
+Result<std::string> Filesystem::Readlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Readlink(p); }); }
+Result<Stat> Filesystem::GetStat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().GetStat(p, true); }); }
+Result<Stat> Filesystem::GetLstat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().GetStat(p, false); }); }
+Status Filesystem::Chmod(const PathAt& p, uint32_t m) { return Entered(*impl_, [&] { return impl_->names().Chmod(p, m); }); }
+Status Filesystem::Chown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->names().Chown(p, u, g, true); }); }
+Status Filesystem::Lchown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->names().Chown(p, u, g, false); }); }
+Status Filesystem::Utimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->names().Utimens(p, a, m, true); }); }
+Status Filesystem::Lutimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->names().Utimens(p, a, m, false); }); }
+Status Filesystem::Truncate(const PathAt& p, uint64_t len) { return Entered(*impl_, [&] { return impl_->names().TruncatePath(p, len); }); }
+Result<std::vector<DirEntry>> Filesystem::ReadDir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().ReadDir(p); }); }
 Status Filesystem::RemoveDevice() {
   PmemDevice* dev = impl_->device();
   if (!dev) return Errno(ENODEV, "no device to remove: the filesystem is not mounted");
@@ -116,14 +121,14 @@ Result<size_t> File::Pread(void* buf, size_t len, uint64_t off) {
   if (!inode_) return NotOpen();
   if (!CanRead(flags_)) return Errno(EBADF, "file not open for reading");
   PrefaultForWrite(buf, len);
-  return Entered(*fs_, [&] { return fs_->Pread(inode_.get(), buf, len, off); });
+  return Entered(*fs_, [&] { return fs_->files().Pread(inode_.get(), buf, len, off); });
 }
 
 Result<size_t> File::Pwrite(const void* buf, size_t len, uint64_t off) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
   PrefaultForRead(buf, len);
-  return Entered(*fs_, [&] { return fs_->Pwrite(inode_.get(), buf, len, off, false); });
+  return Entered(*fs_, [&] { return fs_->files().Pwrite(inode_.get(), buf, len, off, false); });
 }
 
 Result<size_t> File::Read(void* buf, size_t len) {
@@ -137,9 +142,9 @@ Result<size_t> File::Write(const void* buf, size_t len) {
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
   bool append = flags_ & O_APPEND;
   PrefaultForRead(buf, len);
-  ASSIGN_OR_RETURN(size_t n, Entered(*fs_, [&] { return fs_->Pwrite(inode_.get(), buf, len, pos_, append); }));
+  ASSIGN_OR_RETURN(size_t n, Entered(*fs_, [&] { return fs_->files().Pwrite(inode_.get(), buf, len, pos_, append); }));
   if (append) {
-    ASSIGN_OR_RETURN(Stat st, fs_->StatInode(inode_.get()));
+    ASSIGN_OR_RETURN(Stat st, fs_->files().StatInode(inode_.get()));
     pos_ = st.size;
   } else {
     pos_ += n;
@@ -156,30 +161,30 @@ Result<uint64_t> File::Seek(uint64_t pos) {
 Status File::Truncate(uint64_t len) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EINVAL, "file not open for writing");
-  return Entered(*fs_, [&] { return fs_->Truncate(inode_.get(), len); });
+  return Entered(*fs_, [&] { return fs_->files().Truncate(inode_.get(), len); });
 }
 
 Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
   if (!inode_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
-  return Entered(*fs_, [&] { return fs_->Fallocate(inode_.get(), mode, off, len); });
+  return Entered(*fs_, [&] { return fs_->files().Fallocate(inode_.get(), mode, off, len); });
 }
 
 Status File::Fsync() {
   if (!inode_) return NotOpen();
-  return Entered(*fs_, [&] { return fs_->Fsync(inode_.get()); });
+  return Entered(*fs_, [&] { return fs_->files().Fsync(inode_.get()); });
 }
 Status File::Fdatasync() { return Fsync(); }
 Result<Stat> File::GetStat() {
   if (!inode_) return NotOpen();
-  return Entered(*fs_, [&] { return fs_->StatInode(inode_.get()); });
+  return Entered(*fs_, [&] { return fs_->files().StatInode(inode_.get()); });
 }
 bool File::AtimeUpdateDue() const {
   return inode_ && inode_->atime_due.load(std::memory_order_relaxed);
 }
 Result<std::vector<FileExtent>> File::Fiemap() {
   if (!inode_) return NotOpen();
-  return Entered(*fs_, [&] { return fs_->Fiemap(inode_.get()); });
+  return Entered(*fs_, [&] { return fs_->files().Fiemap(inode_.get()); });
 }
 
 namespace {
@@ -202,21 +207,38 @@ Status CheckRemapHandles(Inode* dst, Inode* src, FsImpl* dfs, FsImpl* sfs, int d
 Status File::CloneRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
   if (!inode_ || !src.inode_) return NotOpen();
   RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
-  return Entered(*fs_, [&] { return fs_->CloneRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
+  return Entered(*fs_, [&] { return fs_->reflink().CloneRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
 }
 
 Result<uint64_t> File::DedupeRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
   if (!inode_ || !src.inode_) return NotOpen();
   RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
-  return Entered(*fs_, [&] { return fs_->DedupeRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
+  return Entered(*fs_, [&] { return fs_->reflink().DedupeRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
 }
 
 Status File::Close() {
   if (!inode_) return Status::Ok();
-  fs_->Release(inode_.get());
+  fs_->store().Release(inode_.get());
   inode_.reset();
   fs_.reset();
   return Status::Ok();
+}
+
+Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
+  if (!inode_) return Errno(EBADF, "file is not open");
+  int acc = flags_ & O_ACCMODE;
+  if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
+  if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
+    return Errno(EACCES, "file not open for writing");
+  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // a removal waits, or this fails (ENODEV)
+  std::shared_ptr<Inode> ip = fs_->inodes().Reopen(inode_.get());
+  if (!ip) return Errno(EBADF, "file is not open");
+  auto m = MappingImpl::Create(fs_, ip, offset, length, prot);
+  if (!m.has_value()) {
+    fs_->store().Release(ip.get());
+    return m.error();
+  }
+  return Mapping(std::move(*m));
 }
 
 }  // namespace udax

@@ -1,4 +1,4 @@
-// fs/alloc.h — the block allocator: free space in two B+trees (by block and
+// space/alloc.h — the block allocator: free space in two B+trees (by block and
 // by size, as XFS's bnobt/cntbt) and the free list of blocks reserved for
 // B+tree nodes (XFS's AGFL).
 //
@@ -27,13 +27,14 @@
 #include <vector>
 
 #include "btree/btree.h"
+#include "space/space_txn.h"
 
 namespace udax {
 
-class FsImpl;
-class FsTxn;
+class Space;
+struct SpaceTxn;
 
-struct BlockExtent {
+struct BlockRange {
   uint64_t start = 0;
   uint64_t length = 0;
 };
@@ -51,7 +52,8 @@ class Allocator : public NodeAllocator {
   static constexpr uint32_t kFreeListHigh = 96;  // give back above this
   static constexpr uint64_t kReserveBlocks = 256;
 
-  explicit Allocator(FsImpl* fs) : fs_(fs) {}
+  // `space`: the data range and the bad-block list (space.h).
+  explicit Allocator(const Space* space) : space_(space) {}
 
   // The scope of a freeing operation (under meta_mu_ exclusive): while it
   // lives, free-list refills may take the reserve. Begin tops the free
@@ -63,7 +65,7 @@ class Allocator : public NodeAllocator {
     ~FreeingOp() { a_->freeing_ = was_; }
     FreeingOp(const FreeingOp&) = delete;
     FreeingOp& operator=(const FreeingOp&) = delete;
-    [[nodiscard]] Status Begin(FsTxn& t) { return a_->FixFreeList(t); }
+    [[nodiscard]] Status Begin(SpaceTxn& t) { return a_->FixFreeList(t); }
     // The operation turned out to add (rename to a new name): no reserve.
     void Cancel() { a_->freeing_ = was_; }
 
@@ -73,20 +75,20 @@ class Allocator : public NodeAllocator {
   };
   // ENOSPC unless blocks above the reserve are free (or a FreeingOp lives):
   // adding operations call it before they change anything.
-  Status CheckSpaceToAdd(const FsTxn& t) const;
+  Status CheckSpaceToAdd(const SpaceTxn& t) const;
 
   // Up to `want` contiguous data blocks, preferring to start at `hint`.
-  Result<BlockExtent> AllocData(FsTxn& t, uint64_t want, uint64_t hint);
+  Result<BlockRange> AllocData(SpaceTxn& t, uint64_t want, uint64_t hint);
   // Returns an extent to the free trees — except its bad blocks (see
   // badblocks.h), which go to owner kOwnBad for good.
-  Status Free(FsTxn& t, uint64_t start, uint64_t length);
+  Status Free(SpaceTxn& t, uint64_t start, uint64_t length);
   // Takes free block `b` (in a free tree or on the free list) out of
   // circulation: its rmap owner becomes kOwnBad. EUCLEAN when b is not free.
-  Status Retire(FsTxn& t, uint64_t b);
+  Status Retire(SpaceTxn& t, uint64_t b);
   // Brings the free list between its low and high marks and flushes node
   // frees. Outside a FreeingOp a refill takes only blocks above the reserve;
   // when there are none the list stays low (AllocNode's ENOSPC is the limit).
-  Status FixFreeList(FsTxn& t);
+  Status FixFreeList(SpaceTxn& t);
   // True once the current transaction freed a block (a B+tree node, a free
   // list give-back, file data): AllocData refuses until it commits, so
   // callers that allocate in a loop roll the transaction first.
@@ -102,24 +104,24 @@ class Allocator : public NodeAllocator {
   Status FreeNode(Transaction& tx, uint64_t bno, const media::TreeShape& shape, uint64_t owner) override;
 
   // mkfs: builds the free trees for [start, end) into a fresh root block.
-  Status Format(FsTxn& t, uint64_t start, uint64_t end, uint64_t total_blocks);
+  Status Format(SpaceTxn& t, uint64_t start, uint64_t end, uint64_t total_blocks);
 
  private:
-  Status RemoveFree(FsTxn& t, const media::FreeBnoRec& ext);
-  Status InsertFree(FsTxn& t, uint64_t start, uint64_t length);
+  Status RemoveFree(SpaceTxn& t, const media::FreeBnoRec& ext);
+  Status InsertFree(SpaceTxn& t, uint64_t start, uint64_t length);
   // Takes [start, start+len) out of the free extent `ext` (which holds it).
-  Status Carve(FsTxn& t, const media::FreeBnoRec& ext, uint64_t start, uint64_t len);
+  Status Carve(SpaceTxn& t, const media::FreeBnoRec& ext, uint64_t start, uint64_t len);
   // Inserts a freed extent, merging with its neighbours (EUCLEAN on overlap).
-  Status InsertMerged(FsTxn& t, uint64_t start, uint64_t length);
+  Status InsertMerged(SpaceTxn& t, uint64_t start, uint64_t length);
   // Up to `want` blocks of one free extent, never more than the spare ones.
-  Result<BlockExtent> TakeExtent(FsTxn& t, uint64_t want, uint64_t hint, bool for_data);
+  Result<BlockRange> TakeExtent(SpaceTxn& t, uint64_t want, uint64_t hint, bool for_data);
   // Free-tree blocks above the reserve: all that data may ever take.
   static uint64_t DataSpareBlocks(const media::RootBlock& root);
   // Free-tree blocks this operation may take for the free list: all in a
   // FreeingOp, else those above the reserve.
   uint64_t SpareBlocks(const media::RootBlock& root) const;
 
-  FsImpl* fs_;
+  const Space* space_;
   bool freed_in_txn_ = false;
   bool freeing_ = false;  // a FreeingOp lives: the reserve may be used
   std::vector<uint64_t> overflow_;  // freed nodes that did not fit the free list

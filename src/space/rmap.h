@@ -1,4 +1,4 @@
-// fs/rmap.h — the reverse mapping (rmap) B+tree: for every used device
+// space/rmap.h — the reverse mapping (rmap) B+tree: for every used device
 // block, its owners. Kept exact in the same transaction as every change of a
 // block's owner (see docs/rmap-reflink.md).
 //
@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "fs/fs_impl.h"
+#include "btree/btree.h"
 
 namespace udax {
 

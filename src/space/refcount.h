@@ -1,4 +1,4 @@
-// fs/refcount.h — the refcount B+tree: reference counts of shared extents.
+// space/refcount.h — the refcount B+tree: reference counts of shared extents.
 //
 // A block with no record has one owner (or none when free); a record
 // [start, start+length) says every block in it has `refcount` >= 2 owners.
@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "fs/alloc.h"
-#include "fs/fs_impl.h"
+#include "btree/btree.h"
+#include "space/alloc.h"
 
 namespace udax {
 
@@ -28,6 +28,6 @@ Result<bool> SharedRun(Transaction& tx, uint64_t bno, uint64_t limit, uint64_t* 
 // Blocks whose count drops to zero are appended to *unowned: the caller frees
 // them. Blocks without a record count as one owner.
 Status RefcountAdjust(NodeAllocator* alloc, Transaction& tx, uint64_t start, uint64_t len, int delta,
-                      std::vector<BlockExtent>* unowned);
+                      std::vector<BlockRange>* unowned);
 
 }  // namespace udax

@@ -1,9 +1,9 @@
-// fs/rmap.cc — reverse-mapping records (see rmap.h).
-#include "fs/rmap.h"
+// space/rmap.cc — reverse-mapping records (see rmap.h).
+#include "space/rmap.h"
 
 #include <algorithm>
 
-#include "fs/refcount.h"
+#include "space/refcount.h"
 
 namespace udax {
 

@@ -1,5 +1,5 @@
-// fs/dir.cc — directory entries (see dir.h).
-#include "fs/dir.h"
+// space/dir.cc — directory entries (see dir.h).
+#include "space/dir.h"
 
 #include <cstring>
 
@@ -41,8 +41,6 @@ Result<bool> FindEntry(Btree& tree, std::string_view name, DirRec* out, DirHit* 
 
 }  // namespace
 
-static_assert(media::kMaxNameLen == kMaxNameLen, "the public name limit is the format's");
-
 uint64_t NameHash(std::string_view name) { return media::NameHash(name.data(), name.size()); }
 
 Result<bool> DirLookup(Transaction& tx, const media::InodeRec& dir, std::string_view name,
@@ -58,10 +56,10 @@ Result<bool> DirLookup(Transaction& tx, const media::InodeRec& dir, std::string_
   return found;
 }
 
-Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name, uint64_t ino,
+Status DirAdd(Space* space, SpaceTxn& t, media::InodeRec& dir, std::string_view name, uint64_t ino,
               uint32_t type, const DirHit* absent) {
-  if (name.empty() || name.size() > kMaxNameLen) return Errno(ENAMETOOLONG, "name too long");
-  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+  if (name.empty() || name.size() > media::kMaxNameLen) return Errno(ENAMETOOLONG, "name too long");
+  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, space->allocator());
   tree.KeepEmptyRoot();
   DirRec r;
   DirHit key;
@@ -82,8 +80,8 @@ Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
   return Status::Ok();
 }
 
-Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name, const DirHit* found) {
-  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+Status DirRemove(Space* space, SpaceTxn& t, media::InodeRec& dir, std::string_view name, const DirHit* found) {
+  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, space->allocator());
   tree.KeepEmptyRoot();
   DirHit key;
   if (!found) {
@@ -98,9 +96,9 @@ Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view na
   return Status::Ok();
 }
 
-Status DirReplace(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
+Status DirReplace(Space* space, SpaceTxn& t, media::InodeRec& dir, std::string_view name,
                   uint64_t ino, uint32_t type) {
-  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, space->allocator());
   DirRec r;
   DirHit key;
   ASSIGN_OR_RETURN(bool found, FindEntry(tree, name, &r, &key));
@@ -110,8 +108,8 @@ Status DirReplace(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view n
   return tree.Update(&r);
 }
 
-Status DirDestroy(FsImpl* fs, FsTxn& t, media::InodeRec& dir) {
-  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, fs->allocator());
+Status DirDestroy(Space* space, SpaceTxn& t, media::InodeRec& dir) {
+  Btree tree(&t.tx, DirShape(), &dir.data, dir.ino, space->allocator());
   return tree.FreeEmptyRoot().Prefixed("directory " + std::to_string(dir.ino));
 }
 

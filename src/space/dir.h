@@ -1,4 +1,4 @@
-// fs/dir.h — directories: entries in a per-directory B+tree keyed by
+// space/dir.h — directories: entries in a per-directory B+tree keyed by
 // (64-bit name hash, collision sequence), so lookup, create and unlink are
 // O(log n) however large the directory.
 //
@@ -13,7 +13,8 @@
 #include <functional>
 #include <string_view>
 
-#include "fs/fs_impl.h"
+#include "btree/btree.h"
+#include "space/space.h"
 
 namespace udax {
 
@@ -34,18 +35,18 @@ Result<bool> DirLookup(Transaction& tx, const media::InodeRec& dir, std::string_
 // Adds an entry (EEXIST when present). Updates dir.dir_entries (caller writes
 // dir). `absent`: a DirLookup of this name found it absent (the directory
 // has not changed since), so the lookup is not repeated.
-Status DirAdd(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name, uint64_t ino,
+Status DirAdd(Space* space, SpaceTxn& t, media::InodeRec& dir, std::string_view name, uint64_t ino,
               uint32_t type, const DirHit* absent = nullptr);
 // Removes an entry (ENOENT when absent). `found`: as for DirAdd, a DirLookup
 // that found it.
-Status DirRemove(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
+Status DirRemove(Space* space, SpaceTxn& t, media::InodeRec& dir, std::string_view name,
                  const DirHit* found = nullptr);
 // Points an existing entry at another inode (rename over a target).
-Status DirReplace(FsImpl* fs, FsTxn& t, media::InodeRec& dir, std::string_view name,
+Status DirReplace(Space* space, SpaceTxn& t, media::InodeRec& dir, std::string_view name,
                   uint64_t ino, uint32_t type);
 // Frees the (empty) tree of a directory being deleted; EUCLEAN when it still
 // has entries. Caller writes dir.
-Status DirDestroy(FsImpl* fs, FsTxn& t, media::InodeRec& dir);
+Status DirDestroy(Space* space, SpaceTxn& t, media::InodeRec& dir);
 // Every entry in hash order.
 Status DirList(Transaction& tx, const media::InodeRec& dir,
                const std::function<bool(const media::DirRec&)>& fn);

@@ -1,27 +1,25 @@
-// fs/bmap.cc — extent map operations (see bmap.h).
-#include "fs/bmap.h"
+// space/bmap.cc — extent map operations (see bmap.h).
+#include "space/bmap.h"
 
-#include "fs/refcount.h"
-#include "fs/rmap.h"
+#include "space/refcount.h"
+#include "space/rmap.h"
 
 namespace udax {
 
 using media::BmapRec;
 
-static_assert(media::kMaxFileSize == kMaxFileSize, "the public file size limit is the format's");
-
 namespace {
 const media::TreeShape& BmapShape() { return *media::ShapeForMagic(media::kBmapMagic); }
 }  // namespace
 
-Result<ExtentLookup> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk) {
+Result<ExtentOrHole> LookupExtent(Transaction& tx, const media::InodeRec& rec, uint64_t fblk) {
   return LookupExtent(tx, rec.ino, rec.data, fblk);
 }
 
-Result<ExtentLookup> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk) {
+Result<ExtentOrHole> LookupExtent(Transaction& tx, uint64_t ino, const media::BtreeRoot& data, uint64_t fblk) {
   media::BtreeRoot root = data;
   Btree tree(&tx, BmapShape(), &root, ino, nullptr);
-  ExtentLookup out;
+  ExtentOrHole out;
   BmapRec e;
   ASSIGN_OR_RETURN(bool hit, tree.LookupLE(&fblk, &e));
   if (hit && e.file_block + e.length > fblk) {
@@ -42,9 +40,9 @@ Result<ExtentLookup> LookupExtent(Transaction& tx, uint64_t ino, const media::Bt
   return out;
 }
 
-Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t start,
+Status MapExtent(Space* space, SpaceTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t start,
                  uint64_t len) {
-  Btree tree(&t.tx, BmapShape(), &rec.data, rec.ino, fs->allocator());
+  Btree tree(&t.tx, BmapShape(), &rec.data, rec.ino, space->allocator());
   while (len > 0) {
     uint64_t n = std::min<uint64_t>(len, media::kMaxExtentBlocks);
     BmapRec left;
@@ -53,14 +51,12 @@ Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint
         left.flags == 0 && left.length + n <= media::kMaxExtentBlocks) {
       left.length += static_cast<uint32_t>(n);
       RETURN_IF_ERROR(tree.Update(&left));
-      RETURN_IF_ERROR(RmapSetLength(fs->allocator(), t.tx, left.start_block, rec.ino, left.file_block, left.length));
+      RETURN_IF_ERROR(RmapSetLength(space->allocator(), t.tx, left.start_block, rec.ino, left.file_block, left.length));
     } else {
       BmapRec e{fblk, start, static_cast<uint32_t>(n), 0};
       RETURN_IF_ERROR(tree.Insert(&e));
-      RETURN_IF_ERROR(RmapInsert(fs->allocator(), t.tx, media::RmapRec{start, rec.ino, fblk, static_cast<uint32_t>(n), 0}));
+      RETURN_IF_ERROR(RmapInsert(space->allocator(), t.tx, media::RmapRec{start, rec.ino, fblk, static_cast<uint32_t>(n), 0}));
     }
-    fs->InvalidateMappings(rec.ino, fblk * media::kBlockSize, n * media::kBlockSize,
-                           InvalidateReason::kTruncate, /*notify=*/false);  // zero pages over the hole
     rec.nblocks += n;
     fblk += n;
     start += n;
@@ -69,20 +65,20 @@ Status MapExtent(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint
   return Status::Ok();
 }
 
-Status DropBlocks(FsImpl* fs, FsTxn& t, uint64_t start, uint64_t len) {
+Status DropBlocks(Space* space, SpaceTxn& t, uint64_t start, uint64_t len) {
   ASSIGN_OR_RETURN(const uint8_t* rb, t.tx.Read(media::kRootBlockNo, media::kRootMagic));
   if (reinterpret_cast<const media::RootBlock*>(rb)->refcount.levels == 0)
-    return fs->allocator()->Free(t, start, len);  // nothing is shared
-  std::vector<BlockExtent> unowned;
-  RETURN_IF_ERROR(RefcountAdjust(fs->allocator(), t.tx, start, len, -1, &unowned));
-  for (const auto& e : unowned) RETURN_IF_ERROR(fs->allocator()->Free(t, e.start, e.length));
+    return space->allocator()->Free(t, start, len);  // nothing is shared
+  std::vector<BlockRange> unowned;
+  RETURN_IF_ERROR(RefcountAdjust(space->allocator(), t.tx, start, len, -1, &unowned));
+  for (const auto& e : unowned) RETURN_IF_ERROR(space->allocator()->Free(t, e.start, e.length));
   return Status::Ok();
 }
 
-Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
+Status UnmapRange(Space* space, SpaceTxn& t, media::InodeRec& rec, uint64_t fblk, uint64_t end,
                   int max_extents, bool* done, InvalidateReason why) {
   *done = false;
-  Btree tree(&t.tx, BmapShape(), &rec.data, rec.ino, fs->allocator());
+  Btree tree(&t.tx, BmapShape(), &rec.data, rec.ino, space->allocator());
   for (int i = 0; i < max_extents; i++) {
     // The last extent that starts before `end`, working backwards.
     uint64_t key = end - 1;
@@ -97,7 +93,7 @@ Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uin
     uint64_t dev_lo = e.start_block + (cut_lo - e.file_block);
     // Keep [e.file_block, cut_lo) and [cut_hi, e_end).
     // The extent-map and rmap records change in step (same boundaries).
-    NodeAllocator* na = fs->allocator();
+    NodeAllocator* na = space->allocator();
     if (cut_lo > e.file_block) {
       BmapRec head = e;
       head.length = static_cast<uint32_t>(cut_lo - e.file_block);
@@ -114,8 +110,9 @@ Status UnmapRange(FsImpl* fs, FsTxn& t, media::InodeRec& rec, uint64_t fblk, uin
       RETURN_IF_ERROR(RmapInsert(na, t.tx, media::RmapRec{tail.start_block, rec.ino, tail.file_block, tail.length, 0}));
     }
     // Mappings let go of the blocks before they can be reused.
-    fs->InvalidateMappings(rec.ino, cut_lo * media::kBlockSize, (cut_hi - cut_lo) * media::kBlockSize, why);
-    RETURN_IF_ERROR(DropBlocks(fs, t, dev_lo, cut_hi - cut_lo));
+    space->FileRangeChanged(rec.ino, cut_lo * media::kBlockSize, (cut_hi - cut_lo) * media::kBlockSize, why,
+                            /*notify=*/true);
+    RETURN_IF_ERROR(DropBlocks(space, t, dev_lo, cut_hi - cut_lo));
     rec.nblocks -= cut_hi - cut_lo;
     end = cut_lo;
     if (end <= fblk) {

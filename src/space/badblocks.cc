@@ -1,5 +1,5 @@
-// fs/badblocks.cc — BadBlockList (see badblocks.h).
-#include "fs/badblocks.h"
+// space/badblocks.cc — BadBlockList (see badblocks.h).
+#include "space/badblocks.h"
 
 #include <algorithm>
 

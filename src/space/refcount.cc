@@ -1,5 +1,5 @@
-// fs/refcount.cc — reference counts of shared extents (see refcount.h).
-#include "fs/refcount.h"
+// space/refcount.cc — reference counts of shared extents (see refcount.h).
+#include "space/refcount.h"
 
 namespace udax {
 
@@ -73,7 +73,7 @@ Result<bool> SharedRun(Transaction& tx, const media::RootBlock& root, uint64_t b
 }
 
 Status RefcountAdjust(NodeAllocator* alloc, Transaction& tx, uint64_t start, uint64_t len, int delta,
-                      std::vector<BlockExtent>* unowned) {
+                      std::vector<BlockRange>* unowned) {
   ASSIGN_OR_RETURN(uint8_t * rb, tx.Write(media::kRootBlockNo, media::kRootMagic));
   auto* root = reinterpret_cast<media::RootBlock*>(rb);
   Btree tree(&tx, RefcountShape(), &root->refcount, 0, alloc);
@@ -109,7 +109,7 @@ Status RefcountAdjust(NodeAllocator* alloc, Transaction& tx, uint64_t start, uin
       RefcountRec rec{pos, static_cast<uint32_t>(seg_end - pos), 2};
       RETURN_IF_ERROR(tree.Insert(&rec));
     } else {
-      unowned->push_back(BlockExtent{pos, seg_end - pos});
+      unowned->push_back(BlockRange{pos, seg_end - pos});
     }
     pos = seg_end;
   }

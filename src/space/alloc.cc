@@ -1,11 +1,11 @@
-// fs/alloc.cc — free-space trees and the node free list (see alloc.h).
-#include "fs/alloc.h"
+// space/alloc.cc — free-space trees and the node free list (see alloc.h).
+#include "space/alloc.h"
 
 #include <algorithm>
 #include <limits>
 
-#include "fs/fs_impl.h"
-#include "fs/rmap.h"
+#include "space/rmap.h"
+#include "space/space.h"
 
 namespace udax {
 
@@ -61,7 +61,7 @@ Status Allocator::FreeNode(Transaction& tx, uint64_t bno, const media::TreeShape
   return Status::Ok();
 }
 
-Status Allocator::RemoveFree(FsTxn& t, const FreeBnoRec& ext) {
+Status Allocator::RemoveFree(SpaceTxn& t, const FreeBnoRec& ext) {
   Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
   Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
   RETURN_IF_ERROR(bno.Delete(&ext.start));
@@ -71,7 +71,7 @@ Status Allocator::RemoveFree(FsTxn& t, const FreeBnoRec& ext) {
   return Status::Ok();
 }
 
-Status Allocator::InsertFree(FsTxn& t, uint64_t start, uint64_t length) {
+Status Allocator::InsertFree(SpaceTxn& t, uint64_t start, uint64_t length) {
   Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
   Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
   FreeBnoRec b{start, length};
@@ -82,7 +82,7 @@ Status Allocator::InsertFree(FsTxn& t, uint64_t start, uint64_t length) {
   return Status::Ok();
 }
 
-Status Allocator::Carve(FsTxn& t, const FreeBnoRec& ext, uint64_t start, uint64_t len) {
+Status Allocator::Carve(SpaceTxn& t, const FreeBnoRec& ext, uint64_t start, uint64_t len) {
   RETURN_IF_ERROR(RemoveFree(t, ext));
   if (start > ext.start) RETURN_IF_ERROR(InsertFree(t, ext.start, start - ext.start));
   uint64_t end = start + len, ext_end = ext.start + ext.length;
@@ -90,7 +90,7 @@ Status Allocator::Carve(FsTxn& t, const FreeBnoRec& ext, uint64_t start, uint64_
   return Status::Ok();
 }
 
-Result<BlockExtent> Allocator::TakeExtent(FsTxn& t, uint64_t want, uint64_t hint, bool for_data) {
+Result<BlockRange> Allocator::TakeExtent(SpaceTxn& t, uint64_t want, uint64_t hint, bool for_data) {
   Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
   Btree cnt(&t.tx, CntShape(), &t.root->free_cnt, 0, this);
   FreeBnoRec found{};
@@ -122,7 +122,7 @@ Result<BlockExtent> Allocator::TakeExtent(FsTxn& t, uint64_t want, uint64_t hint
   uint64_t len = std::min({want, avail, for_data ? DataSpareBlocks(*t.root) : SpareBlocks(*t.root)});
   if (len == 0) return Errno(ENOSPC, "no space left on device");
   RETURN_IF_ERROR(Carve(t, found, take_at, len));
-  return BlockExtent{take_at, len};
+  return BlockRange{take_at, len};
 }
 
 uint64_t Allocator::DataSpareBlocks(const media::RootBlock& root) {
@@ -133,29 +133,29 @@ uint64_t Allocator::SpareBlocks(const media::RootBlock& root) const {
   return freeing_ ? root.free_blocks : DataSpareBlocks(root);
 }
 
-Status Allocator::CheckSpaceToAdd(const FsTxn& t) const {
+Status Allocator::CheckSpaceToAdd(const SpaceTxn& t) const {
   if (SpareBlocks(*t.root) == 0) return Errno(ENOSPC, "no space left on device");
   return Status::Ok();
 }
 
-Result<BlockExtent> Allocator::AllocData(FsTxn& t, uint64_t want, uint64_t hint) {
+Result<BlockRange> Allocator::AllocData(SpaceTxn& t, uint64_t want, uint64_t hint) {
   if (freed_in_txn_)
     return Errno(EINVAL, "internal error: data allocation after a free in one transaction");
   RETURN_IF_ERROR(FixFreeList(t));
   if (DataSpareBlocks(*t.root) == 0) return Errno(ENOSPC, "no space left on device");
-  ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, std::min<uint64_t>(want, media::kMaxExtentBlocks), hint, true));
+  ASSIGN_OR_RETURN(BlockRange e, TakeExtent(t, std::min<uint64_t>(want, media::kMaxExtentBlocks), hint, true));
   RETURN_IF_ERROR(FixFreeList(t));
   return e;
 }
 
-Status Allocator::Free(FsTxn& t, uint64_t start, uint64_t length) {
+Status Allocator::Free(SpaceTxn& t, uint64_t start, uint64_t length) {
   if (length == 0) return Status::Ok();
-  if (start < fs_->data_start() || start + length > fs_->data_end() || start + length < start)
+  if (start < space_->data_start() || start + length > space_->data_end() || start + length < start)
     return Errno(EUCLEAN, "freeing blocks [" + std::to_string(start) + ", +" +
                               std::to_string(length) + ") outside the data area");
   freed_in_txn_ = true;
   RETURN_IF_ERROR(FixFreeList(t));
-  const BadBlockList& bad = fs_->bad_blocks();
+  const BadBlockList& bad = space_->bad_blocks();
   for (uint64_t b = start, end = start + length; b < end;) {
     uint64_t good_end = bad.FirstBad(b, end);
     if (good_end > b) {
@@ -169,7 +169,7 @@ Status Allocator::Free(FsTxn& t, uint64_t start, uint64_t length) {
   return FixFreeList(t);
 }
 
-Status Allocator::Retire(FsTxn& t, uint64_t b) {
+Status Allocator::Retire(SpaceTxn& t, uint64_t b) {
   if (int i = FreeListIndex(*t.root, b); i >= 0) {
     t.root->freelist[i] = t.root->freelist[--t.root->freelist_count];
     RETURN_IF_ERROR(RmapDelete(this, t.tx, b, media::kOwnAg, 0));
@@ -186,7 +186,7 @@ Status Allocator::Retire(FsTxn& t, uint64_t b) {
   return FixFreeList(t);
 }
 
-Status Allocator::InsertMerged(FsTxn& t, uint64_t start, uint64_t length) {
+Status Allocator::InsertMerged(SpaceTxn& t, uint64_t start, uint64_t length) {
   Btree bno(&t.tx, BnoShape(), &t.root->free_bno, 0, this);
   FreeBnoRec left{}, right{};
   ASSIGN_OR_RETURN(bool has_left, bno.LookupLE(&start, &left));
@@ -208,7 +208,7 @@ Status Allocator::InsertMerged(FsTxn& t, uint64_t start, uint64_t length) {
   return InsertFree(t, new_start, new_len);
 }
 
-Status Allocator::FixFreeList(FsTxn& t) {
+Status Allocator::FixFreeList(SpaceTxn& t) {
   // Bounded: each round either fills the list or drains the overflow.
   for (int round = 0; round < 64; round++) {
     if (t.root->freelist_count < kFreeListLow) {
@@ -221,7 +221,7 @@ Status Allocator::FixFreeList(FsTxn& t) {
       // the adding operation meets ENOSPC in AllocNode or CheckSpaceToAdd.
       uint64_t need = std::min<uint64_t>(kFreeListHigh - t.root->freelist_count, SpareBlocks(*t.root));
       if (need == 0) return Status::Ok();
-      ASSIGN_OR_RETURN(BlockExtent e, TakeExtent(t, need, 0, false));
+      ASSIGN_OR_RETURN(BlockRange e, TakeExtent(t, need, 0, false));
       for (uint64_t b = e.start; b < e.start + e.length; b++)
         RETURN_IF_ERROR(RmapInsert(this, t.tx, media::RmapRec{b, media::kOwnAg, 0, 1, 0}));
       for (uint64_t b = e.start; b < e.start + e.length; b++) {
@@ -251,7 +251,7 @@ Status Allocator::FixFreeList(FsTxn& t) {
   return Status::Ok();
 }
 
-Status Allocator::Format(FsTxn& t, uint64_t start, uint64_t end, uint64_t total_blocks) {
+Status Allocator::Format(SpaceTxn& t, uint64_t start, uint64_t end, uint64_t total_blocks) {
   // Seed the free list from the front of the area, then one free extent,
   // then the reverse mapping of everything in use so far.
   uint64_t b = start;
