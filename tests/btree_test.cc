@@ -97,6 +97,7 @@ class BtreeTest : public ::testing::Test {
   }
   void Commit() {
     Status st = tx_->Commit();
+    tx_->Restart();
     ASSERT_TRUE(st.ok()) << st.ToString();
     alloc_->Committed();
   }
