@@ -366,7 +366,7 @@ class Engine {
 #if UDAX_ASSERTS_ON
     if (block == 0) return;
     Result<const uint8_t*> node = tx_->Read(block, shape_.magic);
-    UDAX_ASSERT_MSG(node.has_value() && Header(*node).level + 1 == levels,
+    UDAX_ASSERT_MSG(node.has_value() && uint32_t{Header(*node).level} + 1 == levels,
                     std::string(shape_.name) + " btree root " + std::to_string(block) + " of a " +
                         std::to_string(levels) + "-level tree is not on level " + std::to_string(levels - 1));
 #endif

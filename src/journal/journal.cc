@@ -538,7 +538,7 @@ bool Transaction::Revoked(uint64_t bno) const {
 
 void Transaction::AssertMayChange(const char* op) {
   UDAX_ASSERT_MSG(state_ == State::kOpen,
-                  std::string(op) + " on a " + (state_ == State::kCommitted ? "committed" : "aborted") +
+                  std::string(op) + " on " + (state_ == State::kCommitted ? "a committed" : "an aborted") +
                       " transaction (Restart() first; a change now would be dropped unlogged)");
 #if UDAX_ASSERTS_ON
   const Transaction* none = nullptr;
@@ -615,8 +615,8 @@ void Transaction::Forget(uint64_t bno) {
 }
 
 Status Transaction::Commit() {
-  UDAX_ASSERT_MSG(state_ == State::kOpen, std::string("Commit of a ") +
-                                              (state_ == State::kCommitted ? "committed" : "aborted") +
+  UDAX_ASSERT_MSG(state_ == State::kOpen, std::string("Commit of ") +
+                                              (state_ == State::kCommitted ? "a committed" : "an aborted") +
                                               " transaction (committed twice?)");
   if (!refused_.ok()) {
     Status st = refused_;

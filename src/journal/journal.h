@@ -74,6 +74,8 @@
 
 namespace udax {
 
+class Transaction;
+
 class Journal {
  public:
   Journal(PmemDevice* dev, uint64_t log_start, uint32_t log_blocks, uint64_t total_blocks);
