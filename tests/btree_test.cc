@@ -23,6 +23,7 @@
 #include "journal/journal.h"
 #include "media/format.h"
 #include "media/verify.h"
+#include "test_util.h"
 
 namespace udax {
 namespace {
@@ -97,6 +98,7 @@ class BtreeTest : public ::testing::Test {
   }
   void Commit() {
     Status st = tx_->Commit();
+    tx_->Restart();
     ASSERT_TRUE(st.ok()) << st.ToString();
     alloc_->Committed();
   }
@@ -1098,4 +1100,113 @@ TEST_F(BtreeCorruptionTest, WrongLevelOrMagicGivesEuclean) {
 }
 
 }  // namespace
+// ---- contracts (util/assert.h) and the run-time guards beside them ----------
+
+class BtreeContractTest : public BtreeTest {
+ protected:
+  // A node image in the transaction: bmap records (key k, then Rec's bytes)
+  // at a leaf, {key, child} entries at an interior node.
+  void StageNode(uint64_t bno, uint16_t level, const std::vector<std::pair<uint64_t, uint64_t>>& items) {
+    auto img = tx_->New(bno);
+    ASSERT_TRUE(img.has_value()) << img.error().ToString();
+    auto* h = reinterpret_cast<media::BtreeNodeHeader*>(*img);
+    h->hdr.magic = shape_->magic;
+    h->owner = 7;
+    h->level = level;
+    h->nrecs = static_cast<uint16_t>(items.size());
+    uint8_t* p = *img + sizeof(media::BtreeNodeHeader);
+    for (const auto& [key, child] : items) {
+      if (level == 0) {
+        std::vector<uint8_t> r = Rec({key, 0}, 1);
+        std::memcpy(p, r.data(), r.size());
+        p += r.size();
+      } else {
+        std::memcpy(p, &key, 8);
+        std::memcpy(p + 8, &child, 8);
+        p += 16;
+      }
+    }
+  }
+};
+
+TEST_F(BtreeContractTest, ContractMisplacedInsertDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  auto t = Tree(media::kBmapMagic);
+  for (uint64_t k = 10; k <= 50; k += 10) ASSERT_TRUE(t->Insert(Rec({k, 0}, 1).data()).ok());
+  EXPECT_DEATH(
+      {
+        Btree::InjectFaultForTesting(Btree::Fault::kMisplaceInsert);
+        t->Insert(Rec({25, 0}, 1).data()).IgnoreError();
+      },
+      "bmap btree node [0-9]+ after insert: keys out of order at item");
+  ASSERT_TRUE(t->Insert(Rec({25, 0}, 1).data()).ok()) << "no fault: the same insert is fine";
+  EXPECT_EQ(CheckStructure(*t), 6u);
+}
+
+TEST_F(BtreeContractTest, ContractDeleteLeavingAnEmptyNodeDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  auto t = Tree(media::kBmapMagic);
+  const uint64_t cap = media::LeafCapacity(*shape_);
+  for (uint64_t k = 1; k <= 3 * cap; k++) ASSERT_TRUE(t->Insert(Rec({k, 0}, 1).data()).ok());
+  ASSERT_EQ(root_.levels, 2u);
+  // Sequential inserts leave full leaves: the second one holds cap+1..2cap.
+  // Empty it but for one record; the last delete would merge it away.
+  for (uint64_t k = cap + 1; k < 2 * cap; k++) ASSERT_TRUE(t->Delete(&k).ok());
+  uint64_t last = 2 * cap;
+  EXPECT_DEATH(
+      {
+        Btree::InjectFaultForTesting(Btree::Fault::kKeepEmptyNode);
+        t->Delete(&last).IgnoreError();
+      },
+      "bmap btree delete leaves empty node");
+  ASSERT_TRUE(t->Delete(&last).ok());
+  EXPECT_EQ(CheckStructure(*t), 2 * cap);
+}
+
+TEST_F(BtreeContractTest, ContractRootOnTheWrongLevelDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  auto t = Tree(media::kBmapMagic);
+  EXPECT_DEATH(
+      {
+        Btree::InjectFaultForTesting(Btree::Fault::kWrongRootLevel);
+        t->Insert(Rec({1, 0}, 1).data()).IgnoreError();
+      },
+      "bmap btree root [0-9]+ of a 2-level tree is not on level 1");
+}
+
+// A block the transaction holds as another tree's node (a cross-link on a
+// crafted image): refused when the engine reaches it, in every build.
+TEST_F(BtreeContractTest, CrossLinkedNodeOfAnotherTreeIsRefused) {
+  auto dir = Tree(media::kDirMagic);
+  ASSERT_TRUE(dir->Insert(Rec({5, 6}, 1).data()).ok());
+  const media::BtreeRoot dir_root = root_;
+  auto bmap = Tree(media::kBmapMagic);  // on the same root: the directory's leaf
+  uint64_t key = 5;
+  auto r = bmap->Lookup(&key, nullptr);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().err(), EUCLEAN);
+  EXPECT_NE(r.error().message().find("block " + std::to_string(dir_root.block)), std::string::npos)
+      << r.error().message();
+}
+
+// A child whose keys run past its parent's next key (a crafted image that
+// each node's verifier passes): the split that would put its separator out
+// of order in the parent is refused, in every build.
+TEST_F(BtreeContractTest, SplitOfAChildOutsideItsRangeIsRefused) {
+  Tree(media::kBmapMagic);
+  const uint64_t cap = media::LeafCapacity(*shape_);
+  std::vector<std::pair<uint64_t, uint64_t>> a, b;
+  for (uint64_t i = 0; i < cap; i++) a.push_back({11 + 2 * i, 0});  // 11, 13, .. far past 20
+  b.push_back({1000, 0});
+  ASSERT_NO_FATAL_FAILURE(StageNode(701, 0, a));
+  ASSERT_NO_FATAL_FAILURE(StageNode(702, 0, b));
+  ASSERT_NO_FATAL_FAILURE(StageNode(700, 1, {{10, 701}, {20, 702}}));
+  root_.block = 700;
+  root_.levels = 2;
+  auto t = Tree(media::kBmapMagic);
+  Status st = t->Insert(Rec({16, 0}, 2).data());
+  EXPECT_EQ(st.err(), EUCLEAN) << st.ToString();
+  EXPECT_NE(st.message().find("block 700"), std::string::npos) << st.message();
+}
+
 }  // namespace udax

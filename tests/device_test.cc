@@ -240,4 +240,41 @@ TEST(DeviceTest, OneHolder) {
 }
 
 }  // namespace
+// ---- contracts (util/assert.h) ---------------------------------------------------
+
+// A reference released twice (here: a byte copy of one, as a struct copied
+// with memcpy would make) would let Remove() free the memory under a live
+// operation.
+TEST(DeviceTest, ContractReferenceReleasedTwiceDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  TempDevice t;
+  auto d = OpenOrDie(t.path(), {.create = true, .size = kSize});
+  ASSERT_TRUE(d);
+  auto r = d->TryRef();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_DEATH(
+      {
+        alignas(DeviceRef) unsigned char copy[sizeof(DeviceRef)];
+        std::memcpy(static_cast<void*>(copy), static_cast<void*>(&*r), sizeof(DeviceRef));
+        reinterpret_cast<DeviceRef*>(copy)->Release();
+        r->Release();
+      },
+      "device reference released more often than");
+  r->Release();
+  EXPECT_EQ(PmemDevice::thread_refs(), 0);
+  EXPECT_TRUE(d->Remove(100).ok()) << "one reference, released once: the removal drains";
+}
+
+TEST(DeviceTest, ContractDeviceDestroyedWithAReferenceHeldDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  TempDevice t;
+  auto d = OpenOrDie(t.path(), {.create = true, .size = kSize});
+  ASSERT_TRUE(d);
+  auto r = d->TryRef();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_DEATH(d.reset(), "destroyed while 1 reference\\(s\\) are held");
+  r->Release();
+  d.reset();
+}
+
 }  // namespace udax

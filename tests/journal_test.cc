@@ -541,4 +541,126 @@ TEST_F(JournalProtocolTest, FormatClearsTheLog) {
 }
 
 }  // namespace
+// ---- contracts (util/assert.h): deliberate misuse dies in checked builds -------
+
+// The state machine: a transaction takes changes only while open; Restart()
+// opens it again for a rolling operation.
+TEST_F(JournalProtocolTest, ContractWriteAfterCommitDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  Transaction tx(journal_.get());
+  Stage(tx, 1100, 1);
+  ASSERT_TRUE(tx.Commit().ok());
+  EXPECT_DEATH((void)tx.Write(1100, media::kRootMagic), "Write on a committed transaction");
+  EXPECT_DEATH((void)tx.New(1101), "New on a committed transaction");
+  EXPECT_DEATH(tx.Forget(1100), "Forget on a committed transaction");
+  EXPECT_DEATH(tx.Commit().IgnoreError(), "Commit of a committed transaction");
+  tx.Restart();
+  Stage(tx, 1101, 2);
+  ASSERT_TRUE(tx.Commit().ok());
+  EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(Sealed(1101).data())->inode_count, 2u);
+}
+
+TEST_F(JournalProtocolTest, ContractWriteAfterAbortDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  Transaction tx(journal_.get());
+  Stage(tx, 1110, 1);
+  tx.Abort();
+  EXPECT_DEATH((void)tx.New(1110), "New on an aborted transaction");
+  EXPECT_DEATH(tx.Commit().IgnoreError(), "Commit of an aborted transaction");
+  // A commit that fails aborts the transaction too.
+  Transaction bad(journal_.get());
+  auto img = bad.New(1111);
+  ASSERT_TRUE(img.has_value());
+  reinterpret_cast<media::BlockHeader*>(*img)->magic = media::Magic("JUNK");
+  EXPECT_EQ(bad.Commit().err(), EUCLEAN);
+  EXPECT_DEATH(bad.Commit().IgnoreError(), "Commit of an aborted transaction");
+}
+
+TEST_F(JournalProtocolTest, ContractOneWritingTransactionAtATime) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  Transaction a(journal_.get()), b(journal_.get());
+  Stage(a, 1120, 1);
+  EXPECT_DEATH(Stage(b, 1121, 2), "another transaction of this journal holds block images");
+  Transaction reader(journal_.get(), /*read_only=*/true);
+  EXPECT_FALSE(reader.Write(1120, media::kRootMagic).has_value()) << "a reader takes no images";
+  ASSERT_TRUE(a.Commit().ok());
+  Stage(b, 1121, 2);  // a is done: b may write now
+  ASSERT_TRUE(b.Commit().ok());
+  // TrimCache drops cached copies: never while a transaction holds images.
+  Transaction c(journal_.get());
+  Stage(c, 1122, 3);
+  EXPECT_DEATH(journal_->TrimCache().IgnoreError(), "TrimCache while a transaction holds block images");
+}
+
+// An image pointer is dead once its transaction committed: a store through it
+// would change the block cache (the only up-to-date copy) or a pooled buffer
+// behind the journal's back.
+TEST_F(JournalProtocolTest, ContractStoreThroughAStaleImagePointerDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  Transaction tx(journal_.get());
+  auto img = tx.New(1130);  // the first image of the block: the cache takes this buffer
+  ASSERT_TRUE(img.has_value());
+  auto* root = reinterpret_cast<media::RootBlock*>(*img);
+  root->hdr.magic = media::kRootMagic;
+  ASSERT_TRUE(tx.Commit().ok());
+  root->inode_count = 99;  // after the commit
+  EXPECT_DEATH(journal_->Checkpoint().IgnoreError(), "cached copy of block 1130 changed outside a commit");
+  root->inode_count = 0;  // undone: the checkpoint is fine
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+
+  tx.Restart();
+  auto w = tx.Write(1130, media::kRootMagic);  // a cached block: this buffer goes back to the pool
+  ASSERT_TRUE(w.has_value());
+  reinterpret_cast<media::RootBlock*>(*w)->inode_count = 5;
+  ASSERT_TRUE(tx.Commit().ok());
+  reinterpret_cast<media::RootBlock*>(*w)->inode_count = 6;  // into the pool
+  tx.Restart();
+  EXPECT_DEATH((void)tx.Write(1130, media::kRootMagic), "a pooled image buffer was written");
+}
+
+// The journal checks that writers hold the lock the filesystem names.
+TEST_F(JournalProtocolTest, ContractWritersHoldTheWriterLock) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  OwnedSharedMutex mu;
+  journal_->SetWriterLock(&mu);
+  Transaction tx(journal_.get());
+  Stage(tx, 1140, 1);
+  EXPECT_DEATH(tx.Commit().IgnoreError(), "REQUIRES: the calling thread holds the lock exclusively");
+  {
+    std::shared_lock<OwnedSharedMutex> shared(mu);
+    EXPECT_DEATH(tx.Commit().IgnoreError(), "REQUIRES: the calling thread holds the lock exclusively");
+  }
+  std::unique_lock<OwnedSharedMutex> lk(mu);
+  ASSERT_TRUE(tx.Commit().ok());
+  ASSERT_TRUE(journal_->Checkpoint().ok());
+  ASSERT_TRUE(journal_->TrimCache().ok());
+}
+
+// Two owners of one block (a cross-linked tree, a use after free): a write of
+// a block the transaction freed is refused, in every build.
+TEST_F(JournalProtocolTest, WriteOfABlockTheTransactionFreedIsRefused) {
+  {
+    Transaction tx(journal_.get());
+    Stage(tx, 1150, 1);
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  Transaction tx(journal_.get());
+  tx.Forget(1150);
+  auto w = tx.Write(1150, media::kRootMagic);
+  ASSERT_FALSE(w.has_value());
+  EXPECT_EQ(w.error().err(), EUCLEAN);
+  EXPECT_NE(w.error().message().find("block 1150"), std::string::npos) << w.error().message();
+  Status st = tx.Commit();
+  EXPECT_EQ(st.err(), EUCLEAN) << "the transaction refuses to commit";
+  EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(Sealed(1150).data())->inode_count, 1u);
+  // Taken again as a new block (a node freed and reallocated in one
+  // transaction) is fine.
+  tx.Restart();
+  tx.Forget(1150);
+  Stage(tx, 1150, 7);
+  ASSERT_TRUE(tx.Write(1150, media::kRootMagic).has_value());
+  ASSERT_TRUE(tx.Commit().ok());
+  EXPECT_EQ(reinterpret_cast<const media::RootBlock*>(Sealed(1150).data())->inode_count, 7u);
+}
+
 }  // namespace udax

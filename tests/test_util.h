@@ -28,6 +28,7 @@
 #include "media/verify.h"
 #include "udax/fs.h"
 #include "udax/status.h"
+#include "util/assert.h"
 
 namespace udax::testutil {
 
@@ -79,6 +80,15 @@ inline std::string DevicePathStem(const std::string& tag) {
   if (!tag.empty()) name += "_" + tag;
   return name;
 }
+
+// Tests of contracts (util/assert.h) need a build that checks them: Debug or
+// a sanitizer build (CI's ASan build); elsewhere they skip, saying so.
+#define UDAX_SKIP_WITHOUT_ASSERTS()                                                        \
+  do {                                                                                     \
+    if (!UDAX_ASSERTS_ON)                                                                  \
+      GTEST_SKIP() << "contracts are checked only with UDAX_ASSERTS (Debug and sanitizer " \
+                      "builds; CI: the ASan build)";                                       \
+  } while (0)
 
 // True in the child process of a "threadsafe" death test (re-executed binary).
 inline bool InDeathTestChild() { return !GTEST_FLAG_GET(internal_run_death_test).empty(); }

@@ -8,6 +8,22 @@
 // `stride` bytes starting at sizeof(BtreeNodeHeader): records (leaf) or
 // {key (key_words u64), child u64} entries (interior). All item access goes
 // through memcpy so that no unaligned u64 is ever dereferenced.
+//
+// Contracts (builds with UDAX_ASSERTS, util/assert.h): after every change to
+// a node, AssertNodeSound checks it — its shape's magic, its level, at most
+// capacity items, keys strictly ascending, interior children non-null and not
+// the node itself; a split checks that the left half's last key is below the
+// right half's first (the separator); a delete leaves no empty non-root node
+// behind and a root with at least two children (or a leaf); a new root's
+// level is one below the tree's level count. These hold whatever the media
+// holds, because the engine works only on nodes that passed the verifier
+// (one node each) and checks at run time, in every build, the three places
+// where it combines what two nodes say: a separator must fit between its
+// parent's neighbouring keys, a merge must keep the left node's keys below
+// the right one's, and a collapsed root's child must sit one level down —
+// each an EUCLEAN naming the block otherwise. A node read through the
+// transaction must carry the shape's magic (an image of another tree's block
+// is a cross-link).
 #include "btree/btree.h"
 
 #include <algorithm>
@@ -15,8 +31,15 @@
 #include <cstring>
 #include <string>
 
+#include "util/assert.h"
+
 namespace udax {
 namespace {
+
+#if UDAX_ASSERTS_ON
+thread_local Btree::Fault tls_fault = Btree::Fault::kNone;  // InjectFaultForTesting
+bool Injected(Btree::Fault f) { return tls_fault == f; }
+#endif
 
 using media::BtreeNodeHeader;
 using media::kBlockSize;
@@ -129,6 +152,9 @@ class Engine {
   Result<const uint8_t*> ReadNode(uint64_t bno, uint32_t level) {
     ASSIGN_OR_RETURN(const uint8_t* node, tx_->Read(bno, shape_.magic));
     const BtreeNodeHeader& h = Header(node);
+    if (h.hdr.magic != shape_.magic)  // the transaction's image of another tree's block
+      return Corrupt(bno, std::string(shape_.name) + " btree reaches a block of another kind (found " +
+                              media::MagicName(h.hdr.magic) + ")");
     if (h.level != level)
       return Corrupt(bno, std::string(shape_.name) + " btree level mismatch (found " +
                               std::to_string(h.level) + ", expected " + std::to_string(level) +
@@ -140,6 +166,50 @@ class Engine {
     return node;
   }
   Result<uint8_t*> WriteNode(uint64_t bno) { return tx_->Write(bno, shape_.magic); }
+
+  // Inserting separator `item` at pos of the interior node at bno (a child
+  // split): its key must lie between the keys around pos, or the child held
+  // keys outside its parent's range (a crafted image).
+  Status CheckSeparatorFits(const uint8_t* node, uint64_t bno, uint32_t pos, const uint8_t* item) const {
+    const uint32_t n = Header(node).nrecs;
+    const Key sep = LoadKey(item);
+    if ((pos > 0 && CompareAt(Item(node, estride_, pos - 1), sep.data()) >= 0) ||
+        (pos < n && CompareAt(Item(node, estride_, pos), sep.data()) <= 0))
+      return Corrupt(bno, std::string(shape_.name) + " btree: keys of child " + std::to_string(pos - 1) +
+                              " lie outside the range its parent gives it");
+    return Status::Ok();
+  }
+
+  // Debug builds: the node at bno, just changed by this engine, is sound on
+  // its own (see the file comment). O(node).
+  void AssertNodeSound(const uint8_t* node, uint64_t bno, uint32_t level, const char* after) const {
+#if UDAX_ASSERTS_ON
+    const BtreeNodeHeader& h = Header(node);
+    const std::string where = std::string(shape_.name) + " btree node " + std::to_string(bno) + " after " + after;
+    UDAX_ASSERT_MSG(h.hdr.magic == shape_.magic, where + ": magic " + media::MagicName(h.hdr.magic));
+    UDAX_ASSERT_MSG(h.level == level, where + ": level " + std::to_string(h.level) + ", expected " +
+                                          std::to_string(level));
+    UDAX_ASSERT_MSG(h.nrecs <= Cap(level), where + ": " + std::to_string(h.nrecs) + " items, capacity " +
+                                               std::to_string(Cap(level)));
+    const uint32_t stride = Stride(level);
+    for (uint32_t i = 1; i < h.nrecs; i++)
+      UDAX_ASSERT_MSG(CompareAt(Item(node, stride, i - 1), LoadKey(Item(node, stride, i)).data()) < 0,
+                      where + ": keys out of order at item " + std::to_string(i));
+    for (uint32_t i = 0; level > 0 && i < h.nrecs; i++) {
+      const uint64_t c = Child(node, i);
+      UDAX_ASSERT_MSG(c != 0 && c != bno, where + ": child " + std::to_string(i) + " is block " + std::to_string(c));
+    }
+#endif
+  }
+  // The node at bno as this transaction holds it (debug checks only).
+  void AssertHeldNodeSound(uint64_t bno, uint32_t level, const char* after) {
+#if UDAX_ASSERTS_ON
+    Result<const uint8_t*> node = tx_->Read(bno, shape_.magic);
+    UDAX_ASSERT_MSG(node.has_value(), std::string(shape_.name) + " btree node " + std::to_string(bno) +
+                                          " unreadable after " + after);
+    AssertNodeSound(*node, bno, level, after);
+#endif
+  }
 
   uint32_t LevelAt(const Path& p, uint32_t d) const { return p.depth - 1 - d; }
 
@@ -289,9 +359,17 @@ class Engine {
   }
 
   void SetRoot(uint64_t block, uint32_t levels) {
+    UDAX_DEBUG_ONLY(if (Injected(Btree::Fault::kWrongRootLevel) && block) levels++;)
     root_->block = block;
     root_->levels = levels;
     *root_changed_ = true;
+#if UDAX_ASSERTS_ON
+    if (block == 0) return;
+    Result<const uint8_t*> node = tx_->Read(block, shape_.magic);
+    UDAX_ASSERT_MSG(node.has_value() && uint32_t{Header(*node).level} + 1 == levels,
+                    std::string(shape_.name) + " btree root " + std::to_string(block) + " of a " +
+                        std::to_string(levels) + "-level tree is not on level " + std::to_string(levels - 1));
+#endif
   }
 
   // Frees the blocks of `bnos` (used to undo a partial allocation).
@@ -348,6 +426,7 @@ class Engine {
       if (!lower[d]) continue;
       ASSIGN_OR_RETURN(uint8_t * node, WriteNode(p.ent[d].bno));
       std::memcpy(Item(node, estride_, 0), key.data(), kw_ * 8);
+      AssertNodeSound(node, p.ent[d].bno, LevelAt(p, d), "lowering its first key");
     }
     // Insert the record in the leaf, then each separator one level up while
     // nodes split.
@@ -364,11 +443,14 @@ class Engine {
       uint64_t bno = p.ent[d].bno;
       ASSIGN_OR_RETURN(uint8_t * node, WriteNode(bno));
       uint32_t n = Header(node).nrecs;
+      if (d < int(p.depth) - 1) RETURN_IF_ERROR(CheckSeparatorFits(node, bno, pos, item));
+      UDAX_DEBUG_ONLY(if (Injected(Btree::Fault::kMisplaceInsert) && pos < n) pos++;)
       if (n < Cap(level)) {
         uint8_t* at = Item(node, stride, pos);
         std::memmove(at + stride, at, size_t(n - pos) * stride);
         std::memcpy(at, item, stride);
         Header(node).nrecs = uint16_t(n + 1);
+        AssertNodeSound(node, bno, level, "insert");
         return Status::Ok();
       }
       // Split: the n + 1 items are dealt out to this node and a new right
@@ -390,6 +472,11 @@ class Engine {
       std::memcpy(Item(node, stride, 0), all, size_t(left) * stride);
       std::memset(Item(node, stride, left), 0, kBlockSize - kHdr - size_t(left) * stride);
       Header(node).nrecs = uint16_t(left);
+      AssertNodeSound(node, bno, level, "split (left half)");
+      AssertHeldNodeSound(rbno, level, "split (right half)");
+      UDAX_ASSERT_MSG(left > 0 && CompareAt(Item(node, stride, left - 1), LoadKey(all + size_t(left) * stride).data()) < 0,
+                      std::string(shape_.name) + " btree split of node " + std::to_string(bno) +
+                          ": the left half's last key is not below the separator");
       // The separator entry for the parent: right's first key, right's block.
       std::memcpy(item, Item(right, stride, 0), kw_ * 8);
       std::memcpy(item + kw_ * 8, &rbno, 8);
@@ -401,6 +488,7 @@ class Engine {
         std::memcpy(Item(root, estride_, 0) + kw_ * 8, &bno, 8);
         std::memcpy(Item(root, estride_, 1), item, estride_);
         Header(root).nrecs = 2;
+        AssertNodeSound(root, nbno, level + 1, "new root");
         SetRoot(nbno, p.depth + 1);
         return Status::Ok();
       }
@@ -421,6 +509,7 @@ class Engine {
       return absent;
     ASSIGN_OR_RETURN(uint8_t * w, WriteNode(p.ent[p.depth - 1].bno));
     std::memcpy(Item(w, shape_.rec_size, idx), rec, shape_.rec_size);
+    AssertNodeSound(w, p.ent[p.depth - 1].bno, 0, "update");
     return Status::Ok();
   }
 
@@ -443,6 +532,7 @@ class Engine {
     std::memmove(at, at + stride, size_t(n - idx - 1) * stride);
     std::memset(Item(node, stride, n - 1), 0, stride);
     Header(node).nrecs = uint16_t(n - 1);
+    AssertNodeSound(node, bno, level, "removing an item");
     return Status::Ok();
   }
 
@@ -456,8 +546,12 @@ class Engine {
     uint32_t ln = Header(left).nrecs, rn = Header(right).nrecs;
     if (ln + rn > Cap(level))
       return Corrupt(lbno, std::string(shape_.name) + " btree: merged node would overflow");
+    if (ln > 0 && rn > 0 && CompareAt(Item(left, stride, ln - 1), LoadKey(Item(right, stride, 0)).data()) >= 0)
+      return Corrupt(rbno, std::string(shape_.name) + " btree: first key not above the last key of left sibling " +
+                               std::to_string(lbno));
     std::memcpy(Item(left, stride, ln), Item(right, stride, 0), size_t(rn) * stride);
     Header(left).nrecs = uint16_t(ln + rn);
+    AssertNodeSound(left, lbno, level, "merging its right sibling");
     return ln;
   }
 
@@ -507,6 +601,7 @@ class Engine {
       uint64_t lbno = i > 0 ? Child(parent, i - 1) : 0;
       uint64_t rbno = i + 1 < pn ? Child(parent, i + 1) : 0;
       ASSIGN_OR_RETURN(uint32_t xn, HeldCount(xbno));
+      UDAX_DEBUG_ONLY(if (Injected(Btree::Fault::kKeepEmptyNode) && xn == 0) lbno = rbno = 0;)
       if (pn == 1) {
         if (xn > 0) return shrank;
         RETURN_IF_ERROR(RemoveItem(pbno, level + 1, i));
@@ -531,6 +626,8 @@ class Engine {
           continue;
         }
       }
+      UDAX_ASSERT_MSG(xn > 0, std::string(shape_.name) + " btree delete leaves empty node " +
+                                  std::to_string(xn == 0 ? xbno : 0) + " beside its siblings");
       return shrank;
     }
   }
@@ -568,9 +665,18 @@ class Engine {
       ASSIGN_OR_RETURN(const uint8_t* root, ReadNode(root_->block, root_->levels - 1));
       if (Header(root).nrecs != 1) break;
       uint64_t child = Child(root, 0), old = root_->block;
+      RETURN_IF_ERROR(ReadNode(child, root_->levels - 2).error());  // on the level below
       SetRoot(child, root_->levels - 1);
       RETURN_IF_ERROR(alloc_->FreeNode(*tx_, old, shape_, owner_));
     }
+#if UDAX_ASSERTS_ON
+    if (root_->levels > 0) {
+      ASSIGN_OR_RETURN(uint32_t n, HeldCount(root_->block));
+      UDAX_ASSERT_MSG(root_->levels == 1 ? n > 0 || keep_empty_root_ : n >= 2,
+                      std::string(shape_.name) + " btree delete leaves root " + std::to_string(root_->block) +
+                          " with " + std::to_string(n) + " items");
+    }
+#endif
     return Status::Ok();
   }
 
@@ -655,6 +761,8 @@ Status Btree::FreeEmptyRoot() {
   root_changed_ = true;
   return alloc_->FreeNode(*tx_, old, shape_, owner_);
 }
+
+void Btree::InjectFaultForTesting(Fault f) { UDAX_DEBUG_ONLY(tls_fault = f;) }
 
 uint64_t Btree::CountRecords() {
   uint64_t n = 0;

@@ -40,6 +40,9 @@
 // the Btree updates the caller's BtreeRoot in DRAM and the caller writes it
 // back in the same transaction when root_changed().
 //
+// Contracts: builds with UDAX_ASSERTS check every node the engine changes
+// (order, fill, level; btree.cc says what and why it holds on any image).
+//
 // Thread safety: none; the caller's lock covers the transaction.
 #pragma once
 
@@ -104,6 +107,17 @@ class Btree {
   uint64_t CountRecords();  // for tests and fsck (0 on read error)
   bool root_changed() const { return root_changed_; }
   const media::TreeShape& shape() const { return shape_; }
+
+  // Deliberate engine bugs for the tests of its assertions
+  // (tests/contracts_test.cc), for the calling thread's next operations;
+  // honoured only in builds with UDAX_ASSERTS (util/assert.h).
+  enum class Fault {
+    kNone,
+    kMisplaceInsert,  // a record goes one slot too far right
+    kKeepEmptyNode,   // a delete leaves an emptied node beside its siblings
+    kWrongRootLevel,  // a new root is given one level too many
+  };
+  static void InjectFaultForTesting(Fault f);
 
  private:
   Transaction* tx_;

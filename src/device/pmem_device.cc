@@ -1,6 +1,7 @@
 // device/pmem_device.cc — PmemDevice over libpmem2 (see pmem_device.h).
 #include "device/pmem_device.h"
 #include "udax/types.h"  // kPageSize
+#include "util/assert.h"
 #include "util/tsan.h"
 
 #include <fcntl.h>
@@ -52,7 +53,10 @@ void* AlignedHint(size_t len) {
 
 DeviceRef::DeviceRef(PmemDevice* dev) : dev_(dev), owner_(pthread_self()) { tls_refs++; }
 
-void PmemDevice::PutRef() { refs_.fetch_sub(1, std::memory_order_acq_rel); }
+void PmemDevice::PutRef() {
+  [[maybe_unused]] int64_t had = refs_.fetch_sub(1, std::memory_order_acq_rel);
+  UDAX_ASSERT_MSG(had > 0, "device " + path_ + ": reference released more often than taken (released twice?)");
+}
 
 int PmemDevice::thread_refs() { return tls_refs; }
 
@@ -69,6 +73,7 @@ DeviceRef& DeviceRef::operator=(DeviceRef&& o) noexcept {
 void DeviceRef::Release() {
   if (!dev_) return;
   if (pthread_equal(owner_, pthread_self())) tls_refs--;
+  UDAX_ASSERT_MSG(tls_refs >= 0, "device reference released more often than this thread took one (released twice?)");
   dev_->PutRef();
   dev_ = nullptr;
 }
@@ -173,6 +178,8 @@ bool PmemDevice::HoldsData() const {
 }
 
 PmemDevice::~PmemDevice() {
+  UDAX_ASSERT_MSG(refs_.load() == 0, "device " + path_ + " destroyed while " + std::to_string(refs_.load()) +
+                                         " reference(s) are held (they would release into freed memory)");
   {
     std::lock_guard<std::mutex> g(g_devices_mu);
     auto& d = Devices();
@@ -286,6 +293,8 @@ void PmemDevice::TakeMemoryAway() {
   // The pages go (the kernel drops them from this process); the address
   // range stays reserved PROT_NONE so that a stale pointer faults instead of
   // landing in whatever the next mmap puts there.
+  UDAX_ASSERT_MSG(state() == DeviceState::kDying, "device memory taken away from a device that is not dying");
+  UDAX_ASSERT_MSG(refs_.load() == 0, "device memory taken away while references are held");
   ScopedTsanIgnore remap;
   mmap(base_, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   state_.store(DeviceState::kDead, std::memory_order_release);
@@ -300,6 +309,8 @@ Status PmemDevice::Remove(uint64_t drain_timeout_ms) {
   if (state() == DeviceState::kDead) return Errno(ENODEV, "device " + path_ + " is already removed");
   Kill();                                        // 1. no new references, mappings, faults
   RETURN_IF_ERROR(DrainRefs(drain_timeout_ms));  // 2. in-flight operations finish
+  UDAX_ASSERT_MSG(state() == DeviceState::kDying && refs_.load() == 0,
+                  "device " + path_ + ": the holder is told of removal only once it is dying and unreferenced");
   if (DeviceHolder* h = holder())                 // 3. the holder shuts down, revokes mappings
     h->NotifyFailure(0, size_, FailureFlags::kPreRemove);
   TakeMemoryAway();                              // 4. only then: the memory goes

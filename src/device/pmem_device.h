@@ -25,7 +25,12 @@
 //    device's own mapping once the holder says nobody is inside them, so code
 //    that reads a poisoned block without asking crashes in tests.
 //  * a PersistObserver, when installed, sees every flush and every drain in
-//    program order (the crash-recording test device uses it).
+//    program order (the crash-recording test device uses it);
+//  * the state only moves forward (Live -> Dying -> Dead); the reference
+//    count never goes below zero and is zero when the memory is taken away
+//    and when the device is destroyed (a reference outliving its device
+//    would release into freed memory). Builds with UDAX_ASSERTS check these
+//    (util/assert.h).
 // Thread safety: all methods may be called concurrently; data races on device
 // bytes are the callers' business (the filesystem's locks).
 #pragma once
@@ -80,11 +85,11 @@ struct DeviceOptions {
 
 class PmemDevice;
 
-// A held reference: the device cannot finish dying while one exists.
+// A held reference: the device cannot finish dying while one exists. Only
+// PmemDevice::TryRef makes one (it counts it first).
 class DeviceRef {
  public:
   DeviceRef() = default;
-  explicit DeviceRef(PmemDevice* dev);
   DeviceRef(DeviceRef&& o) noexcept : dev_(o.dev_), owner_(o.owner_) { o.dev_ = nullptr; }
   DeviceRef& operator=(DeviceRef&& o) noexcept;
   DeviceRef(const DeviceRef&) = delete;
@@ -94,6 +99,8 @@ class DeviceRef {
   explicit operator bool() const { return dev_ != nullptr; }
 
  private:
+  friend class PmemDevice;
+  explicit DeviceRef(PmemDevice* dev);
   PmemDevice* dev_ = nullptr;
   pthread_t owner_{};  // the thread that took it (counted in its thread_refs())
 };

@@ -304,6 +304,7 @@ Status FsImpl::CommitTxn(FsTxn& t) {
 Status FsImpl::RollIfNeeded(FsTxn& t, size_t need) {
   if (t.tx.room() >= need) return Status::Ok();
   RETURN_IF_ERROR(CommitTxn(t));
+  t.tx.Restart();
   ASSIGN_OR_RETURN(uint8_t * rb, t.tx.Write(media::kRootBlockNo, media::kRootMagic));
   t.root = reinterpret_cast<media::RootBlock*>(rb);
   return Status::Ok();

@@ -165,6 +165,9 @@ Result<const uint8_t*> Journal::ReadBlock(uint64_t bno, uint32_t magic) {
 }
 
 Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& revoked) {
+  AssertWriterLockHeld();
+  for (size_t i = 1; i < images.size(); i++)
+    UDAX_ASSERT_MSG(images[i - 1].bno < images[i].bno, "commit images not sorted by block number");
   // Step 1: what changed, line by line.
   std::vector<uint64_t>& masks = masks_;  // reused: no allocation per commit
   masks.assign(images.size(), 0);
@@ -221,11 +224,22 @@ Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& 
   return Status::Ok();
 }
 
+void Journal::StampCached(Cached& c) {
+  UDAX_DEBUG_ONLY(c.sum = Crc32c(c.buf.get(), kBlockSize));
+}
+
+void Journal::CheckCached(uint64_t bno, const Cached& c) {
+  UDAX_ASSERT_MSG(Crc32c(c.buf.get(), kBlockSize) == c.sum,
+                  "cached copy of block " + std::to_string(bno) +
+                      " changed outside a commit (written through an image pointer after its commit?)");
+}
+
 void Journal::Apply(Image& img, uint64_t mask) {
   MarkVerified(img.bno);
   if (img.fresh) mask = ~uint64_t{0};  // the whole block goes home (zeroes too)
   auto [it, inserted] = cache_.try_emplace(img.bno);
   Cached& c = it->second;
+  if (!inserted) CheckCached(img.bno, c);
   if (inserted) {
     c.buf = std::move(img.buf);
     slots_[img.bno % kSlots] = {img.bno, &c};
@@ -239,6 +253,7 @@ void Journal::Apply(Image& img, uint64_t mask) {
   }
   if (!c.dirty) dirty_.push_back(img.bno);
   c.dirty |= mask;
+  StampCached(c);
 }
 
 void Journal::KeepReplayed(uint64_t bno, std::unique_ptr<uint8_t[]> buf) {
@@ -250,6 +265,7 @@ void Journal::Drop(uint64_t bno) {
   ForgetVerified(bno);
   auto it = cache_.find(bno);
   if (it == cache_.end()) return;
+  CheckCached(bno, it->second);
   dropped_.push_back(std::move(it->second.buf));
   cache_.erase(it);
   if (slots_[bno % kSlots].bno == bno) slots_[bno % kSlots] = {};
@@ -264,11 +280,14 @@ Journal::Cached* Journal::FindCached(uint64_t bno) const {
 
 
 Status Journal::Checkpoint() {
+  AssertWriterLockHeld();
   for (uint64_t bno : dirty_) {
     auto it = cache_.find(bno);
     if (it == cache_.end() || !it->second.dirty) continue;  // revoked since
     Cached& c = it->second;
+    CheckCached(bno, c);
     media::SetBlockCrc(c.buf.get());
+    StampCached(c);
     const uint64_t home = bno * kBlockSize;
     for (uint64_t m = c.dirty | 1; m;) {  // runs of adjacent dirty lines; line 0 holds the crc
       uint32_t first = static_cast<uint32_t>(std::countr_zero(m));
@@ -300,18 +319,31 @@ void Journal::ForgetBlock(uint64_t bno) {
   Drop(bno);
 }
 
+// Debug builds: a pooled buffer holds this pattern until it is taken again.
+[[maybe_unused]] constexpr uint8_t kPoolFill = 0xA5;
+
 std::unique_ptr<uint8_t[]> Journal::TakeBuffer() {
   if (spare_.empty()) return std::make_unique_for_overwrite<uint8_t[]>(kBlockSize);
   auto b = std::move(spare_.back());
   spare_.pop_back();
+#if UDAX_ASSERTS_ON
+  for (uint32_t i = 0; i < kBlockSize; i++)
+    UDAX_ASSERT_MSG(b[i] == kPoolFill, "a pooled image buffer was written at byte " + std::to_string(i) +
+                                           " (through an image pointer after its transaction ended?)");
+#endif
   return b;
 }
 
 void Journal::ReturnBuffer(std::unique_ptr<uint8_t[]> buf) {
-  if (buf && spare_.size() < kSpareMax) spare_.push_back(std::move(buf));
+  if (!buf || spare_.size() >= kSpareMax) return;
+  UDAX_DEBUG_ONLY(std::memset(buf.get(), kPoolFill, kBlockSize));
+  spare_.push_back(std::move(buf));
 }
 
 Status Journal::TrimCache() {
+  AssertWriterLockHeld();
+  UDAX_ASSERT_MSG(writer_.load(std::memory_order_relaxed) == nullptr,
+                  "TrimCache while a transaction holds block images (their pointers may be dropped)");
   dropped_.clear();
   if (cache_.size() <= kCacheMaxBlocks) return Status::Ok();
   RETURN_IF_ERROR(Checkpoint());
@@ -500,10 +532,32 @@ Result<const uint8_t*> Transaction::Read(uint64_t bno, uint32_t magic) {
   return journal_->ReadBlock(bno, magic);
 }
 
+bool Transaction::Revoked(uint64_t bno) const {
+  return std::find(revoked_.begin(), revoked_.end(), bno) != revoked_.end();
+}
+
+void Transaction::AssertMayChange(const char* op) {
+  UDAX_ASSERT_MSG(state_ == State::kOpen,
+                  std::string(op) + " on " + (state_ == State::kCommitted ? "a committed" : "an aborted") +
+                      " transaction (Restart() first; a change now would be dropped unlogged)");
+#if UDAX_ASSERTS_ON
+  const Transaction* none = nullptr;
+  if (!journal_->writer_.compare_exchange_strong(none, this, std::memory_order_relaxed))
+    UDAX_ASSERT_MSG(none == this, std::string(op) + ": another transaction of this journal holds block images "
+                                                    "(one writing transaction at a time)");
+#endif
+}
+
 Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
   if (read_only_) return Errno(EROFS, "read-only transaction");
+  AssertMayChange("Write");
   auto it = Slot(bno);
   if (it != blocks_.end() && it->bno == bno) return it->buf.get();
+  if (!revoked_.empty() && Revoked(bno)) {
+    refused_ = Errno(EUCLEAN, "metadata corruption: block " + std::to_string(bno) +
+                                  " is written after this transaction freed it (two owners of one block)");
+    return refused_;
+  }
   ASSIGN_OR_RETURN(const uint8_t* src, journal_->ReadBlock(bno, magic));
   auto buf = journal_->TakeBuffer();
   CopyBlock(buf.get(), src);
@@ -514,6 +568,7 @@ Result<uint8_t*> Transaction::Write(uint64_t bno, uint32_t magic) {
 
 Result<uint8_t*> Transaction::New(uint64_t bno) {
   if (read_only_) return Errno(EROFS, "read-only transaction");
+  AssertMayChange("New");
   auto buf = journal_->TakeBuffer();
   std::memset(buf.get(), 0, kBlockSize);
   uint8_t* p = buf.get();
@@ -527,21 +582,47 @@ Result<uint8_t*> Transaction::New(uint64_t bno) {
   return p;
 }
 
-void Transaction::Abort() {
+void Transaction::Release() {
   for (Block& b : blocks_) journal_->ReturnBuffer(std::move(b.buf));
   blocks_.clear();
   revoked_.clear();
+  refused_ = Status::Ok();
+#if UDAX_ASSERTS_ON
+  const Transaction* me = this;
+  journal_->writer_.compare_exchange_strong(me, nullptr, std::memory_order_relaxed);
+#endif
+}
+
+void Transaction::Abort() {
+  Release();
+  if (state_ == State::kOpen) state_ = State::kAborted;
+}
+
+void Transaction::Restart() {
+  UDAX_ASSERT_MSG(state_ != State::kOpen, "Restart() of a transaction that is still open");
+  UDAX_ASSERT(blocks_.empty() && revoked_.empty());
+  state_ = State::kOpen;
 }
 
 void Transaction::Forget(uint64_t bno) {
+  if (read_only_) return;
+  AssertMayChange("Forget");
   if (auto it = Slot(bno); it != blocks_.end() && it->bno == bno) {
     journal_->ReturnBuffer(std::move(it->buf));
     blocks_.erase(it);
   }
-  if (!read_only_) revoked_.push_back(bno);  // dropped from the cache at commit
+  revoked_.push_back(bno);  // dropped from the cache at commit
 }
 
 Status Transaction::Commit() {
+  UDAX_ASSERT_MSG(state_ == State::kOpen, std::string("Commit of ") +
+                                              (state_ == State::kCommitted ? "a committed" : "an aborted") +
+                                              " transaction (committed twice?)");
+  if (!refused_.ok()) {
+    Status st = refused_;
+    Abort();
+    return st;
+  }
   std::vector<Journal::Image> images;
   images.reserve(blocks_.size());
   for (Block& b : blocks_) {
@@ -554,7 +635,8 @@ Status Transaction::Commit() {
   }
   Status st = journal_->Commit(images, revoked_);
   for (auto& img : images) journal_->ReturnBuffer(std::move(img.buf));  // those the cache did not take
-  Abort();
+  Release();
+  state_ = st.ok() ? State::kCommitted : State::kAborted;
   return st;
 }
 

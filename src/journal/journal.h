@@ -45,9 +45,19 @@
 //    operation), so pointers from ReadBlock stay valid across a Commit, as
 //    device pointers do;
 //  * the verified-block bitmap is set only for blocks whose content passed
-//    VerifyRead or was written by Commit.
+//    VerifyRead or was written by Commit;
+//  * a cached copy changes only in Apply (a commit or a read-only replay) and
+//    when a checkpoint seals it: nothing writes through a pointer to it (an
+//    image pointer kept past its transaction's commit would);
+//  * a pooled image buffer (TakeBuffer / ReturnBuffer) is not written while
+//    it is in the pool.
 // Thread safety: one Transaction at a time may write (the filesystem's
 // exclusive lock); read-only transactions may run concurrently with each other.
+// Builds with UDAX_ASSERTS check the invariants that are cheap to check
+// (util/assert.h): cached copies carry a checksum verified before each change
+// and before each checkpoint, pooled buffers a fill pattern verified when
+// they are taken, and the journal names its writing transaction (one at a
+// time) and, when told, the lock writers hold (SetWriterLock).
 #pragma once
 
 #include <atomic>
@@ -59,8 +69,12 @@
 #include "device/pmem_device.h"
 #include "media/format.h"
 #include "udax/status.h"
+#include "util/assert.h"
+#include "util/owned_mutex.h"
 
 namespace udax {
+
+class Transaction;
 
 class Journal {
  public:
@@ -123,7 +137,13 @@ class Journal {
   size_t cached_blocks() const { return cache_.size(); }
   static constexpr size_t kCacheMaxBlocks = 16384;  // 64 MiB
 
+  // Debug builds: the lock every writer holds exclusively (the filesystem's
+  // metadata lock); Commit, Checkpoint and TrimCache then assert that the
+  // calling thread holds it. Null (the default): not checked.
+  void SetWriterLock(const OwnedSharedMutex* mu) { writer_lock_ = mu; }
+
  private:
+  friend class Transaction;
   bool IsMetadataHome(uint64_t bno) const;
   Result<uint32_t> RecoverWholeImages(bool read_only);  // the older log form
   Result<uint32_t> RecoverChain(bool read_only);
@@ -152,7 +172,15 @@ class Journal {
   struct Cached {
     std::unique_ptr<uint8_t[]> buf;
     uint64_t dirty = 0;  // lines not yet written home
+    UDAX_DEBUG_ONLY(uint32_t sum = 0;)  // crc32c of buf after its last change
   };
+  // Debug builds: the checksum of a cached copy, stamped after each change
+  // and checked before the next one (no-ops otherwise).
+  static void StampCached(Cached& c);
+  static void CheckCached(uint64_t bno, const Cached& c);
+  void AssertWriterLockHeld() const {
+    if (writer_lock_) writer_lock_->AssertHeld();
+  }
   std::unordered_map<uint64_t, Cached> cache_;
   // A direct-mapped index in front of cache_ (its nodes never move), set when
   // a block enters the cache and cleared when it leaves: most lookups skip
@@ -167,9 +195,21 @@ class Journal {
   std::vector<std::unique_ptr<uint8_t[]>> dropped_;  // freed at TrimCache
   std::vector<std::unique_ptr<uint8_t[]>> spare_;    // TakeBuffer's pool
   static constexpr size_t kSpareMax = 64;
+  const OwnedSharedMutex* writer_lock_ = nullptr;
+  // The transaction holding block images or revokes (debug builds): at most
+  // one at a time. Atomic: read-only transactions may end on any thread.
+  UDAX_DEBUG_ONLY(std::atomic<const Transaction*> writer_{nullptr};)
 };
 
 // A set of metadata block changes that commit atomically.
+//
+// State: open -> committed (Commit) or aborted (Abort, a failed Commit, the
+// destructor). Only an open transaction takes images (Write, New) or frees
+// blocks (Forget) and only an open one commits; a rolling operation carries
+// on in the same object after Restart(). Debug builds assert this (a write
+// after the commit would be dropped with the object, unlogged), and that at
+// most one transaction of a journal holds images at a time.
+// Reads are allowed in every state.
 class Transaction {
  public:
   explicit Transaction(Journal* journal, bool read_only = false)
@@ -186,7 +226,13 @@ class Transaction {
   // A writable zeroed image for a newly allocated block.
   Result<uint8_t*> New(uint64_t bno);
   // The block was freed: its image is dropped from the transaction and the
-  // commit revokes it.
+  // commit revokes it. A block this transaction freed may be taken again only
+  // as a new block (New: the free list hands nodes out again at once). A
+  // Write of it means two owners of one block (a cross-linked tree on a
+  // crafted image, or a use after free): the Write fails and the transaction
+  // refuses to commit, with EUCLEAN naming the block. (A second Forget is
+  // not refused: a node popped from the free list and given back unused, as
+  // a failed split does, is freed twice without ever being taken by New.)
   void Forget(uint64_t bno);
 
   bool dirty() const { return !blocks_.empty() || !revoked_.empty(); }
@@ -196,11 +242,18 @@ class Transaction {
   // Room left (in blocks) before the transaction would not fit the log.
   size_t room() const { return journal_->Room(blocks_.size(), revoked_.size()); }
 
-  // Seals and commits; the transaction is empty afterwards.
+  // Seals and commits; the transaction is empty (and committed) afterwards.
+  // Image pointers it handed out are dead from here on.
   Status Commit();
+  // Drops every image; an open transaction becomes aborted.
   void Abort();
+  // A committed or aborted (empty) transaction becomes open again: the next
+  // transaction of a rolling operation.
+  void Restart();
+  bool open() const { return state_ == State::kOpen; }
 
  private:
+  enum class State : uint8_t { kOpen, kCommitted, kAborted };
   struct Block {
     uint64_t bno;
     std::unique_ptr<uint8_t[]> buf;
@@ -208,10 +261,18 @@ class Transaction {
   };
   // The block's entry, or where it would be inserted (blocks_ is sorted).
   std::vector<Block>::iterator Slot(uint64_t bno);
+  bool Revoked(uint64_t bno) const;
+  // Debug builds: the state machine's checks for a change (Write, New,
+  // Forget), and the journal's one-writer rule.
+  void AssertMayChange(const char* op);
+  // Returns every buffer and empties the transaction.
+  void Release();
   Journal* journal_;
   bool read_only_;
+  State state_ = State::kOpen;
   std::vector<Block> blocks_;  // sorted by bno: a few entries, mostly
   std::vector<uint64_t> revoked_;
+  Status refused_;  // a refused change: the commit fails with it (see Forget)
 };
 
 }  // namespace udax
