@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 
+#include "udax/export.h"
 #include "udax/status.h"
 
 namespace udax {
@@ -37,12 +38,12 @@ enum class InvalidateReason : uint32_t {
   kMemoryFailure = 3,  // the device memory behind the range failed
   kRemoved = 4,        // the device was removed
 };
-const char* InvalidateReasonName(InvalidateReason r);
+UDAX_EXPORT const char* InvalidateReasonName(InvalidateReason r);
 
 // (inode number, file offset, length, reason)
 using InvalidateCallback = std::function<void(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason)>;
 
-class Mapping {
+class UDAX_EXPORT Mapping {
  public:
   Mapping();
   Mapping(Mapping&&) noexcept;
@@ -72,6 +73,6 @@ class Mapping {
 // Runs fn; a SIGBUS on a udax mapping inside it (access beyond EOF, a full
 // device during a write fault, a revoked mapping) ends fn early and returns
 // the error (EFAULT, ENOSPC, ENODEV, EIO...). Nestable; per thread.
-Status Guarded(const std::function<void()>& fn);
+UDAX_EXPORT Status Guarded(const std::function<void()>& fn);
 
 }  // namespace udax

@@ -158,6 +158,11 @@ class FsImpl : public DeviceHolder, public std::enable_shared_from_this<FsImpl> 
   Result<StatFs> GetStatFs();
   Status Sync();
 
+  // ---- what a program may read beyond POSIX (introspect.cc) ----
+  Result<FsStats> GetStats();
+  // Filesystem::QueryRmap: QueryRmap in bytes, as public BlockOwners.
+  Result<std::vector<BlockOwner>> BlockOwners(uint64_t device_offset, uint64_t len);
+
   // ---- file I/O (file_io.cc) ----
   Result<size_t> Pread(Inode* ip, void* buf, size_t len, uint64_t off);
   Result<size_t> Pwrite(Inode* ip, const void* buf, size_t len, uint64_t off, bool append);
