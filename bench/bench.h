@@ -109,7 +109,7 @@ Result<std::vector<DaxResult>> RunDaxBench(const DaxPlan& plan, std::string* dia
 //                               ioctl(FICLONE) on XFS (xfs-loop)
 //   cow_fault_4k            us  first store into a shared block through a mapping
 //                               vs a store into a hole (hole-fault)
-//   rmap_lookup             us  FsImpl::QueryRmap(random block, 1) with ~1M extents
+//   rmap_lookup             us  Filesystem::QueryRmap(random block) with ~1M extents
 //                               in the filesystem vs the goal constant (goal-10us)
 struct ReflinkPlan {
   int clone_rounds = 0;        // FICLONE / Clone per side, best counts

@@ -17,9 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "../tools/udax/format.h"
 #include "bench.h"
-#include "util/format.h"
-#include "fs/fs_impl.h"
 #include "udax/fs.h"
 
 namespace udax::bench {
@@ -65,7 +64,6 @@ class UdaxDevice {
   }
   const std::string& path() const { return path_; }
   Filesystem* fs() { return fs_.get(); }
-  FsImpl* impl() { return fs_->impl(); }
   void Close() {
     if (fs_) {
       fs_->Unmount().IgnoreError();
@@ -75,31 +73,25 @@ class UdaxDevice {
     made_ = false;
   }
 
-  // What the journal's header says about the last commit: its size in blocks.
-  uint32_t LastCommitBlocks() {
-    const uint8_t* p = impl()->device()->BlockPtr(media::kLogStart, kBlockSize);
-    return p ? reinterpret_cast<const media::LogHeader*>(p)->nblocks : 0;
+  // The filesystem's counters (Filesystem::GetStats); zeroes when unmounted.
+  FsStats Stats() {
+    Result<FsStats> st = fs_ ? fs_->GetStats() : Result<FsStats>(Errno(ENODEV, "not mounted"));
+    return st.has_value() ? *st : FsStats{};
   }
+  // The size of the last commit, in blocks (changed, fresh and revoked).
+  uint32_t LastCommitBlocks() { return Stats().last_commit_blocks; }
   // Blocks on the node free list (committed state): the most new B+tree nodes
   // one transaction can take.
-  uint32_t FreeListCount() {
-    const media::RootBlock* r = Root();
-    return r ? r->freelist_count : 0;
-  }
+  uint32_t FreeListCount() { return Stats().free_list_blocks; }
   // Free blocks plus free-list blocks (committed state). Across a
   // transaction that allocates no data, the drop is the B+tree nodes it
   // took, net of the nodes it freed.
   uint64_t FreeAndFreeList() {
-    const media::RootBlock* r = Root();
-    return r ? r->free_blocks + r->freelist_count : 0;
+    Result<StatFs> sf = fs_ ? fs_->GetStatFs() : Result<StatFs>(Errno(ENODEV, "not mounted"));
+    return sf.has_value() ? sf->free_blocks + Stats().free_list_blocks : 0;
   }
 
  private:
-  const media::RootBlock* Root() {
-    const uint8_t* p = impl()->device()->BlockPtr(media::kRootBlockNo, kBlockSize);
-    return reinterpret_cast<const media::RootBlock*>(p);
-  }
-
   std::string path_;
   bool made_ = false;
   std::unique_ptr<Filesystem> fs_;

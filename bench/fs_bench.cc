@@ -1,7 +1,7 @@
 // bench/fs_bench.cc — the udax side of `udax bench`: an emulated device file
 // in /dev/shm (tmpfs-backed, like pmem) made with Filesystem::Mkfs, the
 // pwrite_4k / pread_4k / create_unlink loops through the public API, and the
-// fence accounting (PmemDevice::fence_count and Journal::commits deltas)
+// fence accounting (deltas of Filesystem::GetStats' fences and commits)
 // reported on stderr.
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,6 @@
 #include <cstring>
 
 #include "bench.h"
-#include "fs/fs_impl.h"
 #include "udax/fs.h"
 
 namespace udax::bench {
@@ -44,9 +43,8 @@ class UdaxTarget : public Target {
   }
 
   Result<double> Measure(Op op, const Workload& w) override {
-    PmemDevice* dev = fs_->impl()->device();
-    Journal* journal = fs_->impl()->journal();
-    const uint64_t fences0 = dev->fence_count(), commits0 = journal->commits();
+    ASSIGN_OR_RETURN(const FsStats before, fs_->GetStats());
+    fences_per_commit_ = before.fences_per_commit;
     uint64_t ops = 0;
     Result<double> rate = 0.0;
     switch (op) {
@@ -78,8 +76,9 @@ class UdaxTarget : public Target {
         break;
       }
     }
+    ASSIGN_OR_RETURN(const FsStats after, fs_->GetStats());
     Counts& c = counts_[static_cast<int>(op)];
-    c = Counts{ops, dev->fence_count() - fences0, journal->commits() - commits0};
+    c = Counts{ops, after.fences - before.fences, after.commits - before.commits};
     if (!rate.has_value()) return rate.error().Prefixed(std::string("udax ") + OpName(op));
     return rate;
   }
@@ -110,8 +109,7 @@ class UdaxTarget : public Target {
       }
       out += '\n';
     }
-    std::snprintf(line, sizeof line, "udax fences: Journal::kFencesPerCommit = %u\n",
-                  Journal::kFencesPerCommit);
+    std::snprintf(line, sizeof line, "udax fences: Journal::kFencesPerCommit = %u\n", fences_per_commit_);
     return out + line;
   }
 
@@ -124,6 +122,7 @@ class UdaxTarget : public Target {
   std::unique_ptr<Filesystem> fs_;
   File file_;
   Counts counts_[3];
+  uint32_t fences_per_commit_ = 0;  // FsStats::fences_per_commit
   alignas(64) uint8_t buf_[kIoSize];
 };
 

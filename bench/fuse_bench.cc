@@ -12,7 +12,7 @@
 
 #include "bench.h"
 #include "bench_udax.h"
-#include "fuse/fuse_server.h"
+#include "udax/fuse.h"
 #include "udax/fs.h"
 
 namespace udax::bench {

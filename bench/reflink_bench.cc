@@ -7,7 +7,7 @@
 //   cow_fault_4k            us  the first store into a shared block through a mapping
 //                               of a fresh clone (one store per 64 KiB), against the
 //                               first store into a hole of a truncated file
-//   rmap_lookup             us  FsImpl::QueryRmap(random block, 1) with ~1M
+//   rmap_lookup             us  Filesystem::QueryRmap(random block) with ~1M
 //                               single-block extents in the filesystem, against the
 //                               goal constant 10 us
 //
@@ -30,7 +30,6 @@
 
 #include "bench.h"
 #include "bench_udax.h"
-#include "fs/fs_impl.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"
 
@@ -223,7 +222,7 @@ class CloneBench {
       *diag += Fmt("reflink: udax Clone best %.3f ms (%.2f us per extent), one transaction of %u log blocks "
                    "(of at most %u)%s\n",
                    res.udax, res.udax * 1e3 / double(uext.size()), log_blocks,
-                   dev_.impl()->journal()->max_blocks_per_txn(),
+                   dev_.Stats().max_txn_blocks,
                    udax_failures ? Fmt("; %d of %d attempts failed", udax_failures, plan_.clone_rounds).c_str() : "");
     } else {
       res.error = udax_error;
@@ -257,13 +256,13 @@ class CloneBench {
     double ms = 0;
     {
       ASSIGN_OR_RETURN(File dst, fs->Open(path, O_CREAT | O_RDWR | O_TRUNC, 0644));
-      const uint64_t commits0 = dev_.impl()->journal()->commits();
+      const uint64_t commits0 = dev_.Stats().commits;
       const uint64_t free0 = dev_.FreeAndFreeList();
       const Clock::time_point t0 = Clock::now();
       st = len == 0 ? dst.Clone(src_) : dst.CloneRange(src_, 0, len, 0);
       ms = Ms(t0, Clock::now());
-      if (st.ok() && dev_.impl()->journal()->commits() != commits0 + 1)
-        st = Errno(EPROTO, "the clone took " + std::to_string(dev_.impl()->journal()->commits() - commits0) +
+      if (st.ok() && dev_.Stats().commits != commits0 + 1)
+        st = Errno(EPROTO, "the clone took " + std::to_string(dev_.Stats().commits - commits0) +
                                " commits, not one");
       if (st.ok() && log_blocks) *log_blocks = dev_.LastCommitBlocks();
       if (st.ok() && nodes) *nodes = static_cast<int64_t>(free0) - static_cast<int64_t>(dev_.FreeAndFreeList());
@@ -300,7 +299,8 @@ class CloneBench {
       }
       if (Interrupted()) return Errno(EINTR, "interrupted");
     }
-    const uint32_t max_blocks = dev_.impl()->journal()->max_blocks_per_txn();
+    const FsStats stats = dev_.Stats();
+    const uint32_t max_blocks = stats.max_txn_blocks;
     const double per_blocks = lo ? double(lo_blocks) / double(lo) : 0, per_nodes = lo ? double(lo_nodes) / double(lo) : 0;
     *diag += Fmt("reflink: the largest prefix that clones: %llu extents, one transaction of %u log blocks "
                  "(at most %u) taking %lld new B+tree nodes (net) from a free list of %u; %llu extents fail "
@@ -311,10 +311,10 @@ class CloneBench {
     *diag += Fmt("reflink: per extent %.4f log blocks and %.4f nodes: all %llu extents need ~%.0f log blocks "
                  "(fits %u) and ~%.0f nodes (the free list holds %u-%u at a transaction's start)\n",
                  per_blocks, per_nodes, static_cast<unsigned long long>(kPieces), per_blocks * double(kPieces),
-                 max_blocks, per_nodes * double(kPieces), Allocator::kFreeListLow, Allocator::kFreeListHigh);
+                 max_blocks, per_nodes * double(kPieces), stats.free_list_low, stats.free_list_high);
     // Time a prefix that fits whatever the free list holds (its low mark),
     // on both sides; halve it while udax refuses.
-    uint64_t k = lo_nodes > 0 ? std::min<uint64_t>(lo, uint64_t(double(Allocator::kFreeListLow) * 0.9 / per_nodes)) : lo;
+    uint64_t k = lo_nodes > 0 ? std::min<uint64_t>(lo, uint64_t(double(stats.free_list_low) * 0.9 / per_nodes)) : lo;
     for (; k > 0; k /= 2) {
       double u = 0, x = 0;
       int u_fail = 0;
@@ -483,8 +483,7 @@ class RmapBench {
     // Random blocks over the used part of the device (allocation fills it
     // from the front): data blocks, B+tree nodes and free-list blocks.
     ASSIGN_OR_RETURN(StatFs sf, fs->GetStatFs());
-    FsImpl* impl = dev_.impl();
-    const uint64_t lo = impl->data_start(), hi = lo + (sf.total_blocks - sf.free_blocks);
+    const uint64_t lo = dev_.Stats().data_start, hi = lo + (sf.total_blocks - sf.free_blocks);
     std::mt19937_64 rng(20240603);
     std::uniform_int_distribution<uint64_t> pick(lo, hi - 1);
     std::vector<uint64_t> q(plan_.rmap_queries);
@@ -495,7 +494,7 @@ class RmapBench {
       hist[0] = hist[1] = hist[2] = 0;
       const Clock::time_point t0 = Clock::now();
       for (uint64_t b : q) {
-        Result<std::vector<media::RmapRec>> owners = impl->QueryRmap(b, 1);
+        Result<std::vector<BlockOwner>> owners = fs->QueryRmap(b * kBlockSize, kBlockSize);
         if (!owners.has_value()) return owners.error().Prefixed("rmap_lookup: block " + std::to_string(b));
         hist[std::min<size_t>(owners->size(), 2)]++;
       }

@@ -23,6 +23,7 @@
 
 #include "crash_env.h"
 #include "fs/fs_impl.h"
+#include "fs/test_access.h"
 #include "testing/crash_run.h"
 #include "udax/fs.h"
 
@@ -255,7 +256,7 @@ TEST(CrashTest, LazyTimesPersistAtFsyncAndClose) {
     ASSERT_TRUE(g.Pwrite(data.data(), 100, 10).has_value());
     after_close = *g.GetStat();
     ASSERT_TRUE(g.Close().ok());
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
   }
   auto fs = Filesystem::Mount(dev).value();
   Stat f = *fs->GetStat("/f"), g = *fs->GetStat("/g");

@@ -30,19 +30,19 @@ TEST(DaxCrashTest, HoleWriteFaultsAreDurableAtEveryFence) {
     ASSIGN_OR_FAIL(File f, fs->Open("/m", O_CREAT | O_RDWR, 0644));
     ASSERT_OK(f.Truncate(kPages * kStride));
     ASSIGN_OR_FAIL(Mapping m, f.Map(0, kPages * kStride, Prot::kReadWrite));
-    testing::CrashRecorder rec(fs->impl()->device());
+    testing::CrashRecorder rec(ImplOf(*fs)->device());
     ASSERT_OK(rec.Start());
-    fs->impl()->device()->SetPersistObserver(&rec);
+    ImplOf(*fs)->device()->SetPersistObserver(&rec);
     for (int i = 0; i < kPages; i++) {
       uint8_t* p = m.data() + i * kStride + (i % 7) * 100;
       std::memset(p, 0x40 + i, 300);
       ASSERT_OK(m.Persist(p, 300));
       EXPECT_EQ(rec.MarkOpDone(i), 0u) << "op " << i << " returned with unfenced writes";
     }
-    fs->impl()->device()->SetPersistObserver(nullptr);
+    ImplOf(*fs)->device()->SetPersistObserver(nullptr);
     m = Mapping();
     f = File();
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
 
     uint64_t fences = rec.fences();
     ASSERT_GT(fences, static_cast<uint64_t>(kPages));

@@ -120,7 +120,7 @@ TEST_F(DaxTest, HoleWriteFaultSurvivesCrashWithoutMsync) {
     ASSIGN_OR_FAIL(Mapping m, f.Map(0, 1 * kMiB, Prot::kReadWrite));
     std::memset(m.data() + 200 * 1024, 0xc3, 4096);
     ASSERT_OK(m.Persist(m.data() + 200 * 1024, 4096));
-    fs_->CrashForTesting();
+    CrashForTesting(*fs_);
   }
   fs_.reset();
   Mount();

@@ -33,8 +33,9 @@
 #include <string>
 #include <vector>
 
-#include "fs/fsck.h"
+#include "fs/test_access.h"
 #include "testing/crash_run.h"
+#include "udax/check.h"
 #include "testing/fs_model.h"
 #include "testing/fs_snapshot.h"
 #include "udax/fs.h"
@@ -58,7 +59,7 @@ class Differ {
   Differ(uint64_t seed, std::string dev) : seed_(seed), rng_(seed), dev_(std::move(dev)) {}
   ~Differ() {
     handles_.clear();
-    if (fs_) fs_->CrashForTesting();
+    if (fs_) CrashForTesting(*fs_);
     fs_.reset();
     ::unlink(dev_.c_str());
   }
@@ -991,7 +992,7 @@ std::string Differ::Remount(bool crash) {
   Log(crash ? "CRASH" : "remount");
   if (crash) {
     crashes_++;
-    fs_->CrashForTesting();
+    CrashForTesting(*fs_);
   } else {
     remounts_++;
     if (P(0.5)) {

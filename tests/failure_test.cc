@@ -82,7 +82,7 @@ class FailureTest : public ::testing::Test {
     return 0;
   }
   std::vector<media::RmapRec> Owners(uint64_t dev_off) {
-    auto r = fs_->impl()->QueryRmap(dev_off / kBlockSize, 1);
+    auto r = ImplOf(*fs_)->QueryRmap(dev_off / kBlockSize, 1);
     EXPECT_TRUE(r.has_value());
     return r.has_value() ? *r : std::vector<media::RmapRec>{};
   }
@@ -107,7 +107,7 @@ TEST_F(FailureTest, RemoveRevokesEveryMappingThenEveryOperationFails) {
   ma.data()[10] = 0x5a;  // a committed store through DAX (MAP_SYNC: durable after Persist)
   ASSERT_OK(ma.Persist(ma.data() + 10, 1));
   EXPECT_EQ(mb.data()[0], data[0]);
-  uint8_t* dev_base = fs_->impl()->device()->Range(0, 4096)->data();
+  uint8_t* dev_base = ImplOf(*fs_)->device()->Range(0, 4096)->data();
 
   ASSERT_OK(fs_->RemoveDevice());
 
@@ -169,7 +169,7 @@ TEST_F(FailureTest, StaleAccessAfterRemovalFaultsInsteadOfReadingOldMemory) {
   ASSIGN_OR_FAIL(Mapping m, a.Map(0, 8192, Prot::kRead));
   volatile uint8_t first = m.data()[0];
   (void)first;
-  const uint8_t* dev_base = fs_->impl()->device()->Range(0, 4096)->data();
+  const uint8_t* dev_base = ImplOf(*fs_)->device()->Range(0, 4096)->data();
   ASSERT_OK(fs_->RemoveDevice());
   // Outside Guarded the program gets the kernel's SIGBUS on its mapping...
   EXPECT_EXIT({ volatile uint8_t x = m.data()[0]; (void)x; }, ::testing::KilledBySignal(SIGBUS), "");
@@ -178,7 +178,7 @@ TEST_F(FailureTest, StaleAccessAfterRemovalFaultsInsteadOfReadingOldMemory) {
 }
 
 TEST_F(FailureTest, RemovalWaitsForOperationsInFlightWithinItsBound) {
-  PmemDevice* dev = fs_->impl()->device();
+  PmemDevice* dev = ImplOf(*fs_)->device();
   std::optional<DeviceRef> held;
   std::thread op([&] {
     auto r = dev->TryRef();  // an operation in progress
@@ -197,7 +197,7 @@ TEST_F(FailureTest, RemovalWaitsForOperationsInFlightWithinItsBound) {
 }
 
 TEST_F(FailureTest, RemoveFromInsideAnOperationIsRefused) {
-  PmemDevice* dev = fs_->impl()->device();
+  PmemDevice* dev = ImplOf(*fs_)->device();
   ASSIGN_OR_FAIL(DeviceRef ref, dev->TryRef());
   EXPECT_ERRNO(dev->Remove(), EDEADLK);
   ref.Release();
@@ -339,7 +339,7 @@ TEST_F(FailureTest, ReadAfterReplacingAFailedBlockSeesTheNewBlock) {
 TEST_F(FailureTest, PoisonOnAFreeBlockRetiresItSilentlyForGood) {
   ASSIGN_OR_FAIL(StatFs before, fs_->GetStatFs());
   // A free block well inside the data area (the fs is empty).
-  uint64_t blk = fs_->impl()->total_blocks() - 100;
+  uint64_t blk = ImplOf(*fs_)->total_blocks() - 100;
   ASSERT_TRUE(Owners(blk * kBlockSize).empty());
   ASSERT_OK(fs_->InjectPoison(blk * kBlockSize, 4096));
   auto owners = Owners(blk * kBlockSize);
@@ -505,7 +505,7 @@ TEST_F(FailureTest, ConcurrentReadersAndWritersSurvivePoisonOfTheirBlocks) {
 }
 
 TEST_F(FailureTest, BadPoisonRangesAreClearErrors) {
-  uint64_t size = fs_->impl()->device()->size();
+  uint64_t size = ImplOf(*fs_)->device()->size();
   EXPECT_ERRNO(fs_->InjectPoison(size, 4096), EINVAL);         // past the end
   EXPECT_ERRNO(fs_->InjectPoison(size - 4096, 8192), EINVAL);  // runs past the end
   EXPECT_ERRNO(fs_->InjectPoison(100, 4096), EINVAL);          // unaligned offset

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/info.h"
+#include "udax/check.h"
 #include "test_util.h"
 #include "util/crc32c.h"
 
@@ -290,7 +290,7 @@ TEST_F(BadImageTest, ReadOnlyMountOption) {
   {
     ASSIGN_OR_FAIL(auto rw, Filesystem::Mount(path_));
     ASSERT_OK(rw->Mkdir("/after"));
-    rw->CrashForTesting();
+    CrashForTesting(*rw);
   }
   {
     ASSIGN_OR_FAIL(auto ro, Filesystem::Mount(path_, MountOptions{.read_only = true}));
@@ -330,7 +330,7 @@ class JournalImageTest : public BadImageTest {
     ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
     ASSERT_OK(fs->Sync());
     ASSERT_OK(fs->Mkdir("/last"));
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
     media::LogRecordHeader h;
     auto first = ReadImage(path_, media::kLogStart * kBlockSize, sizeof h);
     std::memcpy(&h, first.data(), sizeof h);
@@ -676,7 +676,7 @@ TEST_F(BadImageTest, OrphanTreeDamaged) {
     ASSIGN_OR_FAIL(File f, fs->Open("/d/f", O_RDWR));
     ASSERT_OK(fs->Unlink("/d/f"));
     ASSERT_OK(fs->Sync());  // every block home: the log holds nothing to replay
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
   }
   uint64_t orphans_bno = ReadRootBlock(path_).orphans.block;
   ASSERT_NE(orphans_bno, 0u) << "the unlinked open file is on the orphan list";
@@ -792,7 +792,7 @@ TEST_F(BadImageTest, DeviceBusy) {
   ASSERT_OK(fs->Unmount());
   ASSIGN_OR_FAIL(auto again, Filesystem::Mount(path_));
   // After a crash the device is free again too.
-  again->CrashForTesting();
+  CrashForTesting(*again);
   EXPECT_OK(Filesystem::Mount(path_));
 }
 
@@ -885,7 +885,7 @@ TEST_F(BadImageTest, CallsAfterCrashFailCleanly) {
   Populate();
   ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
   ASSIGN_OR_FAIL(File f, fs->Open("/d/f", O_RDWR));
-  fs->CrashForTesting();
+  CrashForTesting(*fs);
   EXPECT_ERRNO(fs->Mkdir("/x"), ESHUTDOWN);
   EXPECT_ERRNO(fs->GetStat("/"), ESHUTDOWN);
   EXPECT_ERRNO(f.Pwrite("x", 1, 0), ESHUTDOWN);

@@ -57,7 +57,7 @@ class IoTest : public FsFixture {
     EXPECT_TRUE(st.has_value());
     return st.has_value() ? st->blocks : 0;
   }
-  uint64_t Fences() { return fs_->impl()->device()->fence_count(); }
+  uint64_t Fences() { return ImplOf(*fs_)->device()->fence_count(); }
 };
 
 // ---- round trips --------------------------------------------------------------
@@ -504,7 +504,7 @@ TEST_F(IoTest, DataPersistsAcrossRemount) {
     auto ext = Pattern(50000, 999);
     ASSERT_OK(f.Pwrite(ext.data(), ext.size(), files[3].size()));
     files[3].insert(files[3].end(), ext.begin(), ext.end());
-    fs_->CrashForTesting();
+    CrashForTesting(*fs_);
   }
   fs_.reset();
   MountNow();
@@ -723,16 +723,16 @@ TEST_F(IoTest, FenceCounts) {
   auto data = Pattern(3 * B, 1);
   ASSERT_OK(f.Pwrite(data.data(), data.size(), 0));
   // An overwrite of allocated blocks: one fence, no transaction.
-  uint64_t commits = fs_->impl()->journal()->commits();
+  uint64_t commits = ImplOf(*fs_)->journal()->commits();
   uint64_t f0 = Fences();
   ASSERT_OK(f.Pwrite(data.data(), 100, 10));
   EXPECT_EQ(Fences() - f0, 1u);
-  EXPECT_EQ(fs_->impl()->journal()->commits(), commits);
+  EXPECT_EQ(ImplOf(*fs_)->journal()->commits(), commits);
   // A metadata operation: exactly one commit.
   f0 = Fences();
   ASSERT_OK(fs().Mkdir("/d"));
   EXPECT_EQ(Fences() - f0, Journal::kFencesPerCommit);
-  EXPECT_EQ(fs_->impl()->journal()->commits(), commits + 1);
+  EXPECT_EQ(ImplOf(*fs_)->journal()->commits(), commits + 1);
   // An allocating write: data fence + one commit.
   f0 = Fences();
   ASSERT_OK(f.Pwrite(data.data(), data.size(), 10 * B));

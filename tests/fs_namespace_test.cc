@@ -877,7 +877,7 @@ TEST_F(NamespaceTest, RemoveDirectoriesThatOnceHeldManyEntries) {
   }
   ASSIGN_OR_FAIL(File c, fs().Open("/c", O_RDONLY | O_DIRECTORY));
   ASSERT_OK(fs().Rmdir("/c"));
-  fs_->CrashForTesting();
+  CrashForTesting(*fs_);
   fs_.reset();
   ASSERT_OK(c.Close());
   MountNow();
@@ -1015,7 +1015,7 @@ TEST_F(NamespaceTest, OrphanReclaimedAfterCrash) {
     ASSERT_OK(fs().Unlink("/orphan"));
     ASSERT_OK(fs().Unlink("/orphan_dir_file"));
     EXPECT_LT(FreeBlocks(), free0 - 1000);
-    fs_->CrashForTesting();
+    CrashForTesting(*fs_);
     // The handles outlive the crashed mount; closing them must not touch the device.
   }
   fs_.reset();
@@ -1055,7 +1055,7 @@ TEST_F(NamespaceTest, CrashAfterOperationsKeepsThem) {
   ASSERT_OK(fs().Symlink("/d/f", "/l"));
   ASSERT_OK(fs().Rename("/d/f", "/d/g"));
   ASSERT_OK(fs().Link("/d/g", "/h"));
-  fs_->CrashForTesting();
+  CrashForTesting(*fs_);
   fs_.reset();
   MountNow();
   ASSIGN_OR_FAIL(auto data, ReadWhole(fs(), "/h"));

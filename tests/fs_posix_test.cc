@@ -216,7 +216,7 @@ TEST_F(PosixTest, RemovedOpenDirectoryIsReclaimedAfterACrash) {
   auto d = fs().Open("/held", O_RDONLY | O_DIRECTORY);
   ASSERT_TRUE(d.has_value());
   ASSERT_OK(fs().Rmdir("/held"));
-  fs().CrashForTesting();
+  CrashForTesting(fs());
   d->Close().IgnoreError();
   fs_.reset();
   MountNow();

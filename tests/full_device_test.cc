@@ -30,7 +30,7 @@ class FullDeviceTest : public testutil::FsFixture {
 
   // Free blocks in the free-space trees (what the reserve is counted in).
   uint64_t TreeFreeBlocks() {
-    Transaction tx(fs_->impl()->journal(), true);
+    Transaction tx(ImplOf(*fs_)->journal(), true);
     auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
     EXPECT_TRUE(rb.has_value()) << rb.error().ToString();
     return rb.has_value() ? reinterpret_cast<const media::RootBlock*>(*rb)->free_blocks : 0;

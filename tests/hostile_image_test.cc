@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "space/dir.h"
-#include "fs/info.h"
+#include "udax/check.h"
 #include "test_util.h"
 
 namespace udax {
@@ -353,7 +353,7 @@ TEST_F(HostileImageTest, OrphanRecordOfInodeZero) {
     ASSIGN_OR_FAIL(File f, fs->Open("/file", O_RDWR));
     ASSERT_OK(fs->Unlink("/file"));
     ASSERT_OK(fs->Sync());
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
   }
   media::RootBlock root = ReadRootBlock(path_);
   ASSERT_NE(root.orphans.block, 0u);

@@ -1,5 +1,5 @@
 // tests/media_test.cc — media/ and util/: crc32c known vectors, the block
-// crc, ParseSize, Status/Result, and the superblock, root block and B+tree
+// crc, Status/Result, and the superblock, root block and B+tree
 // node verifiers (each check accepts its boundary and rejects one past it).
 #include <gtest/gtest.h>
 
@@ -12,7 +12,6 @@
 #include "media/verify.h"
 #include "udax/status.h"
 #include "util/crc32c.h"
-#include "util/units.h"
 
 namespace udax {
 namespace {
@@ -74,46 +73,6 @@ TEST(BlockCrc, SkipsOnlyTheCrcField) {
   EXPECT_EQ(reinterpret_cast<BlockHeader*>(b.data())->crc, c);
   // The crc is crc32c over bytes [0,4) then [8,4096).
   EXPECT_EQ(c, Crc32cExtend(Crc32c(b.data(), 4), b.data() + 8, kBlockSize - 8));
-}
-
-// ---- ParseSize ------------------------------------------------------------------------
-
-TEST(ParseSize, Accepts) {
-  struct {
-    const char* in;
-    uint64_t want;
-  } cases[] = {
-      {"0", 0},
-      {"4096", 4096},
-      {"0x1000", 4096},
-      {"0X1000", 4096},
-      {"0xff", 255},
-      {"0xFF", 255},
-      {"4k", 4096},
-      {"4K", 4096},
-      {"16m", 16ull << 20},
-      {"16M", 16ull << 20},
-      {"1g", 1ull << 30},
-      {"2t", 2ull << 40},
-      {"0x10k", 16ull << 10},
-      {"007", 7},
-      {"18446744073709551615", UINT64_MAX},
-      {"0xffffffffffffffff", UINT64_MAX},
-      {"16777215t", 16777215ull << 40},
-  };
-  for (const auto& c : cases) {
-    auto v = ParseSize(c.in);
-    ASSERT_TRUE(v.has_value()) << c.in;
-    EXPECT_EQ(*v, c.want) << c.in;
-  }
-}
-
-TEST(ParseSize, Rejects) {
-  for (const char* in : {"", "k", "x", "0x", "0xg", "-1", "+1", " 1", "1 ", "1kb", "1kk", "4q",
-                         "1.5m", "18446744073709551616", "0x10000000000000000",
-                         "16777216t", "17179869184g", "1e3", "abc", "4k4", "1p"}) {
-    EXPECT_FALSE(ParseSize(in).has_value()) << "'" << in << "' -> " << ParseSize(in).value_or(0);
-  }
 }
 
 // ---- Status / Result -------------------------------------------------------------------

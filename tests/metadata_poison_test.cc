@@ -30,7 +30,7 @@ bool IsMetadata(const media::RmapRec& r) {
 
 // Blocks on the node free list are kOwnAg in the rmap but free.
 bool OnFreeList(Filesystem& fs, uint64_t b) {
-  Transaction tx(fs.impl()->journal(), true);
+  Transaction tx(ImplOf(fs)->journal(), true);
   auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
   EXPECT_TRUE(rb.has_value());
   return rb.has_value() && FreeListIndex(*reinterpret_cast<const media::RootBlock*>(*rb), b) >= 0;
@@ -98,7 +98,7 @@ class MetadataPoisonTest : public ::testing::Test {
     // (file data of an inode that is not a regular file).
     ASSIGN_OR_FAIL(Stat link, fs->GetLstat("/d/longlink"));
     link_ino_ = link.ino;
-    ASSIGN_OR_FAIL(auto recs, fs->impl()->QueryRmap(0, kDevBytes / kBlock));
+    ASSIGN_OR_FAIL(auto recs, ImplOf(*fs)->QueryRmap(0, kDevBytes / kBlock));
     std::set<uint64_t> kinds;
     for (const auto& r : recs) {
       if (!IsMetadata(r) && r.owner != link.ino) continue;
@@ -110,7 +110,7 @@ class MetadataPoisonTest : public ::testing::Test {
     }
     // static, AG trees, inode tree, orphan tree, tree nodes of inodes, the symlink block
     EXPECT_EQ(kinds.size(), 6u);
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
   }
 
   void ExpectEveryFileIntact(Filesystem& fs, uint64_t b) {
@@ -130,7 +130,7 @@ class MetadataPoisonTest : public ::testing::Test {
     testutil::WriteImage(dev_.path(), 0, image_.data(), image_.size());
     ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(dev_.path()));
     // Mounting reclaimed the orphan: its blocks may be free now.
-    ASSIGN_OR_FAIL(auto owners, fs->impl()->QueryRmap(b, 1));
+    ASSIGN_OR_FAIL(auto owners, ImplOf(*fs)->QueryRmap(b, 1));
     bool metadata = !OnFreeList(*fs, b) && std::any_of(owners.begin(), owners.end(), [&](const media::RmapRec& r) {
       return IsMetadata(r) || r.owner == link_ino_;
     });

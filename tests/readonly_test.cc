@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/info.h"
+#include "udax/check.h"
 #include "test_util.h"
 
 namespace udax {
@@ -59,7 +59,7 @@ class ReadOnlyTest : public ::testing::Test {
   // transaction: each record well-formed, its block's crc valid.
   void AddStaleOrphans(std::initializer_list<uint64_t> inos) {
     ASSIGN_OR_FAIL(auto fs, Filesystem::Mount(path_));
-    FsImpl* impl = fs->impl();
+    FsImpl* impl = ImplOf(*fs);
     {
       MetaWriteLock lk(impl->meta_mu());
       ASSIGN_OR_FAIL(auto t, impl->BeginTxn());
@@ -144,7 +144,7 @@ TEST_F(ReadOnlyTest, UnlinkedOrphanIsStillReclaimed) {
     ASSERT_OK(WriteWhole(*fs, "/big", Pattern(64 * kBlockSize, 9)));
     ASSIGN_OR_FAIL(File f, fs->Open("/big", O_RDONLY));
     ASSERT_OK(fs->Unlink("/big"));
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
   }
   // fsck -n sees the orphan as it is: unlinked, owning its blocks; no leak.
   auto before = Image();
@@ -233,7 +233,7 @@ TEST_F(ReadOnlyTest, DirtyJournalIsReplayedInMemoryOnly) {
     ASSERT_OK(fs->Mkdir("/after"));
     ASSERT_OK(WriteWhole(*fs, "/after/more", more));
     ASSERT_OK(fs->Rename("/d/f", "/after/f"));
-    fs->CrashForTesting();
+    CrashForTesting(*fs);
   }
   ASSIGN_OR_FAIL(FsInfo info, ReadInfo(path_));
   ASSERT_EQ(info.journal_state.rfind("dirty", 0), 0u) << info.journal_state;

@@ -50,7 +50,7 @@ class ReflinkTest : public ::testing::Test {
   // Free blocks in the free-space trees plus the node free list (statfs
   // leaves the free list out; it floats between its marks).
   uint64_t AllFree() {
-    Transaction tx(fs_->impl()->journal(), true);
+    Transaction tx(ImplOf(*fs_)->journal(), true);
     auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
     EXPECT_TRUE(rb.has_value());
     const auto* root = reinterpret_cast<const media::RootBlock*>(*rb);
@@ -137,12 +137,12 @@ TEST_F(ReflinkTest, RmapListsEveryOwnerOfASharedBlock) {
   ASSERT_OK(c.CloneRange(a, 16384, 8192, 4096));
   ASSIGN_OR_FAIL(auto ext, a.Fiemap());
   uint64_t blk = (ext[0].device_offset + 16384) / 4096;
-  ASSIGN_OR_FAIL(auto owners, fs_->impl()->QueryRmap(blk, 1));
+  ASSIGN_OR_FAIL(auto owners, ImplOf(*fs_)->QueryRmap(blk, 1));
   std::set<uint64_t> inos;
   for (auto& r : owners) inos.insert(r.owner);
   EXPECT_EQ(inos, (std::set<uint64_t>{a.ino(), b.ino(), c.ino()}));
   // A metadata block has a metadata owner.
-  ASSIGN_OR_FAIL(auto meta, fs_->impl()->QueryRmap(0, 1));
+  ASSIGN_OR_FAIL(auto meta, ImplOf(*fs_)->QueryRmap(0, 1));
   ASSERT_EQ(meta.size(), 1u);
   EXPECT_EQ(meta[0].owner, media::kOwnStatic);
 }
@@ -333,16 +333,16 @@ TEST_F(ReflinkTest, CloneIsAtomicAtEveryCrashPoint) {
   }
   auto old_b = Pattern(100000, 10);
   ASSERT_OK(testutil::WriteWhole(*fs_, "/b", old_b));
-  testing::CrashRecorder rec(fs_->impl()->device());
+  testing::CrashRecorder rec(ImplOf(*fs_)->device());
   ASSERT_OK(rec.Start());
-  fs_->impl()->device()->SetPersistObserver(&rec);
+  ImplOf(*fs_)->device()->SetPersistObserver(&rec);
   {
     File a = Open("/a", O_RDWR), b = Open("/b", O_RDWR);
     ASSERT_OK(b.Clone(a));
   }
-  fs_->impl()->device()->SetPersistObserver(nullptr);
+  ImplOf(*fs_)->device()->SetPersistObserver(nullptr);
   uint64_t done_fence = rec.fences();
-  fs_->CrashForTesting();
+  CrashForTesting(*fs_);
   fs_.reset();
   TempDevice img("crash");
   int old_seen = 0, new_seen = 0;
@@ -378,9 +378,9 @@ TEST_F(ReflinkTest, CowIsCrashSafeAtEveryFence) {
     File a = Open("/a", O_RDWR), b = Open("/b");
     ASSERT_OK(b.Clone(a));
   }
-  testing::CrashRecorder rec(fs_->impl()->device());
+  testing::CrashRecorder rec(ImplOf(*fs_)->device());
   ASSERT_OK(rec.Start());
-  fs_->impl()->device()->SetPersistObserver(&rec);
+  ImplOf(*fs_)->device()->SetPersistObserver(&rec);
   std::vector<uint8_t> w(3 * 4096 + 100, 0x5c);
   {
     File b = Open("/b", O_RDWR);
@@ -389,9 +389,9 @@ TEST_F(ReflinkTest, CowIsCrashSafeAtEveryFence) {
     m.data()[200 * 1024] = 0x77;  // CoW through a DAX fault
     ASSERT_OK(m.Persist(m.data() + 200 * 1024, 1));
   }
-  fs_->impl()->device()->SetPersistObserver(nullptr);
+  ImplOf(*fs_)->device()->SetPersistObserver(nullptr);
   uint64_t fences = rec.fences();
-  fs_->CrashForTesting();
+  CrashForTesting(*fs_);
   fs_.reset();
   auto want = data;
   std::fill(want.begin() + 4096 + 50, want.begin() + 4096 + 50 + w.size(), 0x5c);

@@ -23,7 +23,8 @@
 #include <vector>
 
 #include "fs/fs_impl.h"
-#include "fs/fsck.h"
+#include "fs/test_access.h"
+#include "udax/check.h"
 #include "media/format.h"
 #include "media/verify.h"
 #include "udax/fs.h"
@@ -402,7 +403,7 @@ class FsFixture : public ::testing::Test {
   // Free space as the allocator holds it: the free-space trees plus the node
   // free list (statfs counts only the former, so it drifts with the list).
   uint64_t AllFreeBlocks() {
-    Transaction tx(fs_->impl()->journal(), true);
+    Transaction tx(ImplOf(*fs_)->journal(), true);
     auto rb = tx.Read(media::kRootBlockNo, media::kRootMagic);
     EXPECT_TRUE(rb.has_value()) << rb.error().ToString();
     if (!rb.has_value()) return 0;

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "udax/export.h"
 #include "udax/mapping.h"
 #include "udax/status.h"
 #include "udax/types.h"  // kBlockSize
@@ -83,6 +84,41 @@ struct FileExtent {
 };
 inline constexpr uint32_t kExtentShared = 1;
 
+// One owner of device blocks, from the reverse map (Filesystem::QueryRmap;
+// docs/rmap-reflink.md). Offsets and lengths in bytes, whole blocks.
+struct BlockOwner {
+  enum class Kind : uint32_t {
+    kFileData,      // data of inode `ino` at `file_offset`
+    kFileMetadata,  // a node of inode `ino`'s extent map or directory tree
+    kMetadata,      // filesystem metadata, named by `metadata`
+  };
+  uint64_t device_offset = 0;
+  uint64_t length = 0;
+  Kind kind = Kind::kFileData;
+  uint64_t ino = 0;          // 0 for kMetadata
+  uint64_t file_offset = 0;  // kFileData only
+  // kMetadata: "static" (superblocks, root block, journal), "ag" (free list,
+  // free-space, rmap and refcount trees), "inode-btree", "orphan-btree",
+  // "bad-block" (a retired failed block); "" otherwise.
+  const char* metadata = "";
+};
+
+// Counters of a mounted filesystem since it was mounted, and the sizes that
+// bound a transaction: for benchmarks and monitoring (Filesystem::GetStats).
+struct FsStats {
+  uint64_t commits = 0;            // journal transactions committed
+  uint64_t checkpoints = 0;        // journal checkpoints (metadata written home)
+  uint64_t fences = 0;             // store fences issued to the device
+  uint32_t fences_per_commit = 0;  // what one commit costs (a checkpoint adds one)
+  uint32_t max_txn_blocks = 0;     // the most blocks one transaction may change
+  uint32_t last_commit_blocks = 0; // blocks the last commit changed or freed
+  uint32_t free_list_blocks = 0;   // blocks held for new B+tree nodes (the free list)
+  // The free list is refilled when below the low mark and gives blocks
+  // back above the high one: a transaction starts with at least `low`.
+  uint32_t free_list_low = 0, free_list_high = 0;
+  uint64_t data_start = 0;         // first allocatable device block (after the journal)
+};
+
 struct MkfsOptions {
   uint64_t size = 0;        // bytes; 0 = keep the size of an existing file
   bool force = false;       // overwrite an existing udax filesystem or other data
@@ -128,7 +164,7 @@ struct Caller {
 };
 // Operations on this thread act for `c` while the scope lives (a FUSE server
 // sets the requesting process for each request). `c` must outlive it.
-class CallerScope {
+class UDAX_EXPORT CallerScope {
  public:
   explicit CallerScope(const Caller& c);
   ~CallerScope();
@@ -158,7 +194,7 @@ struct PathAt {
 
 // Open flags: the POSIX O_* values (O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL,
 // O_TRUNC, O_APPEND, O_NOFOLLOW, O_DIRECTORY).
-class File {
+class UDAX_EXPORT File {
  public:
   File() = default;
   File(File&&) noexcept;
@@ -212,7 +248,7 @@ class File {
   uint64_t pos_ = 0;
 };
 
-class Filesystem {
+class UDAX_EXPORT Filesystem {
  public:
   // Creates a filesystem on DEVICE (a regular file is created mode 0600 or
   // sized; an existing one keeps its mode). Without force: EEXIST when DEVICE
@@ -226,8 +262,6 @@ class Filesystem {
 
   // Clean unmount: writes lazy state, releases the device.
   Status Unmount();
-  // Test hook: a power cut — drops the device without writing anything more.
-  void CrashForTesting();
 
   Result<File> Open(const PathAt& path, int flags, uint32_t mode = 0644);
   Status Mkdir(const PathAt& path, uint32_t mode = 0755);
@@ -249,6 +283,8 @@ class Filesystem {
   Status Truncate(const PathAt& path, uint64_t len);
   Result<std::vector<DirEntry>> ReadDir(const PathAt& path);
   Result<StatFs> GetStatFs();
+  // Counters since mount (commits, fences...) and transaction bounds.
+  Result<FsStats> GetStats();
   // Persists every open file's lazy timestamps and checkpoints the journal
   // (every metadata block written home): nothing is left for a mount to
   // replay. Not needed for durability — every operation is durable when it
@@ -274,10 +310,14 @@ class Filesystem {
   Status InjectPoison(uint64_t device_offset, uint64_t len);
   // The persistent bad-block list, in bytes (device offset, length).
   Result<std::vector<std::pair<uint64_t, uint64_t>>> BadBlocks();
-
-  FsImpl* impl() { return impl_.get(); }
+  // Every owner of the device blocks overlapping [device_offset, +len), in
+  // device order (a shared block has one entry per file; a free block none).
+  // EINVAL when len is 0 or the range leaves the device.
+  Result<std::vector<BlockOwner>> QueryRmap(uint64_t device_offset, uint64_t len);
 
  private:
+  // The tests' door (src/fs/test_access.h, not installed).
+  friend FsImpl* ImplOf(Filesystem& fs);
   explicit Filesystem(std::shared_ptr<FsImpl> impl);
   std::shared_ptr<FsImpl> impl_;
 };

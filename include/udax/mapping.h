@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 
+#include "udax/export.h"
 #include "udax/status.h"
 #include "udax/types.h"
 
@@ -32,12 +33,12 @@ class MappingImpl;
 enum class Prot : uint32_t { kRead = 1, kWrite = 2, kReadWrite = 3 };
 
 // InvalidateReason (why a range was taken away) is in udax/types.h.
-const char* InvalidateReasonName(InvalidateReason r);
+UDAX_EXPORT const char* InvalidateReasonName(InvalidateReason r);
 
 // (inode number, file offset, length, reason)
 using InvalidateCallback = std::function<void(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason)>;
 
-class Mapping {
+class UDAX_EXPORT Mapping {
  public:
   Mapping();
   Mapping(Mapping&&) noexcept;
@@ -67,6 +68,6 @@ class Mapping {
 // Runs fn; a SIGBUS on a udax mapping inside it (access beyond EOF, a full
 // device during a write fault, a revoked mapping) ends fn early and returns
 // the error (EFAULT, ENOSPC, ENODEV, EIO...). Nestable; per thread.
-Status Guarded(const std::function<void()>& fn);
+UDAX_EXPORT Status Guarded(const std::function<void()>& fn);
 
 }  // namespace udax

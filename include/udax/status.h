@@ -13,9 +13,11 @@
 #include <utility>
 #include <variant>
 
+#include "udax/export.h"
+
 namespace udax {
 
-class [[nodiscard]] Status {
+class [[nodiscard]] UDAX_EXPORT Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
@@ -41,7 +43,7 @@ class [[nodiscard]] Status {
 };
 
 // Name of an errno value ("ENOENT"), or "E?" for unknown values.
-const char* ErrnoName(int err);
+UDAX_EXPORT const char* ErrnoName(int err);
 
 template <typename T>
 class [[nodiscard]] Result {

@@ -35,7 +35,6 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& device,
 }
 
 Status Filesystem::Unmount() { return impl_->Unmount(); }
-void Filesystem::CrashForTesting() { impl_->Crash(); }
 Result<File> Filesystem::Open(const PathAt& p, int flags, uint32_t mode) { return Entered(*impl_, [&] { return impl_->names().Open(p, flags, mode); }); }
 Status Filesystem::Mkdir(const PathAt& p, uint32_t mode) { return Entered(*impl_, [&] { return impl_->names().Mkdir(p, mode); }); }
 Status Filesystem::Rmdir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Rmdir(p); }); }
@@ -70,6 +69,10 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> Filesystem::BadBlocks() {
   return out;
 }
 Result<StatFs> Filesystem::GetStatFs() { return Entered(*impl_, [&] { return impl_->GetStatFs(); }); }
+Result<FsStats> Filesystem::GetStats() { return Entered(*impl_, [&] { return impl_->GetStats(); }); }
+Result<std::vector<BlockOwner>> Filesystem::QueryRmap(uint64_t off, uint64_t len) {
+  return Entered(*impl_, [&] { return impl_->BlockOwners(off, len); });
+}
 Status Filesystem::Sync() { return Entered(*impl_, [&] { return impl_->Sync(); }); }
 
 File::File(std::shared_ptr<FsImpl> fs, std::shared_ptr<Inode> inode, int flags)

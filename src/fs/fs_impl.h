@@ -91,6 +91,10 @@ class FsImpl : public std::enable_shared_from_this<FsImpl> {
   Status Sync();
   // Owners of device blocks [start, start+len) (rmap query).
   Result<std::vector<media::RmapRec>> QueryRmap(uint64_t start_block, uint64_t nblocks);
+  // What a program may read beyond POSIX (introspect.cc): the journal's and
+  // the allocator's counters, and QueryRmap in bytes as public BlockOwners.
+  Result<FsStats> GetStats();
+  Result<std::vector<BlockOwner>> BlockOwners(uint64_t device_offset, uint64_t len);
 
   // ---- entering an operation ----
   // Entry to every public operation and every fault: a reference on the

@@ -1,6 +1,6 @@
 // fuse/fuse_server.cc — FuseServer: the libfuse3 session of a udax FUSE
-// mount (fuse_new, fuse_mount, the request loop, unmount). See fuse_server.h.
-#include "fuse/fuse_server.h"
+// mount (fuse_new, fuse_mount, the request loop, unmount). See udax/fuse.h.
+#include "udax/fuse.h"
 
 #include <sys/mount.h>
 #include <sys/stat.h>

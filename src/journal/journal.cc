@@ -217,6 +217,7 @@ Status Journal::Commit(std::vector<Image>& images, const std::vector<uint64_t>& 
   head_ += len;
   seq_++;
   commits_++;
+  last_commit_blocks_ = static_cast<uint32_t>(nblocks);
   // Step 3: the cache (the homes follow at the next checkpoint).
   for (uint64_t bno : revoked) Drop(bno);
   for (size_t i = 0; i < images.size(); i++)

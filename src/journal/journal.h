@@ -112,6 +112,8 @@ class Journal {
   uint64_t commits() const { return commits_; }
   uint64_t seq() const { return seq_; }
   uint64_t checkpoints() const { return checkpoints_; }
+  // Blocks the last commit's record holds (changed, fresh and revoked).
+  uint32_t last_commit_blocks() const { return last_commit_blocks_; }
   static constexpr uint32_t kFencesPerCommit = 1;  // + 1 per checkpoint
 
   // Verified-block cache: a block is CRC+structure-checked once per mount.
@@ -166,6 +168,7 @@ class Journal {
   uint64_t seq_ = 1;
   uint64_t commits_ = 0;
   uint64_t checkpoints_ = 0;
+  uint32_t last_commit_blocks_ = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> verified_;
   std::vector<uint8_t> record_;  // the record being built
   std::vector<uint64_t> masks_;  // Commit's changed-line masks

@@ -14,7 +14,8 @@
 #include <sstream>
 #include <unordered_set>
 
-#include "fs/fsck.h"
+#include "fs/test_access.h"
+#include "udax/check.h"
 #include "testing/crash_image.h"
 #include "testing/fs_snapshot.h"
 #include "udax/fs.h"
@@ -155,7 +156,7 @@ std::string CheckImage(const std::string& img, const CrashWorkload& w, size_t c,
     auto fs = std::move(*m);
     auto snap = SnapshotFs(*fs, true);
     if (!snap) {
-      fs->CrashForTesting();
+      CrashForTesting(*fs);
       return "reading the tree failed: " + snap.error().ToString() + "\n";
     }
     const TreeSnap* next = c + 1 < w.states.size() ? &w.states[c + 1] : nullptr;

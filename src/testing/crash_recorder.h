@@ -33,11 +33,11 @@
 //
 // Usage:
 //   auto fs = Filesystem::Mount(dev_path);
-//   CrashRecorder rec(fs->impl()->device());
+//   CrashRecorder rec(ImplOf(*fs)->device());
 //   rec.Start();                                  // snapshots the base image
-//   fs->impl()->device()->SetPersistObserver(&rec);
+//   ImplOf(*fs)->device()->SetPersistObserver(&rec);
 //   ... workload, rec.MarkOpDone(i) after each op ...
-//   fs->impl()->device()->SetPersistObserver(nullptr);  // before Unmount/Crash
+//   ImplOf(*fs)->device()->SetPersistObserver(nullptr);  // before Unmount/Crash
 //   for k in 0..rec.fences(): rec.WriteImage(k, "/dev/shm/x.img"); mount it; check.
 // The device file is flock-ed by the running filesystem: crash images must be
 // written to a different path.

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "fs/fs_impl.h"
+#include "fs/test_access.h"
 #include "testing/fs_snapshot.h"
 #include "udax/mapping.h"
 
@@ -34,7 +35,7 @@ CrashRun::CrashRun(std::string name) : name_(std::move(name)), dev_(ShmPath(name
 
 CrashRun::~CrashRun() {
   handles_.clear();
-  if (fs_) fs_->CrashForTesting();
+  if (fs_) CrashForTesting(*fs_);
   fs_.reset();
   ::unlink(dev_.c_str());
 }
@@ -82,10 +83,10 @@ std::vector<uint8_t> CrashRun::SaveImage() {
 void CrashRun::StartRecording() {
   if (!error_.empty()) return;
   LearnInos();
-  rec_ = std::make_unique<CrashRecorder>(fs_->impl()->device());
+  rec_ = std::make_unique<CrashRecorder>(ImplOf(*fs_)->device());
   if (Status st = rec_->Start(); !st.ok()) return Fail(st.ToString());
-  fs_->impl()->device()->SetPersistObserver(rec_.get());
-  checkpoints0_ = fs_->impl()->journal()->checkpoints();
+  ImplOf(*fs_)->device()->SetPersistObserver(rec_.get());
+  checkpoints0_ = ImplOf(*fs_)->journal()->checkpoints();
   recording_ = true;
   states_.push_back(model_.Snapshot());
   ops_.clear();
@@ -286,10 +287,10 @@ std::string CrashRun::Finish(const CrashCheckOptions& opts) {
   if (!snap) return name_ + ": reading the live tree: " + snap.error().ToString();
   std::string d = DiffSnapshots(model_.Snapshot(), *snap, true, true, true);
   if (!d.empty()) return name_ + ": live filesystem differs from the model:\n" + d;
-  fs_->impl()->device()->SetPersistObserver(nullptr);
-  checkpoints_ = fs_->impl()->journal()->checkpoints() - checkpoints0_;
+  ImplOf(*fs_)->device()->SetPersistObserver(nullptr);
+  checkpoints_ = ImplOf(*fs_)->journal()->checkpoints() - checkpoints0_;
   handles_.clear();
-  fs_->CrashForTesting();
+  CrashForTesting(*fs_);
   fs_.reset();
   CrashWorkload w{name_, rec_.get(), std::move(states_), std::move(ops_), std::move(stale_past_eof_)};
   return CheckCrashStates(w, opts, &tally_);

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/fsck.h"
+#include "udax/check.h"
 #include "fuzz_image.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"

@@ -23,7 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/fsck.h"
+#include "fs/test_access.h"
+#include "udax/check.h"
 #include "fuzz_image.h"
 #include "media/verify.h"
 #include "udax/fs.h"
@@ -136,7 +137,7 @@ void DirtyJournal(Filesystem& fs) {
   Stamp(f, 3 * kBlockSize, 2);
   CHECK_OK(fs.Rename("/kept/file", "/kept/renamed"));
   CHECK_OK(fs.Symlink("renamed", "/kept/ln"));
-  fs.CrashForTesting();
+  CrashForTesting(fs);
 }
 
 // A file unlinked while open, then a power cut: mount must reclaim it.
@@ -146,7 +147,7 @@ void Orphan(Filesystem& fs) {
   File f = Create(fs, "/doomed");
   for (uint64_t i = 0; i < 3; i++) Stamp(f, i * kBlockSize, i);
   CHECK_OK(fs.Unlink("/doomed"));
-  fs.CrashForTesting();
+  CrashForTesting(fs);
 }
 
 // The bad-block list: a failed block held by a file, and a retired free one.
@@ -168,7 +169,7 @@ void SmallLog(Filesystem& fs) {
     if (i % 3 == 0) Stamp(f, 0, i);
     if (i % 4 == 0) CHECK_OK(fs.Unlink("/s/n" + std::to_string(i)));
   }
-  fs.CrashForTesting();
+  CrashForTesting(fs);
 }
 
 // ---- images and their encoding ---------------------------------------------------

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "util/units.h"
+#include "units.h"
 
 namespace udax::cli {
 

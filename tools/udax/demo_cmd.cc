@@ -44,10 +44,10 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
-#include "fs/fsck.h"
+#include "udax/check.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"
-#include "util/format.h"
+#include "format.h"
 
 namespace udax::cli {
 namespace {

@@ -1,5 +1,5 @@
 // tools/udax/fsck_cmd.cc — `udax fsck [-n] [--json] DEVICE`: runs the offline
-// checker (fs/fsck.h) and prints its report, as text or as one JSON object.
+// checker (udax/check.h) and prints its report, as text or as one JSON object.
 // Without -n it first replays the journal and reclaims orphans (a read-write
 // mount); with -n it writes nothing: the device is opened read-only (a 0444
 // image will do, other read-only users may hold it too) and the journal is
@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "fs/fsck.h"
+#include "udax/check.h"
 
 namespace udax::cli {
 namespace {

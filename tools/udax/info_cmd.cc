@@ -1,5 +1,5 @@
 // tools/udax/info_cmd.cc — `udax info [--json] DEVICE`: shows what
-// ReadInfo (fs/info.h) reads from an unmounted device — geometry, space,
+// ReadInfo (udax/check.h) reads from an unmounted device — geometry, space,
 // inodes, features, journal state, bad blocks — as `key: value` lines or one
 // JSON object with the same snake_case keys.
 //
@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "fs/info.h"
+#include "udax/check.h"
 
 namespace udax::cli {
 namespace {

@@ -18,8 +18,6 @@
 #include <cstdio>
 
 #include "cli.h"
-#include "fs/fs_impl.h"
-#include "space/rmap.h"
 #include "io.h"
 
 namespace udax::cli {
@@ -91,17 +89,20 @@ Status CmdRmap(IoContext& ctx, const IoArgs& args) {
   RETURN_IF_ERROR(ParseNumber(args.operands[0], "device offset", &off));
   if (args.operands.size() > 1) RETURN_IF_ERROR(ParseNumber(args.operands[1], "length", &len));
   if (len == 0) return Errno(EINVAL, "length must be positive");
-  uint64_t first = off / kBlockSize, last = (off + len - 1) / kBlockSize;
-  ASSIGN_OR_RETURN(auto recs, ctx.fs->impl()->QueryRmap(first, last - first + 1));
-  for (const auto& r : recs) {
-    uint64_t dev = r.start * kBlockSize, n = uint64_t{r.length} * kBlockSize;
-    if (r.owner & media::kOwnMetaBit)
-      std::printf("%" PRIu64 " %" PRIu64 " metadata=%s\n", dev, n, RmapMetaName(r.owner));
-    else if (r.flags & media::kRmapTreeBlock)
-      std::printf("%" PRIu64 " %" PRIu64 " metadata=bmbt ino=%" PRIu64 "\n", dev, n, r.owner);
-    else
-      std::printf("%" PRIu64 " %" PRIu64 " ino=%" PRIu64 " offset=%" PRIu64 "\n", dev, n, r.owner,
-                  r.offset * kBlockSize);
+  ASSIGN_OR_RETURN(std::vector<BlockOwner> owners, ctx.fs->QueryRmap(off, len));
+  for (const BlockOwner& o : owners) {
+    switch (o.kind) {
+      case BlockOwner::Kind::kMetadata:
+        std::printf("%" PRIu64 " %" PRIu64 " metadata=%s\n", o.device_offset, o.length, o.metadata);
+        break;
+      case BlockOwner::Kind::kFileMetadata:
+        std::printf("%" PRIu64 " %" PRIu64 " metadata=bmbt ino=%" PRIu64 "\n", o.device_offset, o.length, o.ino);
+        break;
+      case BlockOwner::Kind::kFileData:
+        std::printf("%" PRIu64 " %" PRIu64 " ino=%" PRIu64 " offset=%" PRIu64 "\n", o.device_offset, o.length,
+                    o.ino, o.file_offset);
+        break;
+    }
   }
   return Status::Ok();
 }

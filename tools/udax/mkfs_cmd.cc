@@ -14,7 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
-#include "fs/info.h"
+#include "udax/check.h"
 #include "udax/fs.h"
 
 namespace udax::cli {

@@ -41,7 +41,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
-#include "fuse/fuse_server.h"
+#include "udax/fuse.h"
 #include "udax/fs.h"
 
 namespace udax::cli {

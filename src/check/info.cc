@@ -1,6 +1,6 @@
-// fs/info.cc — `udax info`: reads the superblock, root block and journal
+// check/info.cc — `udax info`: reads the superblock, root block and journal
 // header of an unmounted device without changing anything.
-#include "fs/info.h"
+#include "udax/check.h"
 
 #include <cstdio>
 #include <cstring>

@@ -1,4 +1,4 @@
-// util/units.h — parsing of sizes and numbers as the CLI takes them
+// tools/udax/units.h — parsing of sizes and numbers as the CLI takes them
 // ("4096", "0x1000", "4k", "16m", "1g").
 #pragma once
 #include <cstdint>

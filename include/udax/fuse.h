@@ -1,4 +1,4 @@
-// fuse/fuse_server.h — the FUSE mount: serves a mounted udax Filesystem to
+// udax/fuse.h — the FUSE mount (src/fuse/): serves a mounted udax Filesystem to
 // every program through the kernel's VFS, with libfuse3's low-level
 // (inode-based) API. The operations themselves are in fuse_ops.cc.
 //
@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "udax/export.h"
 #include "udax/status.h"
 
 struct fuse_session;
@@ -52,7 +53,7 @@ struct FuseServerOptions {
   std::optional<uint32_t> owner_uid, owner_gid;
 };
 
-class FuseServer {
+class UDAX_EXPORT FuseServer {
  public:
   // Mounts `fs` on `mountpoint`. EINVAL for options libfuse refuses, and the
   // mount's own errno (ENOENT, ENOTDIR, EPERM...) when the kernel mount fails.
@@ -93,6 +94,6 @@ class FuseServer {
 // Takes the FUSE mount on `mountpoint` away: umount2 when allowed (root),
 // else through fusermount3 -u. lazy: detach it even while in use
 // (MNT_DETACH, -z). EBUSY when in use and not lazy; EINVAL when not mounted.
-Status UnmountMountpoint(const std::string& mountpoint, bool lazy);
+UDAX_EXPORT Status UnmountMountpoint(const std::string& mountpoint, bool lazy);
 
 }  // namespace udax::fusefs

@@ -1,5 +1,5 @@
-// util/units.cc — see units.h.
-#include "util/units.h"
+// tools/udax/units.cc — see units.h.
+#include "units.h"
 
 #include <cctype>
 #include <limits>

@@ -1,9 +1,9 @@
-// fs/fsck.cc — the offline checker (see fsck.h). Reads everything through a
+// check/fsck.cc — the offline checker (see udax/check.h). Reads everything through a
 // read-only Transaction, so every block is CRC- and structure-verified; a
 // corrupt block becomes a listed problem, never a crash. Block ownership is
 // tracked in a DRAM map (one byte per block) to prove free ∪ used = device
 // and that nothing is claimed twice.
-#include "fs/fsck.h"
+#include "udax/check.h"
 
 #include <sys/stat.h>
 

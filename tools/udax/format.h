@@ -1,4 +1,4 @@
-// util/format.h — printf-style formatting into a std::string (the CLI's and
+// tools/udax/format.h — printf-style formatting into a std::string (the CLI's and
 // the bench's report lines). Lines longer than 1023 bytes are cut.
 #pragma once
 
