@@ -26,11 +26,21 @@ struct Server::Session {
   ClientInfo info;            // set before `admitted`
   NewChannel channel;
   std::unique_ptr<ServerChannel> chan;  // set before `admitted`
-  Status why;                 // why the session ended (session thread)
   std::thread thread;
-  std::mutex mu;              // guards dropped, and chan's creation
+  std::mutex mu;              // guards dropped, why, and chan's creation
   bool dropped = false;
+  Status why;                 // the first reason the session ended, if not ok
+  std::atomic<bool> kill{false};  // broke the protocol: the session thread kills it
   std::atomic<bool> admitted{false}, finished{false};
+
+  void End(const Status& reason) {
+    std::lock_guard lk(mu);
+    if (why.ok()) why = reason;
+  }
+  Status Why() {
+    std::lock_guard lk(mu);
+    return why;
+  }
 
   // Ends the session: a handshake is cut off (its socket shut down), a
   // serving thread stops at its next request.
@@ -130,9 +140,22 @@ void Server::Poll() {
     }
     if (fds[0].revents & POLLIN) Accept();
     for (size_t i = 0; i < watched.size(); ++i) {
-      // EOF, anything written (the protocol has nothing after the
-      // handshake), or the process exited: the session ends.
-      if (fds[2 + 2 * i].revents || fds[3 + 2 * i].revents) watched[i]->chan->Shutdown();
+      Session& s = *watched[i];
+      const short sock_ev = fds[2 + 2 * i].revents, pid_ev = fds[3 + 2 * i].revents;
+      if (!sock_ev && !pid_ev) continue;
+      if (!pid_ev) {
+        // EOF: it left. A byte: the protocol has nothing after the handshake.
+        char b;
+        ssize_t n = ::recv(s.sock.get(), &b, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR) &&
+            !(sock_ev & (POLLHUP | POLLERR | POLLRDHUP)))
+          continue;  // spurious
+        if (n > 0) {
+          s.End(Errno(EPROTO, "client wrote on the socket after the handshake"));
+          s.kill.store(true);
+        }
+      }
+      s.chan->Shutdown();
     }
     Reap(false);
   }
@@ -210,18 +233,16 @@ Status Server::Admit(Session& s) {
 }
 
 void Server::RunSession(const std::shared_ptr<Session>& s) {
-  s->why = Admit(*s);
-  if (s->why.ok()) {
+  Status admitted = Admit(*s);
+  s->End(admitted);
+  if (admitted.ok()) {
     ServerChannel::Request req;
     std::vector<uint8_t> response;
     for (;;) {
       auto next = s->chan->NextRequest(&req);
       if (!next.has_value()) {
-        // Garbage from an admitted client: it may hold mappings it can no
-        // longer be asked to give up, so it goes.
-        s->why = next.error();
-        KillAndWait(s->peer.pidfd.get(), s->info.pid, options_.kill_wait).IgnoreError();
-        kills_.fetch_add(1);
+        s->End(next.error());
+        s->kill.store(true);
         break;
       }
       if (!*next) break;
@@ -237,6 +258,13 @@ void Server::RunSession(const std::shared_ptr<Session>& s) {
       s->chan->Respond(req, st, response);
     }
     s->chan->Shutdown();
+    if (s->kill.load()) {
+      // It broke the protocol: it may hold mappings it can no longer be
+      // asked to give up, so it goes.
+      Status k = KillAndWait(s->peer.pidfd.get(), s->info.pid, options_.kill_wait);
+      kills_.fetch_add(1);
+      if (!k.ok()) s->End(k);
+    }
   }
   s->finished.store(true, std::memory_order_release);
   Nudge();
@@ -258,7 +286,7 @@ void Server::Reap(bool all) {
   for (auto& s : done) {
     if (s->thread.joinable()) s->thread.join();
     s->sock.Reset();  // the client sees EOF only now: we write nothing more
-    if (s->admitted.load() && options_.on_disconnect) options_.on_disconnect(s->info, s->why);
+    if (s->admitted.load() && options_.on_disconnect) options_.on_disconnect(s->info, s->Why());
   }
 }
 
@@ -294,6 +322,7 @@ Result<RevokeReport> Server::Revoke(std::span<const Revocation> ranges,
       ++report.gone;
     } else {
       // Missed the deadline: kill, and report only once it is dead.
+      s.End(Errno(ETIMEDOUT, "missed the revocation deadline: killed"));
       Status k = KillAndWait(s.peer.pidfd.get(), s.info.pid, options_.kill_wait);
       s.chan->Shutdown();
       kills_.fetch_add(1);
