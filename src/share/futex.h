@@ -9,6 +9,7 @@
 #pragma once
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -43,19 +44,29 @@ inline void CpuRelax() {
 #endif
 }
 
-// Spins (with pause) until done() or `budget` has passed; true when done().
-// The clock is read once every 64 polls, so a poll costs a load and a pause.
+// Spins until done() or `budget` has passed; true when done(). Polls with a
+// pause for the first microsecond, then yields the CPU between polls: the
+// other side may be runnable on this very CPU (a futex wake tends to put the
+// wakee beside its waker), and a pure spin would then hold it off for the
+// whole budget.
 template <typename Done>
 bool SpinUntil(std::chrono::nanoseconds budget, Done done) {
   if (done()) return true;
   if (budget.count() <= 0) return false;
-  const auto end = std::chrono::steady_clock::now() + budget;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + budget;
+  const auto yield_from = start + std::chrono::microseconds(1);
   for (;;) {
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < 32; ++i) {
       CpuRelax();
       if (done()) return true;
     }
-    if (std::chrono::steady_clock::now() >= end) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= end) return false;
+    if (now >= yield_from) {
+      sched_yield();
+      if (done()) return true;
+    }
   }
 }
 
