@@ -191,6 +191,8 @@ TEST_F(Process, StoppedClientIsKilledOnDeadline) {
   Start();
   ASSERT_TRUE(WaitFor([&] { return server_->Clients().size() == 1; }, 10s));
   ASSERT_EQ(::kill(c.pid, SIGSTOP), 0);
+  siginfo_t si{};  // stopped for sure, not merely signalled
+  ASSERT_EQ(::waitid(P_PID, c.pid, &si, WSTOPPED | WNOWAIT), 0);
   Revocation one{0, 4096, 0};
   auto start = std::chrono::steady_clock::now();
   ASSIGN_OR_FAIL(RevokeReport r, server_->Revoke({&one, 1}, 100ms));

@@ -49,14 +49,13 @@ Status ClientChannel::Call(uint32_t opcode, std::span<const uint8_t> request,
   if (i == kRequestSlots) return Gone();
   RequestSlot& s = l_->slots[i];
   const uint64_t seq = seq_.fetch_add(1, std::memory_order_relaxed) + 1;
-  std::memcpy(s.payload, request.data(), request.size());
+  if (!request.empty()) std::memcpy(s.payload, request.data(), request.size());
   Word(s.opcode).store(opcode, std::memory_order_relaxed);
   Word(s.length).store(static_cast<uint32_t>(request.size()), std::memory_order_relaxed);
   Word64(s.seq).store(seq, std::memory_order_relaxed);
-  Word(s.state).store(kSlotRequest, std::memory_order_release);
+  Word(s.state).store(kSlotRequest, std::memory_order_seq_cst);
   // The doorbell: see ServerChannel::NextRequest for the other half.
   DoorbellLine& d = l_->doorbell;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   Word(d.count).fetch_add(1, std::memory_order_seq_cst);
   if (Word(d.sleeping).load(std::memory_order_seq_cst)) FutexWakeAll(&d.count);
   // MarkServerGone stores gone_ and then turns waiting slots Dead: if it did
@@ -70,8 +69,7 @@ Status ClientChannel::Call(uint32_t opcode, std::span<const uint8_t> request,
   if (!SpinUntil(spin_, answered)) {
     for (;;) {
       Word(s.client_sleeping).store(1, std::memory_order_seq_cst);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      const uint32_t st = Word(s.state).load(std::memory_order_acquire);
+      const uint32_t st = Word(s.state).load(std::memory_order_seq_cst);
       if (st == kSlotResponse || st == kSlotDead || server_gone()) break;
       FutexWait(&s.state, st, kCallBackstop);
     }
@@ -97,7 +95,7 @@ Status ClientChannel::Call(uint32_t opcode, std::span<const uint8_t> request,
 
 bool ClientChannel::AnyPosted() const {
   for (RevocationSlot& r : l_->revocations)
-    if (Word(r.state).load(std::memory_order_acquire) == kRevPosted) return true;
+    if (Word(r.state).load(std::memory_order_seq_cst) == kRevPosted) return true;
   return false;
 }
 
@@ -123,7 +121,6 @@ void ClientChannel::ServeRevocations(const std::function<void(const Revocation&)
     if (SpinUntil(kServiceSpin, [&] { return done() || AnyPosted(); })) continue;
     const uint32_t seen = Word(d.count).load(std::memory_order_acquire);
     Word(d.sleeping).store(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!done() && !AnyPosted()) FutexWait(&d.count, seen, std::chrono::nanoseconds(-1));
     Word(d.sleeping).store(0, std::memory_order_relaxed);
   }

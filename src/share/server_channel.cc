@@ -27,7 +27,7 @@ ServerChannel::ServerChannel(ChannelLayout* layout, std::chrono::nanoseconds spi
 
 bool ServerChannel::AnyReady() const {
   for (RequestSlot& s : l_->slots)
-    if (Word(s.state).load(std::memory_order_acquire) == kSlotRequest) return true;
+    if (Word(s.state).load(std::memory_order_seq_cst) == kSlotRequest) return true;
   return false;
 }
 
@@ -64,13 +64,12 @@ Result<bool> ServerChannel::NextRequest(Request* req) {
     if (TakeReady(req, &bad)) return true;
     if (!bad.ok()) return bad;
     if (SpinUntil(spin_, [&] { return shut_down() || AnyReady(); })) continue;
-    // Sleep. The client stores a slot's state, fences, bumps the count and
-    // wakes us if it sees `sleeping`; we store `sleeping`, fence, and look at
-    // the slots again: one of us sees the other. A bump after `seen` makes
+    // Sleep. The client stores a slot's state, bumps the count, and
+    // wakes us if it sees `sleeping`; we store `sleeping`, then look at
+    // the slots again (all seq_cst): one of us sees the other. A bump after `seen` makes
     // the wait return at once.
     const uint32_t seen = Word(d.count).load(std::memory_order_acquire);
     Word(d.sleeping).store(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!shut_down() && !AnyReady()) FutexWait(&d.count, seen, kDoorbellBackstop);
     Word(d.sleeping).store(0, std::memory_order_relaxed);
   }
@@ -89,13 +88,12 @@ void ServerChannel::Respond(const Request& req, const Status& status,
     body = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.data()),
                                     std::min<size_t>(m.size(), kMaxPayload));
   }
-  std::memcpy(s.payload, body.data(), body.size());
+  if (!body.empty()) std::memcpy(s.payload, body.data(), body.size());
   Word(s.length).store(static_cast<uint32_t>(body.size()), std::memory_order_relaxed);
   s.status = st.err();
   Word64(s.seq).store(req.seq, std::memory_order_relaxed);
-  Word(s.state).store(kSlotResponse, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (Word(s.client_sleeping).load(std::memory_order_relaxed)) FutexWakeAll(&s.state);
+  Word(s.state).store(kSlotResponse, std::memory_order_seq_cst);
+  if (Word(s.client_sleeping).load(std::memory_order_seq_cst)) FutexWakeAll(&s.state);
 }
 
 bool ServerChannel::GrabRevocationSlot(uint32_t* slot, Clock::time_point deadline) {
@@ -156,12 +154,11 @@ void ServerChannel::Post(RevokeOp& op, Clock::time_point deadline) {
     Word64(r.length).store(want.length, std::memory_order_relaxed);
     Word(r.reason).store(want.reason, std::memory_order_relaxed);
     Word64(r.seq).store(seq, std::memory_order_relaxed);
-    Word(r.state).store(kRevPosted, std::memory_order_release);
+    Word(r.state).store(kRevPosted, std::memory_order_seq_cst);
     op.inflight.push_back({slot, seq});
     posted_.fetch_add(1, std::memory_order_relaxed);
     // As for requests: count bumped after the state, the sleeper woken if seen.
     DoorbellLine& d = l_->rev_doorbell;
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     Word(d.count).fetch_add(1, std::memory_order_seq_cst);
     if (Word(d.sleeping).load(std::memory_order_seq_cst)) FutexWakeAll(&d.count);
   }
