@@ -132,7 +132,10 @@ void Server::Poll() {
       }
     }
     int r = ::poll(fds.data(), fds.size(), -1);
-    if (r < 0 && errno != EINTR) break;
+    if (r < 0) {
+      if (errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // ENOMEM
+      continue;
+    }
     if (stopping_.load()) break;
     if (fds[1].revents) {
       uint64_t v;
