@@ -15,7 +15,7 @@
 namespace udax::share::testing {
 namespace {
 
-constexpr int kWarmup = 2000, kRounds = 20000;
+constexpr int kWarmup = 1000, kRounds = 10000;
 
 struct Figures {
   double mean_us, p50_us, p99_us;
