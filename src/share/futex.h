@@ -1,0 +1,78 @@
+// share/futex.h — futex wait/wake on words in memory shared between processes,
+// and the bounded spin the channel uses before it sleeps.
+//
+// The words live in a MAP_SHARED memfd mapping, so these are the shared
+// (non-PRIVATE) futex operations: the kernel keys them on the memfd's inode and
+// offset, so a wake reaches a waiter in another process, or in this process
+// through another mapping of the same memfd.
+// Thread safety: all functions may be called from any thread.
+#pragma once
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+
+namespace udax::share {
+
+// Sleeps while *word == expected, at most `timeout` (negative: no bound).
+// Returns early on a wake, a signal, or when *word already differs.
+inline void FutexWait(uint32_t* word, uint32_t expected, std::chrono::nanoseconds timeout) {
+  timespec ts{};
+  timespec* tsp = nullptr;
+  if (timeout.count() >= 0) {
+    ts.tv_sec = static_cast<time_t>(timeout.count() / 1000000000);
+    ts.tv_nsec = static_cast<long>(timeout.count() % 1000000000);
+    tsp = &ts;
+  }
+  syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, nullptr, 0);
+}
+
+// Wakes every thread sleeping on `word`, in any process.
+inline void FutexWakeAll(uint32_t* word) {
+  syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() or `budget` has passed; true when done(). Polls with a
+// pause for the first microsecond, then yields the CPU between polls: the
+// other side may be runnable on this very CPU (a futex wake tends to put the
+// wakee beside its waker), and a pure spin would then hold it off for the
+// whole budget.
+template <typename Done>
+bool SpinUntil(std::chrono::nanoseconds budget, Done done) {
+  if (done()) return true;
+  if (budget.count() <= 0) return false;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + budget;
+  const auto yield_from = start + std::chrono::microseconds(1);
+  for (;;) {
+    for (int i = 0; i < 32; ++i) {
+      CpuRelax();
+      if (done()) return true;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= end) return false;
+    if (now >= yield_from) {
+      sched_yield();
+      if (done()) return true;
+    }
+  }
+}
+
+// An atomic view of a word of the shared channel (plain integers in the
+// layout, so the layout is a plain struct whose size can be checked).
+inline std::atomic_ref<uint32_t> Word(uint32_t& w) { return std::atomic_ref<uint32_t>(w); }
+inline std::atomic_ref<uint64_t> Word64(uint64_t& w) { return std::atomic_ref<uint64_t>(w); }
+
+}  // namespace udax::share
