@@ -90,6 +90,10 @@ TEST(StatusTest, RenderingAndResult) {
   EXPECT_STREQ(ErrnoName(EUCLEAN), "EUCLEAN");
   EXPECT_STREQ(ErrnoName(EOPNOTSUPP), "EOPNOTSUPP");
   EXPECT_STREQ(ErrnoName(123456), "E?");
+  // The direct-client transport's errors (src/share/) have names too.
+  EXPECT_STREQ(ErrnoName(ENOTCONN), "ENOTCONN");
+  EXPECT_STREQ(ErrnoName(EPROTO), "EPROTO");
+  EXPECT_STREQ(ErrnoName(ETIMEDOUT), "ETIMEDOUT");
   Result<int> r = 5;
   EXPECT_TRUE(r.has_value());
   EXPECT_EQ(*r, 5);

@@ -248,6 +248,23 @@ TEST_F(Channel, TooManyClientsAreRefused) {
   EXPECT_EQ(second.error().err(), EAGAIN) << second.error().ToString();
 }
 
+// The refusal can come before the hello is sent (the server refuses at
+// accept and closes): the client reports the refusal, not its failed send.
+TEST_F(Channel, ARefusalBeforeTheHelloIsReported) {
+  auto l = Listener::Create(path_);
+  ASSERT_TRUE(l.has_value());
+  ServerOptions o = Options();
+  o.max_clients = 1;
+  StartServer(std::move(l).value(), std::move(o));
+  ASSIGN_OR_FAIL(auto first, ConnectTo(path_));
+  ASSIGN_OR_FAIL(UniqueFd sock, ConnectUnix(path_));
+  pollfd p{sock.get(), POLLRDHUP, 0};  // the server answered and closed
+  ASSERT_EQ(::poll(&p, 1, 2000), 1);
+  auto second = HandshakeOn(std::move(sock), path_, 2000ms);
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().err(), EAGAIN) << second.error().ToString();
+}
+
 TEST_F(Channel, HandshakeTimeoutIsShort) {
   auto l = Listener::Create(path_);
   ASSERT_TRUE(l.has_value());

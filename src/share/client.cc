@@ -16,14 +16,24 @@ namespace udax::share {
 
 Result<Admission> Handshake(const std::string& socket_path, std::chrono::milliseconds timeout) {
   ASSIGN_OR_RETURN(UniqueFd sock, ConnectUnix(socket_path));
+  return HandshakeOn(std::move(sock), socket_path, timeout);
+}
+
+Result<Admission> HandshakeOn(UniqueFd sock, const std::string& socket_path,
+                              std::chrono::milliseconds timeout) {
   Hello hello{};
   hello.magic = kHelloMagic;
   hello.version = kProtocolVersion;
   hello.flags = kHelloWantDirect;
-  RETURN_IF_ERROR(SendMessage(sock.get(), &hello, sizeof(hello), {}).Prefixed("handshake"));
+  // A server that refuses at accept (too many clients) may answer and close
+  // before the hello is sent: the send then fails (EPIPE), and its refusal,
+  // already in our receive queue, is the reason to report.
+  Status sent = SendMessage(sock.get(), &hello, sizeof(hello), {}).Prefixed("handshake");
+  if (!sent.ok() && sent.err() != EPIPE && sent.err() != ECONNRESET) return sent;
   Welcome w{};
   std::vector<UniqueFd> fds;
-  RETURN_IF_ERROR(RecvMessage(sock.get(), &w, sizeof(w), 2, &fds, timeout).Prefixed("handshake"));
+  Status got = RecvMessage(sock.get(), &w, sizeof(w), 2, &fds, timeout).Prefixed("handshake");
+  if (!got.ok()) return sent.ok() ? got : sent;
   if (w.magic != kWelcomeMagic || w.version != kProtocolVersion)
     return Errno(EPROTO, "handshake: the server at " + socket_path + " speaks another protocol");
   if (w.status != 0) {

@@ -47,6 +47,10 @@ struct Admission {
 // comes back as its status (EACCES with its message for a client that may
 // not use the device), ENOTCONN when nobody serves there.
 Result<Admission> Handshake(const std::string& socket_path, std::chrono::milliseconds timeout);
+// The same over a socket already connected to the mount (`socket_path`
+// names it in messages).
+Result<Admission> HandshakeOn(UniqueFd sock, const std::string& socket_path,
+                              std::chrono::milliseconds timeout);
 
 class Client {
  public:

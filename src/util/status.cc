@@ -1,20 +1,16 @@
 // util/status.cc — Status rendering and errno names.
 #include "udax/status.h"
 
+#include <string.h>
+
 namespace udax {
 
+// glibc's table (strerrorname_np, glibc 2.32): every errno the kernel has,
+// so a new one (EPROTO, ENOTCONN, ETIMEDOUT...) never prints as unknown.
 const char* ErrnoName(int err) {
-  switch (err) {
-#define E(x) case x: return #x;
-    E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(ENOEXEC) E(EBADF)
-    E(ECHILD) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT) E(EBUSY) E(EEXIST) E(EXDEV)
-    E(ENODEV) E(ENOTDIR) E(EISDIR) E(EINVAL) E(ENFILE) E(EMFILE) E(ENOTTY) E(EFBIG)
-    E(ENOSPC) E(ESPIPE) E(EROFS) E(EMLINK) E(EPIPE) E(ERANGE) E(ENAMETOOLONG) E(ENOSYS)
-    E(ENOTEMPTY) E(ELOOP) E(EOVERFLOW) E(EOPNOTSUPP) E(EUCLEAN) E(ESHUTDOWN) E(ETXTBSY)
-    E(ENODATA) E(ECANCELED) E(EHWPOISON) E(EBADE) E(EDEADLK)
-#undef E
-    default: return "E?";
-  }
+  if (err == 0) return "OK";
+  const char* name = strerrorname_np(err);
+  return name ? name : "E?";
 }
 
 std::string Status::ToString() const {
