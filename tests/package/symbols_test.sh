@@ -2,7 +2,9 @@
 # tests/package/symbols_test.sh LIBUDAX_SO INCLUDE_UDAX_DIR — libudax.so
 # exports the public API and nothing else: every dynamic symbol it defines
 # belongs to a class or function that include/udax/ marks UDAX_EXPORT (or is
-# that class's vtable/typeinfo), and every name so marked is there.
+# that class's vtable/typeinfo), and every name so marked is there. And its
+# thread_locals use the initial-exec model (no __tls_get_addr: the fault
+# handlers and the metadata lock touch them on every call).
 set -euo pipefail
 so=$1 inc=$2
 
@@ -29,5 +31,9 @@ for n in "${names[@]}"; do
     fail=1
   fi
 done
+if nm -D --undefined-only "$so" | grep -q '__tls_get_addr'; then
+  echo "FAIL: $so calls __tls_get_addr (a thread_local without -ftls-model=initial-exec)"
+  fail=1
+fi
 [ $fail = 0 ] || exit 1
 echo "ok: ${#syms[@]} symbols exported, all public API (${#names[@]} names: ${names[*]})"
