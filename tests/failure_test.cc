@@ -313,6 +313,27 @@ TEST_F(FailureTest, PoisonOnAnUnsharedBlockTellsOnlyItsFile) {
   Reattach();
 }
 
+// Sync (Persist) holds a device reference while it flushes; a fault in the
+// flush (a failed block, a page past EOF) inside the caller's Guarded used to
+// jump past its release: the reference leaked, and removal then waited for
+// it until its timeout (found by the device's reference-count contract).
+TEST_F(FailureTest, SyncThatFaultsInsideGuardedReleasesItsDeviceReference) {
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/a", Pattern(16384, 1)));
+  File a = Open("/a");
+  ASSIGN_OR_FAIL(Mapping m, a.Map(0, 16384, Prot::kReadWrite));
+  ASSERT_OK(fs_->InjectPoison(DeviceOffset(a, 2), 4096));
+  Status st = Guarded([&] { EXPECT_ERRNO(m.Sync(), EIO); });
+  EXPECT_OK(st);
+  EXPECT_EQ(PmemDevice::thread_refs(), 0);
+  // The same past EOF.
+  ASSIGN_OR_FAIL(Mapping past, a.Map(0, 16384, Prot::kReadWrite));
+  ASSERT_OK(a.Truncate(4096));
+  st = Guarded([&] { EXPECT_ERRNO(past.Sync(), EFAULT); });
+  EXPECT_OK(st);
+  EXPECT_EQ(PmemDevice::thread_refs(), 0);
+  EXPECT_OK(fs_->impl()->device()->Remove(/*drain_timeout_ms=*/50)) << "no reference is left behind";
+}
+
 // Pread reuses an open inode's last extent (Inode::last_ext): replacing a
 // failed block by a whole-block overwrite changes the extent map, and the
 // next read through the same handle must see the new block, not EIO.

@@ -185,19 +185,21 @@ class Engine {
   void AssertNodeSound(const uint8_t* node, uint64_t bno, uint32_t level, const char* after) const {
 #if UDAX_ASSERTS_ON
     const BtreeNodeHeader& h = Header(node);
-    const std::string where = std::string(shape_.name) + " btree node " + std::to_string(bno) + " after " + after;
-    UDAX_ASSERT_MSG(h.hdr.magic == shape_.magic, where + ": magic " + media::MagicName(h.hdr.magic));
-    UDAX_ASSERT_MSG(h.level == level, where + ": level " + std::to_string(h.level) + ", expected " +
+    auto where = [&] {  // built only when a check fails
+      return std::string(shape_.name) + " btree node " + std::to_string(bno) + " after " + after;
+    };
+    UDAX_ASSERT_MSG(h.hdr.magic == shape_.magic, where() + ": magic " + media::MagicName(h.hdr.magic));
+    UDAX_ASSERT_MSG(h.level == level, where() + ": level " + std::to_string(h.level) + ", expected " +
                                           std::to_string(level));
-    UDAX_ASSERT_MSG(h.nrecs <= Cap(level), where + ": " + std::to_string(h.nrecs) + " items, capacity " +
+    UDAX_ASSERT_MSG(h.nrecs <= Cap(level), where() + ": " + std::to_string(h.nrecs) + " items, capacity " +
                                                std::to_string(Cap(level)));
     const uint32_t stride = Stride(level);
     for (uint32_t i = 1; i < h.nrecs; i++)
       UDAX_ASSERT_MSG(CompareAt(Item(node, stride, i - 1), LoadKey(Item(node, stride, i)).data()) < 0,
-                      where + ": keys out of order at item " + std::to_string(i));
+                      where() + ": keys out of order at item " + std::to_string(i));
     for (uint32_t i = 0; level > 0 && i < h.nrecs; i++) {
       const uint64_t c = Child(node, i);
-      UDAX_ASSERT_MSG(c != 0 && c != bno, where + ": child " + std::to_string(i) + " is block " + std::to_string(c));
+      UDAX_ASSERT_MSG(c != 0 && c != bno, where() + ": child " + std::to_string(i) + " is block " + std::to_string(c));
     }
 #endif
   }

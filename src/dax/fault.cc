@@ -140,6 +140,8 @@ void InstallFaultHandlers() {
   });
 }
 
+bool InsideGuarded() { return tls_guard != nullptr; }
+
 Status Guarded(const std::function<void()>& fn) {
   GuardFrame frame;
   frame.prev = tls_guard;

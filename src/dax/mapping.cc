@@ -114,6 +114,10 @@ Status MappingImpl::Persist(const void* p, size_t len) const {
     dev->Drain();
     return Status::Ok();
   }
+  // A fault in the flush (a failed block, a page past EOF) inside the
+  // caller's Guarded would jump past `ref`'s release: the flush gets a guard
+  // of its own, and the fault becomes this call's error.
+  if (InsideGuarded()) return Guarded([&] { dev->PersistMapped(p, len); });
   dev->PersistMapped(p, len);
   return Status::Ok();
 }

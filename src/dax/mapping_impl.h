@@ -68,5 +68,8 @@ class MappingImpl : public MappedRange {
 void InstallFaultHandlers();
 // Makes the page holding `addr` raise a real SIGBUS (BUS_ADRERR) on access.
 void InstallSigbusPage(void* addr);
+// Whether the calling thread runs inside Guarded (a fault then jumps to it,
+// running no destructor on the way).
+bool InsideGuarded();
 
 }  // namespace udax
