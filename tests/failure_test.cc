@@ -331,7 +331,7 @@ TEST_F(FailureTest, SyncThatFaultsInsideGuardedReleasesItsDeviceReference) {
   st = Guarded([&] { EXPECT_ERRNO(past.Sync(), EFAULT); });
   EXPECT_OK(st);
   EXPECT_EQ(PmemDevice::thread_refs(), 0);
-  EXPECT_OK(fs_->impl()->device()->Remove(/*drain_timeout_ms=*/50)) << "no reference is left behind";
+  EXPECT_OK(ImplOf(*fs_)->device()->Remove(/*drain_timeout_ms=*/50)) << "no reference is left behind";
 }
 
 // Pread reuses an open inode's last extent (Inode::last_ext): replacing a
