@@ -236,13 +236,22 @@ TEST_F(Channel, HelloWithFileDescriptorsIsDroppedWithoutKeepingThem) {
   EXPECT_EQ(::read(rd.get(), &b, 1), 0);
 }
 
-TEST_F(Channel, TooManyClientsAreRefused) {
-  auto l = Listener::Create(path_);
-  ASSERT_TRUE(l.has_value());
-  ServerOptions o = Options();
-  o.max_clients = 1;
-  StartServer(std::move(l).value(), std::move(o));
-  ASSIGN_OR_FAIL(auto first, ConnectTo(path_));
+class OneClientChannel : public Channel {
+ protected:
+  // A server that serves one client, and that client.
+  void SetUp() override {
+    Channel::SetUp();
+    auto l = Listener::Create(path_);
+    ASSERT_TRUE(l.has_value());
+    ServerOptions o = Options();
+    o.max_clients = 1;
+    StartServer(std::move(l).value(), std::move(o));
+    ASSIGN_OR_FAIL(first_, ConnectTo(path_));
+  }
+  std::unique_ptr<Client> first_;
+};
+
+TEST_F(OneClientChannel, TooManyClientsAreRefused) {
   auto second = ConnectTo(path_);
   ASSERT_FALSE(second.has_value());
   EXPECT_EQ(second.error().err(), EAGAIN) << second.error().ToString();
@@ -250,13 +259,7 @@ TEST_F(Channel, TooManyClientsAreRefused) {
 
 // The refusal can come before the hello is sent (the server refuses at
 // accept and closes): the client reports the refusal, not its failed send.
-TEST_F(Channel, ARefusalBeforeTheHelloIsReported) {
-  auto l = Listener::Create(path_);
-  ASSERT_TRUE(l.has_value());
-  ServerOptions o = Options();
-  o.max_clients = 1;
-  StartServer(std::move(l).value(), std::move(o));
-  ASSIGN_OR_FAIL(auto first, ConnectTo(path_));
+TEST_F(OneClientChannel, ARefusalBeforeTheHelloIsReported) {
   ASSIGN_OR_FAIL(UniqueFd sock, ConnectUnix(path_));
   pollfd p{sock.get(), POLLRDHUP, 0};  // the server answered and closed
   ASSERT_EQ(::poll(&p, 1, 2000), 1);

@@ -20,6 +20,9 @@
 namespace udax::share::testing {
 namespace {
 
+// Child bodies exit with these codes.
+constexpr int kOk = 0, kNoConnect = 10, kBadCall = 11, kBadBytes = 12, kNotRefused = 13;
+
 class Process : public ShareTest {
  protected:
   // A Listener made before any child is forked: children connect to it (the
@@ -32,6 +35,17 @@ class Process : public ShareTest {
   }
   void Start(ServerOptions o) { StartServer(std::move(listener_), std::move(o)); }
   void Start() { Start(Options()); }
+  // A child that connects with `on_revoke` and then only waits.
+  Child ForkIdleClient(std::function<void(const Revocation&)> on_revoke) {
+    return Fork([&] {
+      ClientOptions o;
+      o.on_revoke = on_revoke;
+      auto cl = Client::Connect(path_, o);
+      if (!cl) return kNoConnect;
+      ::pause();
+      return kOk;
+    });
+  }
   Listener listener_;
 };
 
@@ -51,9 +65,6 @@ struct Gate {
   }
   UniqueFd rd, wr;
 };
-
-// Child bodies exit with these codes.
-constexpr int kOk = 0, kNoConnect = 10, kBadCall = 11, kBadBytes = 12, kNotRefused = 13;
 
 TEST_F(Process, RoundTripsAndTheDeviceAcrossProcesses) {
   Child c = Fork([&] {
@@ -137,14 +148,7 @@ TEST_F(Process, ClientKilledMidRequestLeavesTheServerServing) {
 }
 
 TEST_F(Process, ClientDyingMidRevocationEndsTheWaitPromptly) {
-  Child c = Fork([&] {
-    ClientOptions o;
-    o.on_revoke = [](const Revocation&) { ::raise(SIGKILL); };
-    auto cl = Client::Connect(path_, o);
-    if (!cl) return kNoConnect;
-    ::pause();
-    return kOk;
-  });
+  Child c = ForkIdleClient([](const Revocation&) { ::raise(SIGKILL); });
   Start();
   ASSERT_TRUE(WaitFor([&] { return server_->Clients().size() == 1; }, 10s));
   Revocation one{0, 4096, 0};
@@ -157,14 +161,7 @@ TEST_F(Process, ClientDyingMidRevocationEndsTheWaitPromptly) {
 }
 
 TEST_F(Process, DeadlineMissKillsTheClientAndWaitsForItsDeath) {
-  Child c = Fork([&] {
-    ClientOptions o;
-    o.on_revoke = [](const Revocation&) { ::pause(); };  // never acknowledges
-    auto cl = Client::Connect(path_, o);
-    if (!cl) return kNoConnect;
-    ::pause();
-    return kOk;
-  });
+  Child c = ForkIdleClient([](const Revocation&) { ::pause(); });  // never acknowledges
   Start();
   ASSERT_TRUE(WaitFor([&] { return server_->Clients().size() == 1; }, 10s));
   Revocation one{4096, 4096, 2};
