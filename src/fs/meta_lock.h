@@ -9,6 +9,10 @@
 // names a state of every extent map that lasts while the epoch does (the
 // in-core inodes' LastExtent caches are stamped with it).
 //
+// In builds with assertions the mutex knows its holders, and the code that
+// requires it held says so (AssertHeld: BeginTxn, Shutdown; AssertReaderHeld:
+// the epoch, revocation of mappings).
+//
 // tls_meta_lock_depth counts the guards this thread holds: a DAX fault taken
 // while its thread already holds meta_mu_ (udax copying a user buffer that is
 // itself a udax mapping) must not take it again.
@@ -17,6 +21,8 @@
 #include <cstdint>
 #include <mutex>
 #include <shared_mutex>
+
+#include "util/owned_mutex.h"
 
 namespace udax {
 
@@ -33,10 +39,17 @@ class MetaMutex {
   void lock_shared() { mu_.lock_shared(); }
   void unlock_shared() { mu_.unlock_shared(); }
   // Read with the lock held (either way); written only under exclusive.
-  uint64_t epoch() const { return epoch_; }
+  uint64_t epoch() const {
+    mu_.AssertReaderHeld();
+    return epoch_;
+  }
+  // REQUIRES checks (debug builds, util/owned_mutex.h): the calling thread
+  // holds meta_mu_ exclusive / in either mode.
+  void AssertHeld() const { mu_.AssertHeld(); }
+  void AssertReaderHeld() const { mu_.AssertReaderHeld(); }
 
  private:
-  std::shared_mutex mu_;
+  OwnedSharedMutex mu_;
   uint64_t epoch_ = 1;  // 0 never names a state (an empty LastExtent)
 };
 

@@ -271,6 +271,7 @@ Status FsImpl::CheckLiveAndWritable() const {
 }
 
 Result<std::unique_ptr<FsTxn>> FsImpl::BeginTxn() {
+  meta_mu_.AssertHeld();
   RETURN_IF_ERROR(CheckLiveAndWritable());
   RETURN_IF_ERROR(journal_->TrimCache());  // the exclusive lock is held and no block pointer yet
   auto t = std::make_unique<FsTxn>(journal_.get(), space_.allocator());
@@ -320,6 +321,7 @@ Result<DeviceRef> FsImpl::BeginOperation() {
 }
 
 void FsImpl::Shutdown(Status why, InvalidateReason reason) {
+  meta_mu_.AssertHeld();
   if (shut_down_) return;
   shutdown_status_ = std::move(why);
   shut_down_.store(true, std::memory_order_release);
