@@ -23,6 +23,14 @@ TEST_F(FsRegressionTest, FiemapOfDirectoryIsEmptyNotCorruption) {
 
 // Removing or renaming the root gave EINVAL; Linux gives EBUSY (rmdir, rename)
 // and EISDIR (unlink).
+// Contract (util/owned_mutex.h): a writing transaction begins only under
+// meta_mu_ held exclusive — one begun without it could interleave with
+// another writer's and corrupt the journal's images.
+TEST_F(FsRegressionTest, ContractTransactionWithoutTheMetadataLockDies) {
+  UDAX_SKIP_WITHOUT_ASSERTS();
+  EXPECT_DEATH({ auto t = ImplOf(*fs_)->BeginTxn(); }, "holds the lock exclusively");
+}
+
 TEST_F(FsRegressionTest, RootCannotBeRemovedOrRenamed) {
   EXPECT_ERRNO(fs_->Rmdir("/"), EBUSY);
   EXPECT_ERRNO(fs_->Unlink("/"), EISDIR);

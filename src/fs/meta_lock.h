@@ -10,7 +10,8 @@
 // in-core inodes' LastExtent caches are stamped with it).
 //
 // In builds with assertions the mutex knows its holders, and the code that
-// requires it held says so (AssertHeld: BeginTxn, Shutdown; AssertReaderHeld:
+// requires it held says so (AssertHeld: BeginTxn, CommitTxn, Shutdown, and the journal's
+// Commit, Checkpoint and TrimCache once mounted; AssertReaderHeld:
 // the epoch, revocation of mappings).
 //
 // tls_meta_lock_depth counts the guards this thread holds: a DAX fault taken
@@ -47,6 +48,8 @@ class MetaMutex {
   // holds meta_mu_ exclusive / in either mode.
   void AssertHeld() const { mu_.AssertHeld(); }
   void AssertReaderHeld() const { mu_.AssertReaderHeld(); }
+  // For the journal's own check of its writers (Journal::SetWriterLock).
+  const OwnedSharedMutex& owned() const { return mu_; }
 
  private:
   OwnedSharedMutex mu_;

@@ -139,6 +139,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
                                            fs->sb_.total_blocks);
   RETURN_IF_ERROR(fs->journal_->Format());
   {
+    MetaWriteLock lk(fs->meta_mu_);  // as every transaction (CommitTxn asserts it)
     FsTxn t(fs->journal_.get(), fs->space_.allocator());
     ASSIGN_OR_RETURN(uint8_t * rb, t.tx.New(media::kRootBlockNo));
     t.root = reinterpret_cast<media::RootBlock*>(rb);
@@ -154,6 +155,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::FormatAndMount(std::unique_ptr<PmemDevic
   // The superblocks go last: until they are written there is no filesystem.
   RETURN_IF_ERROR(WriteSuperblocks(fs->dev_.get(), fs->sb_));
   fs->mounted_ = true;
+  fs->journal_->SetWriterLock(&fs->meta_mu_.owned());
   *out = fs.get();
   return fs;
 }
@@ -197,6 +199,9 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(const std::string& device, const M
   }
   RETURN_IF_ERROR(fs->dev_->SetHolder(&fs->failure_));
   fs->mounted_ = true;
+  // From here every commit and checkpoint runs under meta_mu_ exclusive
+  // (recovery, before, runs alone and without it).
+  fs->journal_->SetWriterLock(&fs->meta_mu_.owned());
   if (!fs->read_only_) {
     MetaWriteLock lk(fs->meta_mu_);
     RETURN_IF_ERROR(fs->store_.ReclaimOrphans());
@@ -281,6 +286,7 @@ Result<std::unique_ptr<FsTxn>> FsImpl::BeginTxn() {
 }
 
 Status FsImpl::CommitTxn(FsTxn& t) {
+  meta_mu_.AssertHeld();
   Status st = space_.allocator()->FixFreeList(t);
   if (st.ok() && t.data_pending) dev_->Drain();  // data before the metadata naming it
   if (st.ok()) st = t.tx.Commit();
