@@ -36,8 +36,9 @@
 namespace udax {
 
 class Filesystem;
+class FsBackend;
+class FileBackend;
 class FsImpl;
-class Inode;
 
 inline constexpr uint64_t kMaxFileSize = 1ULL << 46;  // 64 TiB
 inline constexpr size_t kMaxNameLen = 255;
@@ -119,6 +120,24 @@ struct FsStats {
   uint64_t data_start = 0;         // first allocatable device block (after the journal)
 };
 
+// What the mount serving direct clients knows of them (Filesystem::
+// GetSharingStatus; `udax status MOUNTPOINT`).
+struct DirectClientInfo {
+  uint32_t pid = 0, uid = 0, gid = 0;
+  uint32_t pad = 0;
+  uint64_t files_open = 0;        // handles the client holds
+  uint64_t mappings = 0;          // live DAX mappings it made
+  uint64_t leased_bytes = 0;      // file bytes it may reach in device memory now
+  uint64_t revocations = 0;       // revocations posted to it
+  uint64_t acknowledgements = 0;  // ... and acknowledged
+};
+struct SharingStatus {
+  std::string socket;               // where clients connect
+  uint32_t revoke_ms = 0;           // a client's bound to acknowledge (then killed)
+  uint64_t revocations = 0, acknowledgements = 0, kills = 0;  // since the mount
+  std::vector<DirectClientInfo> clients;  // every connected client but the asker
+};
+
 struct MkfsOptions {
   uint64_t size = 0;        // bytes; 0 = keep the size of an existing file
   bool force = false;       // overwrite an existing udax filesystem or other data
@@ -196,14 +215,14 @@ struct PathAt {
 // O_TRUNC, O_APPEND, O_NOFOLLOW, O_DIRECTORY).
 class UDAX_EXPORT File {
  public:
-  File() = default;
+  File();
   File(File&&) noexcept;
   File& operator=(File&&) noexcept;
   File(const File&) = delete;
   File& operator=(const File&) = delete;
   ~File();
 
-  bool is_open() const { return inode_ != nullptr; }
+  bool is_open() const { return h_ != nullptr; }
   uint64_t ino() const;
 
   Result<size_t> Pread(void* buf, size_t len, uint64_t off);
@@ -240,10 +259,9 @@ class UDAX_EXPORT File {
   Status Close();
 
  private:
-  friend class FsImpl;
-  File(std::shared_ptr<FsImpl> fs, std::shared_ptr<Inode> inode, int flags);
-  std::shared_ptr<FsImpl> fs_;  // keeps the (possibly unmounted) fs alive while open
-  std::shared_ptr<Inode> inode_;
+  friend class Filesystem;
+  File(std::unique_ptr<FileBackend> h, int flags);
+  std::unique_ptr<FileBackend> h_;  // the open file (api/backend.h)
   int flags_ = 0;
   uint64_t pos_ = 0;
 };
@@ -258,9 +276,18 @@ class UDAX_EXPORT Filesystem {
   // Opens the device exclusively, replays the journal, reclaims orphans.
   static Result<std::unique_ptr<Filesystem>> Mount(const std::string& device,
                                                    const MountOptions& opts = {});
+  // A direct client of the udax mounted (`udax mount`) at `mountpoint`: the
+  // whole API, with file data read and written in device memory this process
+  // maps itself and metadata calls served by the mount (docs/shared.md).
+  // Only a process that may read and write the device file gets one:
+  // EACCES otherwise (it can still use the mount). ENOTCONN when no udax
+  // mount serves clients there. Once the mount is gone every call fails with
+  // ENOTCONN and every mapping is revoked; Unmount() just disconnects.
+  static Result<std::unique_ptr<Filesystem>> Connect(const std::string& mountpoint);
   ~Filesystem();  // unmounts if still mounted
 
-  // Clean unmount: writes lazy state, releases the device.
+  // Clean unmount: writes lazy state, releases the device. (A direct
+  // client: closes the connection; the mount stays.)
   Status Unmount();
 
   Result<File> Open(const PathAt& path, int flags, uint32_t mode = 0644);
@@ -285,6 +312,9 @@ class UDAX_EXPORT Filesystem {
   Result<StatFs> GetStatFs();
   // Counters since mount (commits, fences...) and transaction bounds.
   Result<FsStats> GetStats();
+  // A direct client: the mount's clients and revocation counts. EOPNOTSUPP
+  // for a filesystem mounted in this process (its DirectServer has them).
+  Result<SharingStatus> GetSharingStatus();
   // Persists every open file's lazy timestamps and checkpoints the journal
   // (every metadata block written home): nothing is left for a mount to
   // replay. Not needed for durability — every operation is durable when it
@@ -318,8 +348,8 @@ class UDAX_EXPORT Filesystem {
  private:
   // The tests' door (src/fs/test_access.h, not installed).
   friend FsImpl* ImplOf(Filesystem& fs);
-  explicit Filesystem(std::shared_ptr<FsImpl> impl);
-  std::shared_ptr<FsImpl> impl_;
+  explicit Filesystem(std::shared_ptr<FsBackend> impl);
+  std::shared_ptr<FsBackend> impl_;  // local or a direct client's (api/backend.h)
 };
 
 }  // namespace udax

@@ -1,91 +1,74 @@
 // api/filesystem.cc — the public Filesystem and File classes
-// (include/udax/fs.h), implemented here and nowhere else: thin handles that
-// call the part of FsImpl that owns each operation (Namespace, FileIo,
-// Reflink, ...) inside FsImpl::BeginOperation, and keep the in-core inode
-// referenced while open. File::Map creates a dax/ MappingImpl, so this file
-// sits above both fs/ and dax/ (the library udax_api).
+// (include/udax/fs.h), implemented here and nowhere else: thin handles over
+// a backend (api/backend.h) — the local one (a filesystem mounted in this
+// process) or a direct client's (client/). What every backend shares lives
+// here: the access-mode checks, Linux's order of remap errors, the file
+// position, and prefaulting user buffers that may themselves be udax
+// mappings.
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 
+#include "api/backend.h"
+#include "client/connect.h"
 #include "dax/mapping_impl.h"
-#include "fs/fs_impl.h"
 
 namespace udax {
 
-namespace {
-// Every operation runs holding a device reference: a removal waits for it,
-// and once removal began the operation fails at once with ENODEV.
-template <typename Fn>
-auto Entered(FsImpl& fs, Fn&& fn) -> decltype(fn()) {
-  auto ref = fs.BeginOperation();
-  if (!ref.has_value()) return ref.error();
-  return fn();
-}
-}  // namespace
-
-Filesystem::Filesystem(std::shared_ptr<FsImpl> impl) : impl_(std::move(impl)) {}
+Filesystem::Filesystem(std::shared_ptr<FsBackend> impl) : impl_(std::move(impl)) {}
 Filesystem::~Filesystem() = default;
 
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& device,
                                                       const MountOptions& opts) {
-  ASSIGN_OR_RETURN(auto impl, FsImpl::Mount(device, opts));
-  return std::unique_ptr<Filesystem>(new Filesystem(std::shared_ptr<FsImpl>(std::move(impl))));
+  ASSIGN_OR_RETURN(auto impl, MountLocal(device, opts));
+  return std::unique_ptr<Filesystem>(new Filesystem(std::move(impl)));
+}
+
+Result<std::unique_ptr<Filesystem>> Filesystem::Connect(const std::string& mountpoint) {
+  ASSIGN_OR_RETURN(auto impl, client::ConnectToMount(mountpoint));
+  return std::unique_ptr<Filesystem>(new Filesystem(std::move(impl)));
 }
 
 Status Filesystem::Unmount() { return impl_->Unmount(); }
-Result<File> Filesystem::Open(const PathAt& p, int flags, uint32_t mode) { return Entered(*impl_, [&] { return impl_->names().Open(p, flags, mode); }); }
-Status Filesystem::Mkdir(const PathAt& p, uint32_t mode) { return Entered(*impl_, [&] { return impl_->names().Mkdir(p, mode); }); }
-Status Filesystem::Rmdir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Rmdir(p); }); }
-Status Filesystem::Unlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Unlink(p); }); }
-Status Filesystem::Rename(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->names().Rename(a, b); }); }
-Status Filesystem::Link(const PathAt& a, const PathAt& b) { return Entered(*impl_, [&] { return impl_->names().Link(a, b); }); }
-Status Filesystem::Symlink(const std::string& t, const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Symlink(t, p); }); }
-Result<std::string> Filesystem::Readlink(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().Readlink(p); }); }
-Result<Stat> Filesystem::GetStat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().GetStat(p, true); }); }
-Result<Stat> Filesystem::GetLstat(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().GetStat(p, false); }); }
-Status Filesystem::Chmod(const PathAt& p, uint32_t m) { return Entered(*impl_, [&] { return impl_->names().Chmod(p, m); }); }
-Status Filesystem::Chown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->names().Chown(p, u, g, true); }); }
-Status Filesystem::Lchown(const PathAt& p, uint32_t u, uint32_t g) { return Entered(*impl_, [&] { return impl_->names().Chown(p, u, g, false); }); }
-Status Filesystem::Utimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->names().Utimens(p, a, m, true); }); }
-Status Filesystem::Lutimens(const PathAt& p, Timespec a, Timespec m) { return Entered(*impl_, [&] { return impl_->names().Utimens(p, a, m, false); }); }
-Status Filesystem::Truncate(const PathAt& p, uint64_t len) { return Entered(*impl_, [&] { return impl_->names().TruncatePath(p, len); }); }
-Result<std::vector<DirEntry>> Filesystem::ReadDir(const PathAt& p) { return Entered(*impl_, [&] { return impl_->names().ReadDir(p); }); }
-Status Filesystem::RemoveDevice() {
-  PmemDevice* dev = impl_->device();
-  if (!dev) return Errno(ENODEV, "no device to remove: the filesystem is not mounted");
-  return dev->Remove();
+Result<File> Filesystem::Open(const PathAt& p, int flags, uint32_t mode) {
+  ASSIGN_OR_RETURN(auto h, impl_->Open(p, flags, mode));
+  return File(std::move(h), flags);
 }
-Status Filesystem::InjectPoison(uint64_t off, uint64_t len) {
-  PmemDevice* dev = impl_->device();
-  if (!dev) return Errno(ENODEV, "no device: the filesystem is not mounted");
-  if (dev->state() != DeviceState::kLive) return Errno(ENODEV, "filesystem shut down: device removed");
-  return dev->InjectPoison(off, len);
-}
-Result<std::vector<std::pair<uint64_t, uint64_t>>> Filesystem::BadBlocks() {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  for (const auto& e : impl_->bad_blocks().List()) out.emplace_back(e.start * kBlockSize, e.length * kBlockSize);
-  return out;
-}
-Result<StatFs> Filesystem::GetStatFs() { return Entered(*impl_, [&] { return impl_->GetStatFs(); }); }
-Result<FsStats> Filesystem::GetStats() { return Entered(*impl_, [&] { return impl_->GetStats(); }); }
-Result<std::vector<BlockOwner>> Filesystem::QueryRmap(uint64_t off, uint64_t len) {
-  return Entered(*impl_, [&] { return impl_->BlockOwners(off, len); });
-}
-Status Filesystem::Sync() { return Entered(*impl_, [&] { return impl_->Sync(); }); }
+Status Filesystem::Mkdir(const PathAt& p, uint32_t mode) { return impl_->Mkdir(p, mode); }
+Status Filesystem::Rmdir(const PathAt& p) { return impl_->Rmdir(p); }
+Status Filesystem::Unlink(const PathAt& p) { return impl_->Unlink(p); }
+Status Filesystem::Rename(const PathAt& a, const PathAt& b) { return impl_->Rename(a, b); }
+Status Filesystem::Link(const PathAt& a, const PathAt& b) { return impl_->Link(a, b); }
+Status Filesystem::Symlink(const std::string& t, const PathAt& p) { return impl_->Symlink(t, p); }
+Result<std::string> Filesystem::Readlink(const PathAt& p) { return impl_->Readlink(p); }
+Result<Stat> Filesystem::GetStat(const PathAt& p) { return impl_->GetStat(p, true); }
+Result<Stat> Filesystem::GetLstat(const PathAt& p) { return impl_->GetStat(p, false); }
+Status Filesystem::Chmod(const PathAt& p, uint32_t m) { return impl_->Chmod(p, m); }
+Status Filesystem::Chown(const PathAt& p, uint32_t u, uint32_t g) { return impl_->Chown(p, u, g, true); }
+Status Filesystem::Lchown(const PathAt& p, uint32_t u, uint32_t g) { return impl_->Chown(p, u, g, false); }
+Status Filesystem::Utimens(const PathAt& p, Timespec a, Timespec m) { return impl_->Utimens(p, a, m, true); }
+Status Filesystem::Lutimens(const PathAt& p, Timespec a, Timespec m) { return impl_->Utimens(p, a, m, false); }
+Status Filesystem::Truncate(const PathAt& p, uint64_t len) { return impl_->Truncate(p, len); }
+Result<std::vector<DirEntry>> Filesystem::ReadDir(const PathAt& p) { return impl_->ReadDir(p); }
+Status Filesystem::RemoveDevice() { return impl_->RemoveDevice(); }
+Status Filesystem::InjectPoison(uint64_t off, uint64_t len) { return impl_->InjectPoison(off, len); }
+Result<std::vector<std::pair<uint64_t, uint64_t>>> Filesystem::BadBlocks() { return impl_->BadBlocks(); }
+Result<StatFs> Filesystem::GetStatFs() { return impl_->GetStatFs(); }
+Result<FsStats> Filesystem::GetStats() { return impl_->GetStats(); }
+Result<SharingStatus> Filesystem::GetSharingStatus() { return impl_->GetSharingStatus(); }
+Result<std::vector<BlockOwner>> Filesystem::QueryRmap(uint64_t off, uint64_t len) { return impl_->QueryRmap(off, len); }
+Status Filesystem::Sync() { return impl_->Sync(); }
 
-File::File(std::shared_ptr<FsImpl> fs, std::shared_ptr<Inode> inode, int flags)
-    : fs_(std::move(fs)), inode_(std::move(inode)), flags_(flags) {}
+File::File() = default;
+File::File(std::unique_ptr<FileBackend> h, int flags) : h_(std::move(h)), flags_(flags) {}
 
-File::File(File&& o) noexcept
-    : fs_(std::move(o.fs_)), inode_(std::move(o.inode_)), flags_(o.flags_), pos_(o.pos_) {}
+File::File(File&& o) noexcept : h_(std::move(o.h_)), flags_(o.flags_), pos_(o.pos_) {}
 
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
     Close().IgnoreError();
-    fs_ = std::move(o.fs_);
-    inode_ = std::move(o.inode_);
+    h_ = std::move(o.h_);
     flags_ = o.flags_;
     pos_ = o.pos_;
   }
@@ -94,7 +77,7 @@ File& File::operator=(File&& o) noexcept {
 
 File::~File() { Close().IgnoreError(); }
 
-uint64_t File::ino() const { return inode_ ? inode_->ino : 0; }
+uint64_t File::ino() const { return h_ ? h_->ino() : 0; }
 
 namespace {
 Status NotOpen() { return Errno(EBADF, "file is not open"); }
@@ -121,17 +104,18 @@ bool CanWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 }  // namespace
 
 Result<size_t> File::Pread(void* buf, size_t len, uint64_t off) {
-  if (!inode_) return NotOpen();
+  if (!h_) return NotOpen();
   if (!CanRead(flags_)) return Errno(EBADF, "file not open for reading");
   PrefaultForWrite(buf, len);
-  return Entered(*fs_, [&] { return fs_->files().Pread(inode_.get(), buf, len, off); });
+  return h_->Pread(buf, len, off);
 }
 
 Result<size_t> File::Pwrite(const void* buf, size_t len, uint64_t off) {
-  if (!inode_) return NotOpen();
+  if (!h_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
   PrefaultForRead(buf, len);
-  return Entered(*fs_, [&] { return fs_->files().Pwrite(inode_.get(), buf, len, off, false); });
+  uint64_t end = 0;
+  return h_->Pwrite(buf, len, off, false, &end);
 }
 
 Result<size_t> File::Read(void* buf, size_t len) {
@@ -141,66 +125,51 @@ Result<size_t> File::Read(void* buf, size_t len) {
 }
 
 Result<size_t> File::Write(const void* buf, size_t len) {
-  if (!inode_) return NotOpen();
+  if (!h_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
-  bool append = flags_ & O_APPEND;
   PrefaultForRead(buf, len);
-  ASSIGN_OR_RETURN(size_t n, Entered(*fs_, [&] { return fs_->files().Pwrite(inode_.get(), buf, len, pos_, append); }));
-  if (append) {
-    ASSIGN_OR_RETURN(Stat st, fs_->files().StatInode(inode_.get()));
-    pos_ = st.size;
-  } else {
-    pos_ += n;
-  }
+  uint64_t end = 0;
+  ASSIGN_OR_RETURN(size_t n, h_->Pwrite(buf, len, pos_, flags_ & O_APPEND, &end));
+  pos_ = end;
   return n;
 }
 
 Result<uint64_t> File::Seek(uint64_t pos) {
-  if (!inode_) return NotOpen();
+  if (!h_) return NotOpen();
   pos_ = pos;
   return pos_;
 }
 
 Status File::Truncate(uint64_t len) {
-  if (!inode_) return NotOpen();
+  if (!h_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EINVAL, "file not open for writing");
-  return Entered(*fs_, [&] { return fs_->files().Truncate(inode_.get(), len); });
+  return h_->Truncate(len);
 }
 
 Status File::Fallocate(int mode, uint64_t off, uint64_t len) {
-  if (!inode_) return NotOpen();
+  if (!h_) return NotOpen();
   if (!CanWrite(flags_)) return Errno(EBADF, "file not open for writing");
-  return Entered(*fs_, [&] { return fs_->files().Fallocate(inode_.get(), mode, off, len); });
+  return h_->Fallocate(mode, off, len);
 }
 
-Status File::Fsync() {
-  if (!inode_) return NotOpen();
-  return Entered(*fs_, [&] { return fs_->files().Fsync(inode_.get()); });
-}
+Status File::Fsync() { return h_ ? h_->Fsync() : NotOpen(); }
 Status File::Fdatasync() { return Fsync(); }
 Result<Stat> File::GetStat() {
-  if (!inode_) return NotOpen();
-  return Entered(*fs_, [&] { return fs_->files().StatInode(inode_.get()); });
+  if (!h_) return NotOpen();
+  return h_->GetStat();
 }
-bool File::AtimeUpdateDue() const {
-  return inode_ && inode_->atime_due.load(std::memory_order_relaxed);
-}
+bool File::AtimeUpdateDue() const { return h_ && h_->AtimeUpdateDue(); }
 Result<std::vector<FileExtent>> File::Fiemap() {
-  if (!inode_) return NotOpen();
-  return Entered(*fs_, [&] { return fs_->files().Fiemap(inode_.get()); });
+  if (!h_) return NotOpen();
+  return h_->Fiemap();
 }
 
 namespace {
-uint32_t ModeOf(Inode* ip) {
-  std::lock_guard<std::mutex> g(ip->mu);
-  return ip->rec.mode;
-}
-
 // Linux's order: EXDEV, then EISDIR / EINVAL for the file types, then EBADF.
-Status CheckRemapHandles(Inode* dst, Inode* src, FsImpl* dfs, FsImpl* sfs, int dflags, int sflags) {
-  if (dfs != sfs) return Errno(EXDEV, "files are on different filesystems");
-  if (S_ISDIR(ModeOf(dst)) || S_ISDIR(ModeOf(src))) return Errno(EISDIR, "is a directory");
-  if (!S_ISREG(ModeOf(dst)) || !S_ISREG(ModeOf(src))) return Errno(EINVAL, "not a regular file");
+Status CheckRemapHandles(const FileBackend& dst, const FileBackend& src, int dflags, int sflags) {
+  if (dst.fs_identity() != src.fs_identity()) return Errno(EXDEV, "files are on different filesystems");
+  if (S_ISDIR(dst.type()) || S_ISDIR(src.type())) return Errno(EISDIR, "is a directory");
+  if (!S_ISREG(dst.type()) || !S_ISREG(src.type())) return Errno(EINVAL, "not a regular file");
   if (!CanRead(sflags)) return Errno(EBADF, "source not open for reading");
   if (!CanWrite(dflags) || (dflags & O_APPEND)) return Errno(EBADF, "destination not open for writing");
   return Status::Ok();
@@ -208,40 +177,32 @@ Status CheckRemapHandles(Inode* dst, Inode* src, FsImpl* dfs, FsImpl* sfs, int d
 }  // namespace
 
 Status File::CloneRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
-  if (!inode_ || !src.inode_) return NotOpen();
-  RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
-  return Entered(*fs_, [&] { return fs_->reflink().CloneRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
+  if (!h_ || !src.h_) return NotOpen();
+  RETURN_IF_ERROR(CheckRemapHandles(*h_, *src.h_, flags_, src.flags_));
+  return h_->CloneRange(*src.h_, src_off, len, dst_off);
 }
 
 Result<uint64_t> File::DedupeRange(File& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {
-  if (!inode_ || !src.inode_) return NotOpen();
-  RETURN_IF_ERROR(CheckRemapHandles(inode_.get(), src.inode_.get(), fs_.get(), src.fs_.get(), flags_, src.flags_));
-  return Entered(*fs_, [&] { return fs_->reflink().DedupeRange(inode_.get(), src.inode_.get(), src_off, len, dst_off); });
+  if (!h_ || !src.h_) return NotOpen();
+  RETURN_IF_ERROR(CheckRemapHandles(*h_, *src.h_, flags_, src.flags_));
+  return h_->DedupeRange(*src.h_, src_off, len, dst_off);
 }
 
 Status File::Close() {
-  if (!inode_) return Status::Ok();
-  fs_->store().Release(inode_.get());
-  inode_.reset();
-  fs_.reset();
+  if (!h_) return Status::Ok();
+  h_->Close();
+  h_.reset();
   return Status::Ok();
 }
 
 Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
-  if (!inode_) return Errno(EBADF, "file is not open");
+  if (!h_) return Errno(EBADF, "file is not open");
   int acc = flags_ & O_ACCMODE;
   if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
   if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
     return Errno(EACCES, "file not open for writing");
-  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // a removal waits, or this fails (ENODEV)
-  std::shared_ptr<Inode> ip = fs_->inodes().Reopen(inode_.get());
-  if (!ip) return Errno(EBADF, "file is not open");
-  auto m = MappingImpl::Create(fs_, ip, offset, length, prot);
-  if (!m.has_value()) {
-    fs_->store().Release(ip.get());
-    return m.error();
-  }
-  return Mapping(std::move(*m));
+  ASSIGN_OR_RETURN(auto m, h_->Map(offset, length, prot));
+  return Mapping(std::move(m));
 }
 
 }  // namespace udax

@@ -30,6 +30,7 @@
 #include "dax/fault_service.h"
 #include "dax/mapping_impl.h"
 #include "dax/memory_failure.h"
+#include "fs/meta_lock.h"
 #include "util/tsan.h"
 
 namespace udax {

@@ -1,5 +1,5 @@
-// dax/mapping.cc — MappingImpl (see mapping_impl.h) and the public Mapping
-// handle. (File::Map, which creates one, is with the rest of File in
+// dax/mapping.cc — the shared part of MappingImpl (see mapping_impl.h) and
+// the public Mapping handle. (File::Map, which creates one, is with the rest of File in
 // api/filesystem.cc.)
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,25 +9,27 @@
 
 #include "dax/arena.h"
 #include "dax/mapping_impl.h"
+#include "udax/fs.h"
 #include "util/tsan.h"
 
 namespace udax {
-
-namespace {
 
 // Revokes a range. Without MAP_NORESERVE (a PROT_NONE private mapping is not
 // accounted either way) the kernel does not merge it into the neighbouring
 // arena reservation on every revoke — about a third of a revoke's cost; the
 // range merges back when the mapping is released (Arena::Release).
-void ProtNone(uint8_t* addr, size_t len) {
+void MappingImpl::ProtNone(uint8_t* addr, size_t len) {
   ScopedTsanIgnore remap;
   mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 }
-}  // namespace
 
-Result<std::unique_ptr<MappingImpl>> MappingImpl::Create(std::shared_ptr<FsImpl> fs,
-                                                         std::shared_ptr<Inode> inode, uint64_t off,
-                                                         size_t len, Prot prot) {
+Status MappingImpl::MapZeroPages(uint8_t* va, size_t len) {
+  ScopedTsanIgnore remap;
+  void* p = mmap(va, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  return p == MAP_FAILED ? Errno(errno, "mmap of zero pages failed") : Status::Ok();
+}
+
+Status MappingImpl::Reserve(uint64_t off, size_t len, Prot prot) {
   if (len == 0) return Errno(EINVAL, "mapping length must be positive");
   if (off % kPageSize) return Errno(EINVAL, "mapping offset must be page-aligned");
   uint32_t p = static_cast<uint32_t>(prot);
@@ -37,42 +39,19 @@ Result<std::unique_ptr<MappingImpl>> MappingImpl::Create(std::shared_ptr<FsImpl>
   Arena* arena = Arena::Get();
   if (!arena) return Errno(ENOMEM, "cannot reserve DAX address space");
   InstallFaultHandlers();
-  std::unique_ptr<MappingImpl> m(new MappingImpl());
-  m->fs_ = std::move(fs);
-  m->inode_ = std::move(inode);
-  m->file_off_ = off;
-  m->prot_ = prot;
-  m->size_ = (len + kPageSize - 1) / kPageSize * kPageSize;
-  m->reserved_ = Arena::RoundUp(m->size_);
-  ASSIGN_OR_RETURN(m->base_, arena->Reserve(m->size_, m.get()));
-  m->inode_->mappings.Add(m.get());
-  return m;
+  file_off_ = off;
+  prot_ = prot;
+  size_t size = (len + kPageSize - 1) / kPageSize * kPageSize;
+  ASSIGN_OR_RETURN(base_, arena->Reserve(size, this));
+  size_ = size;
+  return Status::Ok();
 }
 
-MappingImpl::~MappingImpl() { Unmap().IgnoreError(); }
-
-Status MappingImpl::HandleFault(uint8_t* addr, bool write) {
-  // The fault holds a device reference while it maps (removal waits for it);
-  // once removal began it fails at once. A fault nested in a udax operation
-  // (copying a user buffer) is covered by that operation's reference.
-  DeviceRef ref;
-  if (tls_meta_lock_depth == 0) {
-    auto r = fs_->BeginOperation();
-    if (!r.has_value()) return r.error();
-    ref = std::move(*r);
-  }
-  uint64_t page_va = reinterpret_cast<uintptr_t>(addr) & ~(kPageSize - 1);
-  uint64_t off = file_off_ + (page_va - reinterpret_cast<uintptr_t>(base_));
-  PmemDevice* dev = fs_->device();
-  return fs_->dax().ResolveFault(inode_.get(), off, write, writable(), file_off_, file_off_ + size_,
-                       [&](const InstallRange& d) -> Status {
-                         uint8_t* va = base_ + (d.file_off - file_off_);
-                         if (d.kind == InstallRange::kDevice)
-                           return dev->MapFixed(va, d.dev_off, d.len, d.writable);
-                         ScopedTsanIgnore remap;
-                         void* p = mmap(va, d.len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-                         return p == MAP_FAILED ? Errno(errno, "mmap of zero pages failed") : Status::Ok();
-                       });
+Status MappingImpl::CheckRange(const void* p, size_t len) const {
+  if (!base_) return Errno(EINVAL, "not mapped");
+  auto* b = static_cast<const uint8_t*>(p);
+  if (b < base_ || len > size_ || b + len > base_ + size_) return Errno(EINVAL, "range outside the mapping");
+  return Status::Ok();
 }
 
 void MappingImpl::InvalidateFileRange(uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why,
@@ -91,34 +70,10 @@ void MappingImpl::InvalidateFileRange(uint64_t ino, uint64_t off, uint64_t len, 
 
 Status MappingImpl::Unmap() {
   if (!base_) return Errno(EINVAL, "not mapped");
-  inode_->mappings.Remove(this);
+  StopRevocations();  // no revocation reaches this mapping any more
   Arena::Get()->Release(base_, size_);
   base_ = nullptr;
-  fs_->store().Release(inode_.get());
-  inode_.reset();
-  return Status::Ok();
-}
-
-Status MappingImpl::Persist(const void* p, size_t len) const {
-  if (!base_) return Errno(EINVAL, "not mapped");
-  auto* b = static_cast<const uint8_t*>(p);
-  if (b < base_ || len > size_ || b + len > base_ + size_) return Errno(EINVAL, "range outside the mapping");
-  if (len == 0) return Status::Ok();
-  ASSIGN_OR_RETURN(DeviceRef ref, fs_->BeginOperation());  // the memory stays while it is flushed
-  PmemDevice* dev = fs_->device();
-  if (dev->observed()) {
-    // Crash tests: report the flush in device terms so the recorder sees it.
-    uint64_t off = file_off_ + static_cast<uint64_t>(b - base_);
-    ASSIGN_OR_RETURN(auto ranges, fs_->dax().DeviceRanges(inode_.get(), off, len));
-    for (auto [dev_off, n] : ranges) RETURN_IF_ERROR(dev->Flush(dev_off, n));
-    dev->Drain();
-    return Status::Ok();
-  }
-  // A fault in the flush (a failed block, a page past EOF) inside the
-  // caller's Guarded would jump past `ref`'s release: the flush gets a guard
-  // of its own, and the fault becomes this call's error.
-  if (InsideGuarded()) return Guarded([&] { dev->PersistMapped(p, len); });
-  dev->PersistMapped(p, len);
+  ReleaseBacking();  // the blocks may be freed now: nothing maps them
   return Status::Ok();
 }
 

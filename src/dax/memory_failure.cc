@@ -24,25 +24,27 @@ std::atomic<uint32_t> g_queued{0}, g_routed{0};    // counted once in the ring /
 int g_pipe[2] = {-1, -1};
 
 
-// The device page behind `addr`, or false when udax does not own the address.
-bool ResolveDevice(uintptr_t addr, PmemDevice** dev, uint64_t* dev_off) {
-  if (Arena* arena = Arena::Existing(); arena && arena->Contains(reinterpret_cast<void*>(addr))) {
-    MappingImpl::Target target;
+// Reports the device page behind `addr` as failed; false when udax does not
+// own the address. A mapping's page is found by its backing (outside the
+// arena's guard: the report revokes, and revocation may release mappings).
+bool Report(uintptr_t addr) {
+  void* p = reinterpret_cast<void*>(addr);
+  if (Arena* arena = Arena::Existing(); arena && arena->Contains(p)) {
+    std::function<void()> report;
     {
       Arena::ActiveGuard active;  // the mapping cannot be destroyed meanwhile
-      MappingImpl* m = arena->Lookup(reinterpret_cast<void*>(addr));
-      if (!m || !m->Covers(reinterpret_cast<void*>(addr))) return false;
-      target = m->TargetOf(reinterpret_cast<void*>(addr));
+      MappingImpl* m = arena->Lookup(p);
+      if (!m || !m->Covers(p)) return false;
+      report = m->MemoryFailureReporter(p);
     }
-    auto ranges = target.fs->dax().DeviceRanges(target.inode.get(), target.file_off / kPageSize * kPageSize, kPageSize);
-    if (!ranges.has_value() || ranges->empty()) return false;
-    *dev = target.fs->device();
-    *dev_off = ranges->front().first;
-    return *dev != nullptr;
+    report();
+    return true;
   }
-  *dev = PmemDevice::FindByAddress(reinterpret_cast<void*>(addr), dev_off);
-  *dev_off = *dev_off / kPageSize * kPageSize;
-  return *dev != nullptr;
+  uint64_t off = 0;
+  PmemDevice* dev = PmemDevice::FindByAddress(p, &off);
+  if (!dev) return false;
+  dev->ReportPoison(off / kPageSize * kPageSize, kPageSize).IgnoreError();
+  return true;
 }
 
 void RouteLoop() {
@@ -55,9 +57,7 @@ void RouteLoop() {
     for (auto& slot : g_ring) {
       uintptr_t addr = slot.exchange(0, std::memory_order_acq_rel);
       if (!addr) continue;
-      PmemDevice* dev = nullptr;
-      uint64_t off = 0;
-      if (ResolveDevice(addr, &dev, &off)) dev->ReportPoison(off, kPageSize).IgnoreError();
+      Report(addr);
     }
     g_routed.store(queued, std::memory_order_release);
   }

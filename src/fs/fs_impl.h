@@ -81,9 +81,6 @@ class FsImpl : public std::enable_shared_from_this<FsImpl> {
   Reflink& reflink() { return reflink_; }
   DaxFaults& dax() { return dax_; }
   FailureHandler& failure() { return failure_; }
-  // The public handle of an opened in-core inode (File's constructor is
-  // FsImpl's to call).
-  File MakeFile(std::shared_ptr<Inode> ip, int flags) { return File(shared_from_this(), std::move(ip), flags); }
 
   // ---- whole-filesystem operations (statfs, sync_fs) ----
   Result<StatFs> GetStatFs();

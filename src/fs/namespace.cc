@@ -218,7 +218,7 @@ Status Namespace::AddEntry(FsTxn& t, const ParentAndName& pn, uint64_t ino, uint
   return fs_.store().Write(t, parent);
 }
 
-Result<File> Namespace::Open(const PathAt& path, int flags, uint32_t mode) {
+Result<std::shared_ptr<Inode>> Namespace::Open(const PathAt& path, int flags, uint32_t mode) {
   MetaWriteLock lk(fs_.meta_mu());
   RETURN_IF_ERROR(fs_.CheckLive());
   int acc = flags & O_ACCMODE;
@@ -248,12 +248,14 @@ Result<File> Namespace::Open(const PathAt& path, int flags, uint32_t mode) {
   if (S_ISDIR(rec.mode) && wants_write) return Errno(EISDIR, "is a directory");
   if ((flags & O_DIRECTORY) && !S_ISDIR(rec.mode)) return Errno(ENOTDIR, "not a directory");
   auto ip = fs_.store().Open(rec);
-  File f = fs_.MakeFile(ip, flags);
   if ((flags & O_TRUNC) && S_ISREG(rec.mode) && rec.size > 0) {
     lk.unlock();
-    RETURN_IF_ERROR(fs_.files().Truncate(ip.get(), 0));
+    if (Status st = fs_.files().Truncate(ip.get(), 0); !st.ok()) {
+      fs_.store().Release(ip.get());
+      return st;
+    }
   }
-  return f;
+  return ip;
 }
 
 Status Namespace::Mkdir(const PathAt& path, uint32_t mode) {

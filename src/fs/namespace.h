@@ -38,7 +38,9 @@ class Namespace {
  public:
   explicit Namespace(FsImpl& fs) : fs_(fs) {}
 
-  Result<File> Open(const PathAt& path, int flags, uint32_t mode);
+  // The opened in-core inode, with one reference for the caller (released
+  // with InodeStore::Release).
+  Result<std::shared_ptr<Inode>> Open(const PathAt& path, int flags, uint32_t mode);
   Status Mkdir(const PathAt& path, uint32_t mode);
   Status Rmdir(const PathAt& path);
   Status Unlink(const PathAt& path);

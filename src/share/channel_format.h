@@ -81,10 +81,11 @@ struct alignas(64) RevocationSlot {
   uint32_t state;     // RevocationState; futex word the server sleeps on
   uint32_t reason;    // the caller's code (an InvalidateReason at integration)
   uint64_t seq;       // server's number
-  uint64_t offset;    // device byte range revoked
+  uint64_t offset;    // byte range revoked (of file `ino`; of the device when 0)
   uint64_t length;
   uint64_t ack_seq;   // client: seq of the revocation it acknowledges
-  uint64_t pad[3];
+  uint64_t ino;       // the caller's: an inode number (proto/ops.h)
+  uint64_t pad[2];
 };
 
 struct alignas(64) DoorbellLine {

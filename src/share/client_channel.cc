@@ -107,10 +107,12 @@ void ClientChannel::ServeRevocations(const std::function<void(const Revocation&)
     for (RevocationSlot& r : l_->revocations) {
       if (Word(r.state).load(std::memory_order_acquire) != kRevPosted) continue;
       Revocation rev;
+      rev.ino = Word64(r.ino).load(std::memory_order_relaxed);
       rev.offset = Word64(r.offset).load(std::memory_order_relaxed);
       rev.length = Word64(r.length).load(std::memory_order_relaxed);
       rev.reason = Word(r.reason).load(std::memory_order_relaxed);
       const uint64_t seq = Word64(r.seq).load(std::memory_order_relaxed);
+      rev.seq = seq;
       if (handler) handler(rev);
       Word64(r.ack_seq).store(seq, std::memory_order_relaxed);
       Word(r.state).store(kRevAcked, std::memory_order_release);

@@ -293,6 +293,17 @@ void Server::Reap(bool all) {
   }
 }
 
+uint64_t Server::LastRevocationSeq(uint64_t id) const {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard lk(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || !it->second->admitted.load(std::memory_order_acquire)) return 0;
+    s = it->second;
+  }
+  return s->chan->last_revocation_seq();
+}
+
 Result<RevokeReport> Server::Revoke(std::span<const Revocation> ranges,
                                     std::chrono::milliseconds deadline, uint64_t only_id) {
   const auto until = Clock::now() + deadline;

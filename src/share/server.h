@@ -98,6 +98,10 @@ class Server {
   Result<RevokeReport> Revoke(std::span<const Revocation> ranges, std::chrono::milliseconds deadline,
                               uint64_t only_id = 0);
 
+  // The number of the last revocation posted to client `id` (0: none, or
+  // no such client): see ServerChannel::last_revocation_seq.
+  uint64_t LastRevocationSeq(uint64_t id) const;
+
   uint64_t revocations() const { return revocations_.load(); }
   uint64_t acknowledgements() const { return acks_.load(); }
   uint64_t kills() const { return kills_.load(); }

@@ -150,6 +150,7 @@ void ServerChannel::Post(RevokeOp& op, Clock::time_point deadline) {
     }
     const Revocation& want = op.ranges[op.next++];
     RevocationSlot& r = l_->revocations[slot];
+    Word64(r.ino).store(want.ino, std::memory_order_relaxed);
     Word64(r.offset).store(want.offset, std::memory_order_relaxed);
     Word64(r.length).store(want.length, std::memory_order_relaxed);
     Word(r.reason).store(want.reason, std::memory_order_relaxed);

@@ -30,11 +30,16 @@
 
 namespace udax::share {
 
-// A device byte range the client must stop reaching, with the caller's code.
+// A range the client must stop reaching, with the caller's codes (for the
+// filesystem, proto/ops.h: an inode's file range and an InvalidateReason).
+// `seq` is the server's number for it, filled in for the client's handler
+// (numbers grow with each revocation posted to that client).
 struct Revocation {
+  uint64_t ino = 0;
   uint64_t offset = 0;
   uint64_t length = 0;
   uint32_t reason = 0;
+  uint64_t seq = 0;
 };
 
 class ServerChannel {
@@ -83,6 +88,11 @@ class ServerChannel {
   bool shut_down() const { return gone_.load(std::memory_order_acquire); }
 
   uint64_t revocations_posted() const { return posted_.load(std::memory_order_relaxed); }
+  // The number of the last revocation posted (0: none yet).
+  uint64_t last_revocation_seq() {
+    std::lock_guard lk(rev_mu_);
+    return rev_seq_;
+  }
   uint64_t revocations_acked() const { return acked_.load(std::memory_order_relaxed); }
 
  private:

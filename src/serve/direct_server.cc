@@ -1,0 +1,3 @@
+// serve/direct_server.cc — SCAFFOLD (wip/core only): the helper building
+// serve/ replaces it.
+#include "udax/serve.h"
