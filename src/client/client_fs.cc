@@ -1,9 +1,367 @@
-// client/client_fs.cc — SCAFFOLD (wip/core only): replaced by the direct
-// client before this branch is merged.
+// client/client_fs.cc — ClientFs (see client_fs.h): connecting, requests,
+// revocations, and the Filesystem calls, each one request to the mount.
+#include "client/client_fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "client/client_file.h"
 #include "client/connect.h"
 
 namespace udax::client {
-Result<std::shared_ptr<FsBackend>> ConnectToMount(const std::string& mountpoint) {
-  return Errno(ENOSYS, "direct clients not built yet: " + mountpoint);
+
+using proto::Reader;
+using proto::Writer;
+
+namespace {
+
+std::vector<uint8_t> PathRequest(const PathAt& p) {
+  std::vector<uint8_t> b;
+  Writer w(&b);
+  proto::PutPath(w, p);
+  return b;
 }
+
+}  // namespace
+
+Result<std::shared_ptr<FsBackend>> ConnectToMount(const std::string& mountpoint) {
+  ASSIGN_OR_RETURN(auto fs, ClientFs::Connect(mountpoint));
+  return std::shared_ptr<FsBackend>(std::move(fs));
+}
+
+ClientHandle::~ClientHandle() {
+  if (fs->CheckLive().ok()) {
+    std::vector<uint8_t> b;
+    Writer(&b).Put(handle);
+    fs->Call(proto::kClose, b).status().IgnoreError();
+  }
+  fs->ReleaseInode(ip.get());
+}
+
+Result<std::shared_ptr<ClientFs>> ClientFs::Connect(const std::string& mountpoint) {
+  std::shared_ptr<ClientFs> fs(new ClientFs());
+  fs->mountpoint_ = mountpoint;
+  share::ClientOptions o;
+  ClientFs* self = fs.get();  // the connection is torn down first in ~ClientFs
+  o.on_revoke = [self](const share::Revocation& r) { self->OnRevoke(r); };
+  o.on_disconnect = [self] { self->OnDisconnect(); };
+  ASSIGN_OR_RETURN(fs->conn_, share::Client::ConnectToMount(mountpoint, std::move(o)));
+  int fd = ::fcntl(fs->conn_->device_fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Errno(errno, "cannot duplicate the device descriptor");
+  DeviceOptions dopts;
+  dopts.exclusive = false;  // the mount holds the device's lock
+  ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Adopt(fd, "the device of " + mountpoint, dopts));
+  return fs;
+}
+
+ClientFs::~ClientFs() {
+  conn_.reset();  // its threads call OnRevoke / OnDisconnect: stop them first
+}
+
+int ClientFs::device_fd() const { return conn_ ? conn_->device_fd() : -1; }
+
+Status ClientFs::CheckLive() const {
+  switch (state_.load(std::memory_order_acquire)) {
+    case kLive: return Status::Ok();
+    case kRemoved: return Errno(ENODEV, "filesystem shut down: device removed");
+    default: return Errno(ENOTCONN, "the udax mount at " + mountpoint_ + " is gone");
+  }
+}
+
+Result<std::vector<uint8_t>> ClientFs::Call(uint32_t op, const std::vector<uint8_t>& request) {
+  RETURN_IF_ERROR(CheckLive());
+  std::vector<uint8_t> response;
+  Status st = conn_->Call(op, request, &response);
+  if (!st.ok()) {
+    if (st.err() == ENOTCONN) RETURN_IF_ERROR(CheckLive());  // removal says ENODEV
+    return st;
+  }
+  return response;
+}
+
+Status ClientFs::Simple(uint32_t op, const std::vector<uint8_t>& request) {
+  ASSIGN_OR_RETURN(auto r, Call(op, request));
+  return Status::Ok();
+}
+
+std::shared_ptr<ClientInode> ClientFs::FindInode(uint64_t ino) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<ClientInode> ClientFs::InodeFor(uint64_t ino) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto& slot = inodes_[ino];
+  if (!slot) slot = std::make_shared<ClientInode>(ino);
+  slot->handles++;
+  return slot;
+}
+
+void ClientFs::ReleaseInode(ClientInode* ip) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (--ip->handles == 0) inodes_.erase(ip->ino);
+}
+
+void RevokeInodeRange(ClientInode& ip, uint64_t off, uint64_t len, uint64_t seq, InvalidateReason why,
+                      bool notify) {
+  {
+    std::unique_lock<std::shared_mutex> b(ip.barrier);  // no copy or install in flight
+    std::lock_guard<std::mutex> g(ip.mu);
+    uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+    for (auto it = ip.segs.begin(); it != ip.segs.end();) {
+      const proto::LeaseSegment& s = it->second;
+      bool overlaps = s.file_off < end && off < s.file_off + s.len;
+      it = overlaps ? ip.segs.erase(it) : std::next(it);
+    }
+    ip.size_known = false;
+    if (seq > ip.revoked_seq.load(std::memory_order_relaxed)) ip.revoked_seq.store(seq, std::memory_order_release);
+  }
+  ip.mappings.Invalidate(ip.ino, off, len, why, notify);
+}
+
+void ClientFs::OnRevoke(const share::Revocation& rev) {
+  auto why = static_cast<InvalidateReason>(rev.reason & 0xff);
+  bool notify = rev.reason & proto::kRevokeNotify;
+  if (rev.ino == 0) {  // the whole filesystem
+    int next = (rev.reason & proto::kRevokeUnmount) ? kGone : kRemoved;
+    int expected = kLive;
+    state_.compare_exchange_strong(expected, next);
+    RevokeEverything(why, notify);
+    return;
+  }
+  if (auto ip = FindInode(rev.ino)) RevokeInodeRange(*ip, rev.offset, rev.length, rev.seq, why, notify);
+}
+
+void ClientFs::RevokeEverything(InvalidateReason why, bool notify) {
+  std::vector<std::shared_ptr<ClientInode>> all;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& [ino, ip] : inodes_) all.push_back(ip);
+  }
+  for (auto& ip : all) RevokeInodeRange(*ip, 0, UINT64_MAX, UINT64_MAX, why, notify);
+}
+
+void ClientFs::OnDisconnect() {
+  int expected = kLive;
+  state_.compare_exchange_strong(expected, kGone);
+  // The mount died (or dropped us): nothing it leased may be used any more.
+  RevokeEverything(InvalidateReason::kRemoved, /*notify=*/true);
+}
+
+Status ClientFs::Unmount() {
+  if (state_.exchange(kGone) == kGone && !conn_) return Status::Ok();
+  RevokeEverything(InvalidateReason::kRemoved, /*notify=*/false);
+  conn_.reset();
+  return Status::Ok();
+}
+
+Result<bool> ClientFs::Lease(ClientHandle& h, uint64_t off, uint64_t len, proto::LeaseHeader* header,
+                             std::vector<proto::LeaseSegment>* segs) {
+  std::vector<uint8_t> b;
+  Writer(&b).Put(h.handle).Put(off).Put(len);
+  ASSIGN_OR_RETURN(auto resp, Call(proto::kLease, b));
+  Reader r(resp);
+  *header = r.Get<proto::LeaseHeader>();
+  if (!r.ok() || header->nsegs > proto::kMaxSegments) return Errno(EPROTO, "malformed lease answer");
+  segs->resize(header->nsegs);
+  for (auto& s : *segs) s = r.Get<proto::LeaseSegment>();
+  RETURN_IF_ERROR(r.Finish("lease"));
+  ClientInode& ip = *h.ip;
+  std::shared_lock<std::shared_mutex> barrier(ip.barrier);
+  if (ip.revoked_seq.load(std::memory_order_acquire) > header->rev_seq) return false;  // stale
+  std::lock_guard<std::mutex> g(ip.mu);
+  for (const auto& s : *segs)
+    if (s.kind == proto::kSegData) ip.segs[s.file_off] = s;
+  ip.size_known = true;
+  ip.size = header->size;
+  ip.mode = header->mode;
+  ip.atime_due = header->atime_due != 0;
+  return true;
+}
+
+Result<std::unique_ptr<FileBackend>> ClientFs::Open(const PathAt& path, int flags, uint32_t mode) {
+  std::vector<uint8_t> b;
+  Writer w(&b);
+  proto::PutPath(w, path);
+  w.Put(static_cast<int32_t>(flags)).Put(mode);
+  ASSIGN_OR_RETURN(auto resp, Call(proto::kOpen, b));
+  Reader r(resp);
+  auto rep = r.Get<proto::OpenReply>();
+  RETURN_IF_ERROR(r.Finish("open"));
+  auto h = std::make_shared<ClientHandle>(shared_from_this(), rep.handle, InodeFor(rep.ino), rep.type);
+  return std::unique_ptr<FileBackend>(new ClientFile(std::move(h)));
+}
+
+Status ClientFs::Mkdir(const PathAt& p, uint32_t mode) {
+  auto b = PathRequest(p);
+  Writer(&b).Put(mode);
+  return Simple(proto::kMkdir, b);
+}
+Status ClientFs::Rmdir(const PathAt& p) { return Simple(proto::kRmdir, PathRequest(p)); }
+Status ClientFs::Unlink(const PathAt& p) { return Simple(proto::kUnlink, PathRequest(p)); }
+Status ClientFs::Rename(const PathAt& a, const PathAt& to) {
+  auto b = PathRequest(a);
+  Writer w(&b);
+  proto::PutPath(w, to);
+  return Simple(proto::kRename, b);
+}
+Status ClientFs::Link(const PathAt& a, const PathAt& to) {
+  auto b = PathRequest(a);
+  Writer w(&b);
+  proto::PutPath(w, to);
+  return Simple(proto::kLink, b);
+}
+Status ClientFs::Symlink(const std::string& target, const PathAt& p) {
+  std::vector<uint8_t> b;
+  Writer w(&b);
+  w.PutString(target);
+  proto::PutPath(w, p);
+  return Simple(proto::kSymlink, b);
+}
+Result<std::string> ClientFs::Readlink(const PathAt& p) {
+  ASSIGN_OR_RETURN(auto resp, Call(proto::kReadlink, PathRequest(p)));
+  Reader r(resp);
+  std::string s(r.GetString(kMaxPathLen));
+  RETURN_IF_ERROR(r.Finish("readlink"));
+  return s;
+}
+Result<Stat> ClientFs::GetStat(const PathAt& p, bool follow) {
+  auto b = PathRequest(p);
+  Writer(&b).Put(static_cast<uint8_t>(follow));
+  ASSIGN_OR_RETURN(auto resp, Call(proto::kGetStat, b));
+  Reader r(resp);
+  Stat st = r.Get<Stat>();
+  RETURN_IF_ERROR(r.Finish("stat"));
+  return st;
+}
+Status ClientFs::Chmod(const PathAt& p, uint32_t mode) {
+  auto b = PathRequest(p);
+  Writer(&b).Put(mode);
+  return Simple(proto::kChmod, b);
+}
+Status ClientFs::Chown(const PathAt& p, uint32_t uid, uint32_t gid, bool follow) {
+  auto b = PathRequest(p);
+  Writer(&b).Put(uid).Put(gid).Put(static_cast<uint8_t>(follow));
+  return Simple(proto::kChown, b);
+}
+Status ClientFs::Utimens(const PathAt& p, Timespec a, Timespec m, bool follow) {
+  auto b = PathRequest(p);
+  Writer(&b).Put(a).Put(m).Put(static_cast<uint8_t>(follow));
+  return Simple(proto::kUtimens, b);
+}
+Status ClientFs::Truncate(const PathAt& p, uint64_t len) {
+  auto b = PathRequest(p);
+  Writer(&b).Put(len);
+  return Simple(proto::kTruncatePath, b);
+}
+
+Result<std::vector<DirEntry>> ClientFs::ReadDir(const PathAt& p) {
+  std::vector<DirEntry> out;
+  for (;;) {
+    auto b = PathRequest(p);
+    Writer(&b).Put(static_cast<uint64_t>(out.size()));
+    ASSIGN_OR_RETURN(auto resp, Call(proto::kReadDir, b));
+    Reader r(resp);
+    uint8_t more = r.Get<uint8_t>();
+    uint32_t n = r.Get<uint32_t>();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+      DirEntry e;
+      e.name = std::string(r.GetString(kMaxNameLen));
+      e.ino = r.Get<uint64_t>();
+      e.type = r.Get<uint32_t>();
+      out.push_back(std::move(e));
+    }
+    RETURN_IF_ERROR(r.Finish("readdir"));
+    if (!more) return out;
+    if (n == 0) return Errno(EPROTO, "readdir: the mount said more but sent nothing");
+  }
+}
+
+namespace {
+template <typename T>
+Result<T> Fixed(ClientFs& fs, uint32_t op, const char* what) {
+  ASSIGN_OR_RETURN(auto resp, fs.Call(op, {}));
+  Reader r(resp);
+  T v = r.Get<T>();
+  RETURN_IF_ERROR(r.Finish(what));
+  return v;
+}
+}  // namespace
+
+Result<StatFs> ClientFs::GetStatFs() { return Fixed<StatFs>(*this, proto::kStatFs, "statfs"); }
+Result<FsStats> ClientFs::GetStats() { return Fixed<FsStats>(*this, proto::kStats, "stats"); }
+Status ClientFs::Sync() { return Simple(proto::kSync, {}); }
+Status ClientFs::RemoveDevice() { return Simple(proto::kRemoveDevice, {}); }
+Status ClientFs::InjectPoison(uint64_t off, uint64_t len) {
+  std::vector<uint8_t> b;
+  Writer(&b).Put(off).Put(len);
+  return Simple(proto::kInjectPoison, b);
+}
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> ClientFs::BadBlocks() {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (;;) {
+    std::vector<uint8_t> b;
+    Writer(&b).Put(static_cast<uint64_t>(out.size()));
+    ASSIGN_OR_RETURN(auto resp, Call(proto::kBadBlocks, b));
+    Reader r(resp);
+    uint8_t more = r.Get<uint8_t>();
+    uint32_t n = r.Get<uint32_t>();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+      uint64_t o = r.Get<uint64_t>();
+      uint64_t l = r.Get<uint64_t>();
+      out.emplace_back(o, l);
+    }
+    RETURN_IF_ERROR(r.Finish("bad blocks"));
+    if (!more) return out;
+    if (n == 0) return Errno(EPROTO, "bad blocks: the mount said more but sent nothing");
+  }
+}
+
+Result<std::vector<BlockOwner>> ClientFs::QueryRmap(uint64_t off, uint64_t len) {
+  std::vector<BlockOwner> out;
+  for (;;) {
+    std::vector<uint8_t> b;
+    Writer(&b).Put(off).Put(len).Put(static_cast<uint64_t>(out.size()));
+    ASSIGN_OR_RETURN(auto resp, Call(proto::kQueryRmap, b));
+    Reader r(resp);
+    uint8_t more = r.Get<uint8_t>();
+    uint32_t n = r.Get<uint32_t>();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+      auto w = r.Get<proto::WireOwner>();
+      BlockOwner o;
+      o.device_offset = w.device_offset;
+      o.length = w.length;
+      o.kind = static_cast<BlockOwner::Kind>(w.kind);
+      o.ino = w.ino;
+      o.file_offset = w.file_offset;
+      constexpr uint32_t kNames = sizeof(proto::kMetadataNames) / sizeof(proto::kMetadataNames[0]);
+      o.metadata = w.metadata < kNames ? proto::kMetadataNames[w.metadata] : "?";
+      out.push_back(o);
+    }
+    RETURN_IF_ERROR(r.Finish("rmap"));
+    if (!more) return out;
+    if (n == 0) return Errno(EPROTO, "rmap: the mount said more but sent nothing");
+  }
+}
+
+Result<SharingStatus> ClientFs::GetSharingStatus() {
+  ASSIGN_OR_RETURN(auto resp, Call(proto::kServerStatus, {}));
+  Reader r(resp);
+  auto h = r.Get<proto::WireStatusHeader>();
+  SharingStatus st;
+  st.socket = std::string(r.GetString(kMaxPathLen));
+  st.revoke_ms = h.revoke_ms;
+  st.revocations = h.revocations;
+  st.acknowledgements = h.acknowledgements;
+  st.kills = h.kills;
+  if (h.nclients > 4096) return Errno(EPROTO, "malformed status answer");
+  for (uint32_t i = 0; i < h.nclients && r.ok(); ++i) st.clients.push_back(r.Get<DirectClientInfo>());
+  RETURN_IF_ERROR(r.Finish("status"));
+  return st;
+}
+
 }  // namespace udax::client

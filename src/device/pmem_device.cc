@@ -80,7 +80,6 @@ void DeviceRef::Release() {
 
 Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
                                                      const DeviceOptions& opts) {
-  ForceCacheLineGranularity();
   if (opts.read_only && (opts.create || opts.size))
     return Errno(EINVAL, "device " + path + ": a read-only open cannot create or size it");
   int flags = (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
@@ -95,6 +94,12 @@ Result<std::unique_ptr<PmemDevice>> PmemDevice::Open(const std::string& path,
   if (fd < 0 && errno == ELOOP && opts.create)
     return Errno(ELOOP, path + " is a symbolic link to a file: refusing to follow it (give the file's own path)");
   if (fd < 0) return Errno(errno, "cannot open device " + path + ": " + strerror(errno));
+  return Adopt(fd, path, opts);
+}
+
+Result<std::unique_ptr<PmemDevice>> PmemDevice::Adopt(int fd, const std::string& path,
+                                                      const DeviceOptions& opts) {
+  ForceCacheLineGranularity();
   std::unique_ptr<PmemDevice> dev(new PmemDevice());
   dev->fd_ = fd;
   dev->path_ = path;

@@ -109,6 +109,11 @@ class PmemDevice {
  public:
   static Result<std::unique_ptr<PmemDevice>> Open(const std::string& path,
                                                   const DeviceOptions& opts);
+  // The same over a descriptor already open (a direct client's, received
+  // from the mount): takes ownership of `fd` (closed on every error too);
+  // `name` is for messages. Not with create; exclusive is the caller's choice.
+  static Result<std::unique_ptr<PmemDevice>> Adopt(int fd, const std::string& name,
+                                                   const DeviceOptions& opts);
   ~PmemDevice();
   PmemDevice(const PmemDevice&) = delete;
   PmemDevice& operator=(const PmemDevice&) = delete;

@@ -125,10 +125,11 @@ struct WireOwner {
   uint64_t device_offset;
   uint64_t length;
   uint32_t kind;
-  uint32_t pad;
+  uint32_t metadata;  // index into kMetadataNames (BlockOwner::metadata)
   uint64_t ino;
   uint64_t file_offset;
 };
+inline constexpr const char* kMetadataNames[] = {"", "static", "ag", "inode-btree", "orphan-btree", "bad-block"};
 
 // kServerStatus: this header, string socket, then nclients × DirectClientInfo
 // (udax/fs.h; the asking client left out).
@@ -138,9 +139,12 @@ struct WireStatusHeader {
   uint32_t nclients;
 };
 
-// Revocations: share::Revocation {ino, offset, length, reason}; reason is an
-// InvalidateReason. ino 0 is the whole filesystem: reason kRemoved, the
-// device is gone (every later call is ENODEV); otherwise it shut down.
+// Revocations: share::Revocation {ino, offset, length, reason}; the low byte
+// of reason is an InvalidateReason, with these flags above it. ino 0 is the
+// whole filesystem: with kRevokeUnmount the mount is going away (every later
+// call is ENOTCONN), else the device was removed (ENODEV).
+constexpr uint32_t kRevokeNotify = 1u << 8;   // tell the program (on_invalidate)
+constexpr uint32_t kRevokeUnmount = 1u << 9;  // ino 0: the mount stops serving
 
 inline void PutPath(Writer& w, const PathAt& p) { w.Put(p.at).PutString(p.text); }
 inline PathAt GetPath(Reader& r) {
