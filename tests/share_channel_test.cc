@@ -95,7 +95,7 @@ TEST_F(Channel, RevocationsAreServedInOrderAndAcknowledged) {
   ASSIGN_OR_FAIL(auto c, ConnectTo(path_, o));
   ASSERT_TRUE(WaitFor([&] { return server_->Clients().size() == 1; }, 5s));
   std::vector<Revocation> ranges;
-  for (uint64_t i = 0; i < 100; ++i) ranges.push_back({i * 4096, 4096, static_cast<uint32_t>(i % 7)});
+  for (uint64_t i = 0; i < 100; ++i) ranges.push_back({i * 4096, 4096, static_cast<uint32_t>(i % 7), i + 1});
   ASSIGN_OR_FAIL(RevokeReport r, server_->Revoke(ranges, 5000ms));
   EXPECT_EQ(r.clients, 1u);
   EXPECT_EQ(r.acked, 1u);
@@ -107,7 +107,12 @@ TEST_F(Channel, RevocationsAreServedInOrderAndAcknowledged) {
     offsets.insert(s.offset);
     EXPECT_EQ(s.length, 4096u);
     EXPECT_EQ(s.reason, s.offset / 4096 % 7);
+    EXPECT_EQ(s.ino, s.offset / 4096 + 1);  // the caller's inode number travels too
   }
+  std::set<uint64_t> seqs;  // each has the server's number, never 0, never twice
+  for (const Revocation& s : seen) seqs.insert(s.seq);
+  EXPECT_EQ(seqs.size(), seen.size());
+  EXPECT_EQ(seqs.count(0), 0u);
   EXPECT_EQ(offsets.size(), ranges.size());
   EXPECT_EQ(server_->revocations(), 100u);
   EXPECT_EQ(server_->acknowledgements(), 100u);

@@ -346,8 +346,9 @@ class UDAX_EXPORT Filesystem {
   Result<std::vector<BlockOwner>> QueryRmap(uint64_t device_offset, uint64_t len);
 
  private:
-  // The tests' door (src/fs/test_access.h, not installed).
-  friend FsImpl* ImplOf(Filesystem& fs);
+  // The internal door (src/fs/test_access.h, not installed): tests, and the
+  // mount's DirectServer, which serves the FsImpl behind a Filesystem.
+  friend FsBackend* BackendOf(Filesystem& fs);
   explicit Filesystem(std::shared_ptr<FsBackend> impl);
   std::shared_ptr<FsBackend> impl_;  // local or a direct client's (api/backend.h)
 };

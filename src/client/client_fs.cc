@@ -72,6 +72,7 @@ Status ClientFs::CheckLive() const {
 
 Result<std::vector<uint8_t>> ClientFs::Call(uint32_t op, const std::vector<uint8_t>& request) {
   RETURN_IF_ERROR(CheckLive());
+  requests_.fetch_add(1, std::memory_order_relaxed);
   std::vector<uint8_t> response;
   Status st = conn_->Call(op, request, &response);
   if (!st.ok()) {

@@ -84,6 +84,8 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   // client unmounted; ENODEV once the device was removed.
   Result<std::vector<uint8_t>> Call(uint32_t op, const std::vector<uint8_t>& request);
   Status CheckLive() const;
+  // Requests sent so far (tests: the data path sends none).
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   PmemDevice* device() const { return dev_.get(); }
   int device_fd() const;
 
@@ -135,6 +137,7 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   std::unique_ptr<PmemDevice> dev_;
   std::unique_ptr<share::Client> conn_;
   std::atomic<int> state_{kLive};
+  std::atomic<uint64_t> requests_{0};
   std::mutex mu_;  // guards inodes_
   std::unordered_map<uint64_t, std::shared_ptr<ClientInode>> inodes_;
 };

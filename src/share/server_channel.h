@@ -35,10 +35,10 @@ namespace udax::share {
 // `seq` is the server's number for it, filled in for the client's handler
 // (numbers grow with each revocation posted to that client).
 struct Revocation {
-  uint64_t ino = 0;
   uint64_t offset = 0;
   uint64_t length = 0;
   uint32_t reason = 0;
+  uint64_t ino = 0;
   uint64_t seq = 0;
 };
 

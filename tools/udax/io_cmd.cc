@@ -1,6 +1,9 @@
-// tools/udax/io_cmd.cc — `udax io DEVICE [-c CMD]...`: mounts DEVICE, runs
-// the commands (the -c arguments in order, or one per line from stdin),
-// unmaps the mappings `mmap` left, closes the current file and unmounts.
+// tools/udax/io_cmd.cc — `udax io TARGET [-c CMD]...`: mounts TARGET (a
+// device) — or, when TARGET is a udax mount point, connects to that mount as
+// a direct client (docs/shared.md) — runs the commands (the -c arguments in
+// order, or one per line from stdin, each as it arrives), unmaps the
+// mappings `mmap` left, closes the current file and unmounts (a client
+// disconnects).
 // Owns the driver of the command language: line splitting, option parsing
 // and error reporting; the commands themselves are in io_commands.cc and
 // io_mmap.cc.
@@ -10,6 +13,7 @@
 // "io: <status>" and exits 1. After `remove` (the device is gone) the commands
 // fail with ENODEV, and the final munmap/close/unmount succeed: the run's
 // status is that of its commands.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -172,10 +176,22 @@ void RunLine(IoContext& ctx, const std::string& line) {
   }
 }
 
-int RunIo(const IoRunArgs& args) {
+// A directory is a udax mount point: this process becomes a direct client
+// of the mount (Filesystem::Connect). Anything else is a device to mount.
+Result<std::unique_ptr<Filesystem>> OpenTarget(const IoRunArgs& args) {
+  struct stat st;
+  if (::stat(args.device.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (args.read_only)
+      return Status::Error(EINVAL, "-r mounts a device read-only; " + args.device + " is a mount point");
+    return Filesystem::Connect(args.device);
+  }
   MountOptions mount_opts;
   mount_opts.read_only = args.read_only;
-  Result<std::unique_ptr<Filesystem>> mounted = Filesystem::Mount(args.device, mount_opts);
+  return Filesystem::Mount(args.device, mount_opts);
+}
+
+int RunIo(const IoRunArgs& args) {
+  Result<std::unique_ptr<Filesystem>> mounted = OpenTarget(args);
   if (!mounted.has_value()) {
     PrintError("io", mounted.error());
     return 1;
@@ -243,8 +259,9 @@ int RunIo(const IoRunArgs& args) {
 void SetupIo(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<IoRunArgs>();
   CLI::App* sub = app.add_subcommand(
-      "io", "mount DEVICE and run xfs_io-style commands (from -c, else one per line on stdin)");
-  sub->add_option("DEVICE", args->device, "device or image file")->required();
+      "io", "mount DEVICE (or connect to the udax mounted at MOUNTPOINT, as a direct client) and\n"
+            "run xfs_io-style commands (from -c, else one per line on stdin, each as it arrives)");
+  sub->add_option("TARGET", args->device, "device or image file, or a udax mount point")->required();
   sub->add_option("-c,--command", args->commands, "a command to run (repeatable, run in order)")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

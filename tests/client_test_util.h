@@ -1,0 +1,87 @@
+// tests/client_test_util.h — a fixture for direct clients (docs/shared.md):
+// a filesystem mounted in the test process (FsFixture), a DirectServer
+// serving it at a "mount point" that is a plain directory (the rendezvous
+// only stat()s it), and a private rendezvous directory (UDAX_SHARE_DIR).
+// Clients connect from this process (each maps the device itself, as another
+// process would) or from forked children.
+#pragma once
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "test_util.h"
+#include "udax/serve.h"
+
+namespace udax::testutil {
+
+class ClientFixture : public FsFixture {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/udax_client_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    base_ = tmpl;
+    ASSERT_EQ(::chmod(base_.c_str(), 0755), 0);
+    mountpoint_ = base_ + "/mnt";
+    ASSERT_EQ(::mkdir(mountpoint_.c_str(), 0755), 0);
+    ::setenv("UDAX_SHARE_DIR", (base_ + "/run").c_str(), 1);
+    FsFixture::SetUp();
+    StartServer();
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    server_.reset();
+    FsFixture::TearDown();
+    std::error_code ec;
+    std::filesystem::remove_all(base_, ec);
+  }
+
+  virtual std::chrono::milliseconds RevokeTimeout() const { return std::chrono::milliseconds(1000); }
+
+  void StartServer() {
+    DirectServerOptions o;
+    o.device = path_;
+    o.revoke_timeout = RevokeTimeout();
+    auto s = DirectServer::Start(*fs_, mountpoint_, o);
+    ASSERT_TRUE(s.has_value()) << s.error().ToString();
+    server_ = std::move(*s);
+  }
+
+  std::unique_ptr<Filesystem> Connect() {
+    auto c = Filesystem::Connect(mountpoint_);
+    EXPECT_TRUE(c.has_value()) << c.error().ToString();
+    return c.has_value() ? std::move(*c) : nullptr;
+  }
+
+  std::string base_, mountpoint_;
+  std::unique_ptr<DirectServer> server_;
+};
+
+// Runs `body` in a forked child that dies with its parent; returns its pid.
+// The child exits with body's return value (0 = ok).
+inline pid_t ForkChild(const std::function<int()>& body) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::_exit(body());
+  }
+  return pid;
+}
+
+// Waits for `pid`; its wait status.
+inline int WaitChild(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+}  // namespace udax::testutil
