@@ -348,6 +348,7 @@ class UDAX_EXPORT Filesystem {
  private:
   // The tests' door (src/fs/test_access.h, not installed).
   friend FsImpl* ImplOf(Filesystem& fs);
+  friend class DirectServer;  // udax/serve.h: serves the FsImpl behind it
   explicit Filesystem(std::shared_ptr<FsBackend> impl);
   std::shared_ptr<FsBackend> impl_;  // local or a direct client's (api/backend.h)
 };

@@ -141,6 +141,13 @@ struct WireStatusHeader {
 // Revocations: share::Revocation {ino, offset, length, reason}; reason is an
 // InvalidateReason. ino 0 is the whole filesystem: reason kRemoved, the
 // device is gone (every later call is ENODEV); otherwise it shut down.
+// Flags or'ed into the reason: kRevokeNotify — the program is told
+// (on_invalidate; without it only the client's mappings and cached extents
+// change, e.g. zero pages over a hole that was filled); kRevokeUnmount — the
+// mount stops serving (DirectServer::Stop): every later call fails.
+constexpr uint32_t kRevokeNotify = 1u << 8;
+constexpr uint32_t kRevokeUnmount = 1u << 9;
+constexpr uint32_t kRevokeReasonMask = 0xff;
 
 inline void PutPath(Writer& w, const PathAt& p) { w.Put(p.at).PutString(p.text); }
 inline PathAt GetPath(Reader& r) {
