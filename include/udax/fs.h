@@ -349,6 +349,7 @@ class UDAX_EXPORT Filesystem {
   // The internal door (src/fs/test_access.h, not installed): tests, and the
   // mount's DirectServer, which serves the FsImpl behind a Filesystem.
   friend FsBackend* BackendOf(Filesystem& fs);
+  friend class DirectServer;  // udax/serve.h: serves the FsImpl behind it
   explicit Filesystem(std::shared_ptr<FsBackend> impl);
   std::shared_ptr<FsBackend> impl_;  // local or a direct client's (api/backend.h)
 };

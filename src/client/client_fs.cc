@@ -124,7 +124,7 @@ void RevokeInodeRange(ClientInode& ip, uint64_t off, uint64_t len, uint64_t seq,
 }
 
 void ClientFs::OnRevoke(const share::Revocation& rev) {
-  auto why = static_cast<InvalidateReason>(rev.reason & 0xff);
+  auto why = static_cast<InvalidateReason>(rev.reason & proto::kRevokeReasonMask);
   bool notify = rev.reason & proto::kRevokeNotify;
   if (rev.ino == 0) {  // the whole filesystem
     int next = (rev.reason & proto::kRevokeUnmount) ? kGone : kRemoved;

@@ -120,6 +120,10 @@ class PmemDevice {
 
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // The open device file (held while the device is): the mount hands
+  // a dup of it to direct clients, who then share its open file description
+  // and flock (docs/shared.md).
+  int fd() const { return fd_; }
   bool read_only() const { return read_only_; }
   // Whether any byte is non-zero (mkfs: "holds data"). A regular file is read
   // only where SEEK_DATA finds data (holes cost nothing); a device only in its

@@ -67,6 +67,59 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> DaxFaults::DeviceRanges(Inode
   return out;
 }
 
+Status DaxFaults::LeaseRange(Inode* ip, uint64_t off, uint64_t len, size_t max_pieces,
+                             const std::function<void(const LeaseView&)>& record) {
+  std::optional<MetaReadLock> lk;
+  if (tls_meta_lock_depth == 0) lk.emplace(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLive());
+  media::InodeRec rec;
+  {
+    std::lock_guard<std::mutex> g(ip->mu);
+    rec = ip->rec;
+  }
+  if (S_ISDIR(rec.mode)) return Errno(EISDIR, "is a directory");
+  LeaseView v;
+  v.size = rec.size;
+  v.mode = rec.mode;
+  v.atime_due = ip->atime_due.load(std::memory_order_relaxed);
+  uint64_t end = len > rec.size || off > rec.size - len ? rec.size : off + len;
+  const BadBlockList& bad = fs_.bad_blocks();
+  Transaction tx(fs_.journal(), true);
+  uint64_t pos = off;
+  while (pos < end && v.pieces.size() < max_pieces) {
+    ASSIGN_OR_RETURN(ExtentOrHole e, LookupExtent(tx, rec, pos / kPageSize));
+    LeasePiece p;
+    p.file_off = pos;
+    if (!e.mapped) {
+      p.len = (e.hole_end == UINT64_MAX ? end : std::min(end, e.hole_end * kPageSize)) - pos;
+    } else {
+      uint64_t ext_lo = e.ext.file_block * kPageSize;
+      uint64_t ext_hi = ext_lo + uint64_t{e.ext.length} * kPageSize;
+      uint64_t dev_b = e.ext.start_block + (pos / kPageSize - e.ext.file_block);
+      uint64_t ext_end_b = e.ext.start_block + e.ext.length;
+      uint64_t piece_end = std::min(end, ext_hi);
+      if (rec.flags & media::kInodeFlagReflinked) {
+        uint64_t run_end;
+        ASSIGN_OR_RETURN(p.shared, SharedRun(tx, dev_b, ext_end_b, &run_end));
+        piece_end = std::min(piece_end, ext_lo + (run_end - e.ext.start_block) * kPageSize);
+      }
+      if (bad.any()) {  // stop before failed memory: the client reads it through the mount (EIO)
+        uint64_t last_b = e.ext.start_block + (piece_end - 1) / kPageSize - e.ext.file_block;
+        uint64_t first_bad = bad.FirstBad(dev_b, last_b + 1);
+        if (first_bad == dev_b) break;
+        piece_end = std::min(piece_end, ext_lo + (first_bad - e.ext.start_block) * kPageSize);
+      }
+      p.mapped = true;
+      p.len = piece_end - pos;
+      p.dev_off = e.ext.start_block * kPageSize + (pos - ext_lo);
+    }
+    v.pieces.push_back(p);
+    pos += p.len;
+  }
+  record(v);
+  return Status::Ok();
+}
+
 // The device range a fault at `off` installs from the mapped extent `e`:
 // the whole extent (within [lo, hi)) when the file shares nothing; else,
 // from the faulting page, the run of blocks that are all shared (installed

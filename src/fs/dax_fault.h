@@ -39,6 +39,21 @@ struct InstallRange {
   bool writable = false;
 };
 
+// A file range as a direct client may reach it (serve/'s kLease): pieces
+// in file order, contiguous from the range's start, each a hole or device
+// memory, shared (a store must go through the mount) or not.
+struct LeasePiece {
+  uint64_t file_off = 0, len = 0;
+  uint64_t dev_off = 0;  // mapped only
+  bool mapped = false, shared = false;
+};
+struct LeaseView {
+  uint64_t size = 0;  // the file's size now
+  uint32_t mode = 0;
+  bool atime_due = false;
+  std::vector<LeasePiece> pieces;
+};
+
 class DaxFaults {
  public:
   explicit DaxFaults(FsImpl& fs) : fs_(fs) {}
@@ -54,6 +69,13 @@ class DaxFaults {
   // holes skipped: what Persist flushes under a crash recorder, and where a
   // machine check's file offset lies.
   Result<std::vector<std::pair<uint64_t, uint64_t>>> DeviceRanges(Inode* ip, uint64_t off, uint64_t len);
+  // The pieces of [off, off+len) ∩ [0, size) (at most `max_pieces`; fewer
+  // when the range is cut short before a failed block, which is never
+  // handed out), then record(view) under meta_mu_ shared: no extent can
+  // change, and so no revocation run, between the lookup and what record
+  // does with it. ENODEV/ESHUTDOWN as CheckLive; EISDIR for a directory.
+  Status LeaseRange(Inode* ip, uint64_t off, uint64_t len, size_t max_pieces,
+                    const std::function<void(const LeaseView&)>& record);
 
  private:
   FsImpl& fs_;

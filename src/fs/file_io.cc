@@ -63,6 +63,16 @@ bool StampLazy(media::DiskTime& t, const media::DiskTime& now) {
   return true;
 }
 
+// An overwrite's lazy times on `ip` (ip->mu held).
+void StampOverwriteLocked(FsImpl& fs, Inode* ip) {
+  media::DiskTime now = ClockNowCoarse();
+  bool m = StampLazy(ip->rec.mtime, now), c = StampLazy(ip->rec.ctime, now);
+  if (m || c) {
+    ip->times_dirty = true;
+    if (fs.atime_mode() == AtimeMode::kRelatime) ip->atime_due.store(true, std::memory_order_relaxed);
+  }
+}
+
 InodeView ViewOf(Inode* ip) {
   std::lock_guard<std::mutex> g(ip->mu);
   return InodeView{ip->rec.size, ip->rec.mode, ip->rec.flags, ip->rec.data, ip->last_ext};
@@ -189,12 +199,7 @@ Result<size_t> FileIo::Pwrite(Inode* ip, const void* buf, size_t len, uint64_t o
       if (n == len) {
         fs_.device()->Drain();
         std::lock_guard<std::mutex> g(ip->mu);
-        media::DiskTime now = ClockNowCoarse();
-        bool m = StampLazy(ip->rec.mtime, now), c = StampLazy(ip->rec.ctime, now);
-        if (m || c) {
-          ip->times_dirty = true;
-          if (fs_.atime_mode() == AtimeMode::kRelatime) ip->atime_due.store(true, std::memory_order_relaxed);
-        }
+        StampOverwriteLocked(fs_, ip);
         finder.Remember(ip);
         return len;
       }
@@ -451,5 +456,13 @@ Result<Stat> FileIo::StatInode(Inode* ip) {
 }
 
 Result<std::vector<FileExtent>> FileIo::Fiemap(Inode* ip) { return fs_.reflink().SharedExtents(ip); }
+
+Status FileIo::StampOverwrite(Inode* ip) {
+  MetaReadLock lk(fs_.meta_mu());
+  RETURN_IF_ERROR(fs_.CheckLiveAndWritable());
+  std::lock_guard<std::mutex> g(ip->mu);
+  StampOverwriteLocked(fs_, ip);
+  return Status::Ok();
+}
 
 }  // namespace udax

@@ -41,6 +41,10 @@ class FileIo {
   Status Fsync(Inode* ip);
   Result<Stat> StatInode(Inode* ip);
   Result<std::vector<FileExtent>> Fiemap(Inode* ip);
+  // The lazy mtime/ctime stamp of a plain overwrite (as Pwrite's fast path
+  // makes it): for a direct client that stored into the file's blocks
+  // itself (serve/'s kTouch). EROFS on a read-only mount.
+  Status StampOverwrite(Inode* ip);
 
  private:
   FsImpl& fs_;

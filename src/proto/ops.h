@@ -130,6 +130,11 @@ struct WireOwner {
   uint64_t file_offset;
 };
 inline constexpr const char* kMetadataNames[] = {"", "static", "ag", "inode-btree", "orphan-btree", "bad-block"};
+inline uint32_t MetadataIndex(std::string_view name) {
+  for (uint32_t i = 0; i < sizeof(kMetadataNames) / sizeof(kMetadataNames[0]); ++i)
+    if (name == kMetadataNames[i]) return i;
+  return 0;
+}
 
 // kServerStatus: this header, string socket, then nclients × DirectClientInfo
 // (udax/fs.h; the asking client left out).
@@ -139,12 +144,16 @@ struct WireStatusHeader {
   uint32_t nclients;
 };
 
-// Revocations: share::Revocation {ino, offset, length, reason}; the low byte
-// of reason is an InvalidateReason, with these flags above it. ino 0 is the
-// whole filesystem: with kRevokeUnmount the mount is going away (every later
-// call is ENOTCONN), else the device was removed (ENODEV).
-constexpr uint32_t kRevokeNotify = 1u << 8;   // tell the program (on_invalidate)
-constexpr uint32_t kRevokeUnmount = 1u << 9;  // ino 0: the mount stops serving
+// Revocations: share::Revocation {ino, offset, length, reason}; reason is an
+// InvalidateReason. ino 0 is the whole filesystem: reason kRemoved, the
+// device is gone (every later call is ENODEV); otherwise it shut down.
+// Flags or'ed into the reason: kRevokeNotify — the program is told
+// (on_invalidate; without it only the client's mappings and cached extents
+// change, e.g. zero pages over a hole that was filled); kRevokeUnmount — the
+// mount stops serving (DirectServer::Stop): every later call fails.
+constexpr uint32_t kRevokeNotify = 1u << 8;
+constexpr uint32_t kRevokeUnmount = 1u << 9;
+constexpr uint32_t kRevokeReasonMask = 0xff;
 
 inline void PutPath(Writer& w, const PathAt& p) { w.Put(p.at).PutString(p.text); }
 inline PathAt GetPath(Reader& r) {
