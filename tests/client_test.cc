@@ -80,7 +80,7 @@ TEST_F(ClientTest, NamespaceCallsGoThroughTheMount) {
   std::vector<std::string> names;
   for (auto& e : *ents) names.push_back(e.name);
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "g", "h", "l", "sub"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"g", "h", "l", "sub"}));
   EXPECT_ERRNO(c->Rmdir("/d"), ENOTEMPTY);
   EXPECT_ERRNO(c->Open("/nope", O_RDONLY), ENOENT);
   ASSERT_OK(c->Unlink("/d/h"));
@@ -102,7 +102,7 @@ TEST_F(ClientTest, ManyDirectoryEntriesArePaged) {
   }
   auto ents = c->ReadDir("/big");
   ASSERT_OK(ents);
-  EXPECT_EQ(ents->size(), 602u);
+  EXPECT_EQ(ents->size(), 600u);
 }
 
 TEST_F(ClientTest, DataWrittenByEitherSideIsReadByTheOther) {

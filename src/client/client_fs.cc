@@ -48,19 +48,16 @@ Result<std::shared_ptr<ClientFs>> ClientFs::Connect(const std::string& mountpoin
   o.on_revoke = [self](const share::Revocation& r) { self->OnRevoke(r); };
   o.on_disconnect = [self] { self->OnDisconnect(); };
   ASSIGN_OR_RETURN(fs->conn_, share::Client::ConnectToMount(mountpoint, std::move(o)));
-  int fd = ::fcntl(fs->conn_->device_fd(), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return Errno(errno, "cannot duplicate the device descriptor");
   DeviceOptions dopts;
-  dopts.exclusive = false;  // the mount holds the device's lock
-  ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Adopt(fd, "the device of " + mountpoint, dopts));
+  dopts.exclusive = false;  // the mount holds the device's lock (and so, while open, do we)
+  ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Adopt(fs->conn_->TakeDevice().Release(),
+                                               "the device of " + mountpoint, dopts));
   return fs;
 }
 
 ClientFs::~ClientFs() {
   conn_.reset();  // its threads call OnRevoke / OnDisconnect: stop them first
 }
-
-int ClientFs::device_fd() const { return conn_ ? conn_->device_fd() : -1; }
 
 Status ClientFs::CheckLive() const {
   switch (state_.load(std::memory_order_acquire)) {
@@ -131,9 +128,21 @@ void ClientFs::OnRevoke(const share::Revocation& rev) {
     int expected = kLive;
     state_.compare_exchange_strong(expected, next);
     RevokeEverything(why, notify);
+    DropDevice();
     return;
   }
+  if (why == InvalidateReason::kRemoved) {  // the device is going away: refuse new work first
+    int expected = kLive;
+    state_.compare_exchange_strong(expected, kRemoved);
+  }
   if (auto ip = FindInode(rev.ino)) RevokeInodeRange(*ip, rev.offset, rev.length, rev.seq, why, notify);
+}
+
+void ClientFs::DropDevice() {
+  // Nothing leased is left (RevokeEverything) and every later call fails
+  // (state_), so no access to device memory can follow. Closing our
+  // descriptor releases the device's lock: a new mount can take it.
+  dev_->Remove().IgnoreError();
 }
 
 void ClientFs::RevokeEverything(InvalidateReason why, bool notify) {
@@ -150,12 +159,15 @@ void ClientFs::OnDisconnect() {
   state_.compare_exchange_strong(expected, kGone);
   // The mount died (or dropped us): nothing it leased may be used any more.
   RevokeEverything(InvalidateReason::kRemoved, /*notify=*/true);
+  DropDevice();
 }
 
 Status ClientFs::Unmount() {
-  if (state_.exchange(kGone) == kGone && !conn_) return Status::Ok();
+  if (!conn_) return Status::Ok();
+  state_.store(kGone);
   RevokeEverything(InvalidateReason::kRemoved, /*notify=*/false);
   conn_.reset();
+  DropDevice();
   return Status::Ok();
 }
 

@@ -87,7 +87,6 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   // Requests sent so far (tests: the data path sends none).
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   PmemDevice* device() const { return dev_.get(); }
-  int device_fd() const;
 
   // Asks the mount for a lease on [off, off+len) of the handle's file and
   // records it (unless stale: then false). The answer is decoded into
@@ -129,6 +128,9 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   // Revokes everything locally: every cached segment and mapping (the
   // mount is gone, or unmounting).
   void RevokeEverything(InvalidateReason why, bool notify);
+  // Lets go of the device (unmapped, descriptor closed) once nothing may
+  // reach it: the mount is gone, stopped serving, or the device was removed.
+  void DropDevice();
   std::shared_ptr<ClientInode> FindInode(uint64_t ino);
   std::shared_ptr<ClientInode> InodeFor(uint64_t ino);
   Status Simple(uint32_t op, const std::vector<uint8_t>& request);

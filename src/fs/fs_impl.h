@@ -109,6 +109,13 @@ class FsImpl : public std::enable_shared_from_this<FsImpl> {
   // Stops every later operation with `why` (device removed, metadata lost)
   // and revokes every mapping. Caller holds meta_mu_ exclusive.
   void Shutdown(Status why, InvalidateReason reason);
+  // Told once the filesystem shut down, after every mapping was revoked,
+  // with meta_mu_ held (the mount's DirectServer tells its clients, and lets
+  // go of the device once it was removed). Set with meta_mu_ held.
+  void SetShutdownListener(std::function<void(InvalidateReason)> fn) {
+    meta_mu_.AssertHeld();
+    shutdown_listener_ = std::move(fn);
+  }
   bool shut_down() const { return shut_down_.load(std::memory_order_acquire); }
   bool mounted() const { return mounted_.load(); }
 
@@ -151,6 +158,7 @@ class FsImpl : public std::enable_shared_from_this<FsImpl> {
   AtimeMode atime_mode_ = AtimeMode::kRelatime;  // kNoatime when read-only
   uint32_t owner_uid_ = 0, owner_gid_ = 0;  // of new inodes (MountOptions)
   std::function<void(const std::string&)> on_note_;  // MountOptions::on_note
+  std::function<void(InvalidateReason)> shutdown_listener_;  // under meta_mu_
   std::atomic<bool> mounted_{false};
   std::atomic<bool> shut_down_{false};
   Status shutdown_status_;  // written once, before shut_down_ is set

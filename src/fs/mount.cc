@@ -332,6 +332,7 @@ void FsImpl::Shutdown(Status why, InvalidateReason reason) {
   shutdown_status_ = std::move(why);
   shut_down_.store(true, std::memory_order_release);
   inodes_.RevokeAllMappings(reason, /*notify=*/true);
+  if (shutdown_listener_) shutdown_listener_(reason);
 }
 
 

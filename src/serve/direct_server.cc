@@ -158,6 +158,7 @@ void DirectServer::Stop() {
   }
   s.closer_cv.notify_all();
   s.closer.join();
+  s.device_fd.Reset();  // our share of the device's lock: the image can be mounted again
 }
 
 SharingStatus DirectServer::GetStatus() const { return impl_->Sharing(0); }

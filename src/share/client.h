@@ -64,8 +64,11 @@ class Client {
   Status Call(uint32_t opcode, std::span<const uint8_t> request, std::vector<uint8_t>* response) {
     return channel_->Call(opcode, request, response);
   }
-  // The open device (read-write), for the client to map.
+  // The open device (read-write), for the client to map; -1 once taken.
   int device_fd() const { return admission_.device.get(); }
+  // Hands the device descriptor over (the caller closes it when done: its
+  // lock on the device goes with the last descriptor of it).
+  UniqueFd TakeDevice() { return std::move(admission_.device); }
   bool connected() const { return !channel_->server_gone(); }
 
  private:
