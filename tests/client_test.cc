@@ -406,5 +406,30 @@ TEST_F(ClientTest, MemoryFailureInASharedBlockReachesBothClients) {
   EXPECT_EQ(mb->data()[20000], Pattern(32 * 1024, 6)[20000]);
 }
 
+TEST_F(ClientTest, AForkedChildIsNotAClient) {
+  ASSERT_OK(testutil::WriteWhole(fs(), "/f", Pattern(16 * 1024, 3)));
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  auto f = c->Open("/f", O_RDWR);
+  ASSERT_OK(f);
+  auto m = f->Map(0, 16 * 1024, Prot::kReadWrite);
+  ASSERT_OK(m);
+  m->data()[0] = 1;  // installed in the parent
+  pid_t pid = testutil::ForkChild([&] {
+    // Neither the channel nor the device came along; every call says so.
+    if (c->GetStat("/f").error().err() != ENOTCONN) return 1;
+    if (f->Pwrite("x", 1, 0).error().err() != ENOTCONN) return 2;
+    if (Guarded([&] { m->data()[0] = 2; }).ok()) return 3;  // the mapping was not inherited
+    return 0;
+  });
+  int status = testutil::WaitChild(pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // The parent goes on.
+  EXPECT_EQ(m->data()[0], 1);
+  ASSERT_OK(f->Pwrite("y", 1, 1));
+  EXPECT_EQ(m->data()[1], 'y');
+}
+
 }  // namespace
 }  // namespace udax

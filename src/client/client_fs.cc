@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <set>
 
 #include "client/client_file.h"
 #include "client/connect.h"
@@ -40,8 +43,43 @@ ClientHandle::~ClientHandle() {
   fs->ReleaseInode(ip.get());
 }
 
+namespace {
+// Every live connection of this process: a forked child is not the client
+// the mount admitted (its pid differs, and the channel and the device are
+// not inherited: MADV_DONTFORK), so in the child each one is gone.
+std::mutex g_live_mu;
+std::set<ClientFs*>* g_live = nullptr;
+
+void ForkPrepare() { g_live_mu.lock(); }
+void ForkParent() { g_live_mu.unlock(); }
+void ForkChild() {
+  if (g_live)
+    for (ClientFs* fs : *g_live) fs->MarkForkedAway();
+  g_live_mu.unlock();
+}
+
+void Register(ClientFs* fs) {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(ForkPrepare, ForkParent, ForkChild); });
+  std::lock_guard<std::mutex> g(g_live_mu);
+  if (!g_live) g_live = new std::set<ClientFs*>();
+  g_live->insert(fs);
+}
+
+void Unregister(ClientFs* fs) {
+  std::lock_guard<std::mutex> g(g_live_mu);
+  if (g_live) g_live->erase(fs);
+}
+}  // namespace
+
+void ClientFs::MarkForkedAway() {
+  state_.store(kForked, std::memory_order_release);
+  if (dev_) dev_->CloseInForkedChild();
+}
+
 Result<std::shared_ptr<ClientFs>> ClientFs::Connect(const std::string& mountpoint) {
   std::shared_ptr<ClientFs> fs(new ClientFs());
+  Register(fs.get());
   fs->mountpoint_ = mountpoint;
   share::ClientOptions o;
   ClientFs* self = fs.get();  // the connection is torn down first in ~ClientFs
@@ -52,10 +90,18 @@ Result<std::shared_ptr<ClientFs>> ClientFs::Connect(const std::string& mountpoin
   dopts.exclusive = false;  // the mount holds the device's lock (and so, while open, do we)
   ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Adopt(fs->conn_->TakeDevice().Release(),
                                                "the device of " + mountpoint, dopts));
+  fs->dev_->ExcludeFromFork();
   return fs;
 }
 
 ClientFs::~ClientFs() {
+  Unregister(this);
+  if (state_.load() == kForked) {
+    // A forked child's copy: the threads and the mappings are the parent's.
+    (void)conn_.release();
+    (void)dev_.release();
+    return;
+  }
   conn_.reset();  // its threads call OnRevoke / OnDisconnect: stop them first
 }
 
@@ -63,6 +109,7 @@ Status ClientFs::CheckLive() const {
   switch (state_.load(std::memory_order_acquire)) {
     case kLive: return Status::Ok();
     case kRemoved: return Errno(ENODEV, "filesystem shut down: device removed");
+    case kForked: return Errno(ENOTCONN, "a forked child is not a client of the mount: connect again");
     default: return Errno(ENOTCONN, "the udax mount at " + mountpoint_ + " is gone");
   }
 }

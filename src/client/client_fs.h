@@ -84,6 +84,8 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   // client unmounted; ENODEV once the device was removed.
   Result<std::vector<uint8_t>> Call(uint32_t op, const std::vector<uint8_t>& request);
   Status CheckLive() const;
+  // In a forked child (pthread_atfork): every call fails, nothing is torn down.
+  void MarkForkedAway();
   // Requests sent so far (tests: the data path sends none).
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   PmemDevice* device() const { return dev_.get(); }
@@ -121,7 +123,7 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   Result<std::vector<BlockOwner>> QueryRmap(uint64_t device_offset, uint64_t len) override;
 
  private:
-  enum State : int { kLive = 0, kGone = 1, kRemoved = 2 };
+  enum State : int { kLive = 0, kGone = 1, kRemoved = 2, kForked = 3 };
   ClientFs() = default;
   void OnRevoke(const share::Revocation& rev);
   void OnDisconnect();

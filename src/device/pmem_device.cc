@@ -307,6 +307,13 @@ void PmemDevice::TakeMemoryAway() {
   fd_ = -1;
 }
 
+void PmemDevice::ExcludeFromFork() { madvise(base_, size_, MADV_DONTFORK); }
+
+void PmemDevice::CloseInForkedChild() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
 Status PmemDevice::Remove(uint64_t drain_timeout_ms) {
   if (tls_refs > 0)
     return Errno(EDEADLK, "device " + path_ + " removal requested from inside a udax operation");

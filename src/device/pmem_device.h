@@ -199,6 +199,13 @@ class PmemDevice {
   // Marks a range poisoned and protected at once, without telling the holder
   // (the holder's own persistent bad-block list, applied at mount).
   void MarkPoisoned(uint64_t off, uint64_t len);
+  // A forked child does not inherit the device's mapping (MADV_DONTFORK):
+  // a direct client's child cannot reach memory the mount cannot revoke.
+  void ExcludeFromFork();
+  // In a forked child of a process holding this device: closes the
+  // inherited descriptor (its lock stays the parent's business). The object
+  // must then be leaked, not destroyed: its mapping is the parent's.
+  void CloseInForkedChild();
   // Takes recorded poisoned pages away (PROT_NONE in the device's mapping).
   // InjectPoison leaves this to the holder, which calls it once no operation
   // is inside device memory (its exclusive lock): an access that passed its

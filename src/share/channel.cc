@@ -36,6 +36,8 @@ ChannelMapping::~ChannelMapping() {
 Result<ChannelMapping> ChannelMapping::Map(int memfd, size_t bytes) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
   if (p == MAP_FAILED) return SysError("mmap channel");
+  // A forked child must not share our slots (it would post into them).
+  ::madvise(p, bytes, MADV_DONTFORK);
   ChannelMapping m;
   m.layout_ = static_cast<ChannelLayout*>(p);
   m.bytes_ = bytes;

@@ -7,7 +7,8 @@
 //    and growing before any client sees it (F_SEAL_SHRINK | F_SEAL_GROW |
 //    F_SEAL_SEAL), so neither side's accesses can ever fault;
 //  * a ChannelMapping unmaps on destruction; the layout pointer is valid for
-//    the mapping's whole life.
+//    the mapping's whole life; a forked child does not inherit the mapping
+//    (MADV_DONTFORK): it would post into its parent's slots.
 // Thread safety: a ChannelMapping is immutable once made.
 #pragma once
 
