@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "client/client_fs.h"
@@ -429,6 +430,61 @@ TEST_F(ClientTest, AForkedChildIsNotAClient) {
   EXPECT_EQ(m->data()[0], 1);
   ASSERT_OK(f->Pwrite("y", 1, 1));
   EXPECT_EQ(m->data()[1], 'y');
+}
+
+// Blocks freed under a client's readers are reused by another file at once:
+// the client's reads (direct and through its mapping) must never show that
+// file's bytes — each sees the old data, zeroes, EOF, or an error.
+TEST_F(ClientTest, ReadersNeverSeeTheNextOwnersBytes) {
+  constexpr size_t kSize = 256 * 1024;
+  const std::vector<uint8_t> mine(kSize, 0xaa), other(kSize, 0xbb);
+  ASSERT_OK(testutil::WriteWhole(fs(), "/a", mine));
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  auto fa = c->Open("/a", O_RDONLY);
+  ASSERT_OK(fa);
+  auto m = fa->Map(0, kSize, Prot::kRead);
+  ASSERT_OK(m);
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::atomic<uint64_t> reads{0};
+  auto check = [&](const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      if (p[i] != 0xaa && p[i] != 0) {
+        bad.fetch_add(1);
+        return;
+      }
+  };
+  std::thread reader([&] {
+    std::vector<uint8_t> buf(4096);
+    for (uint64_t i = 0; !stop.load(); ++i) {
+      uint64_t off = (i * 7919 % (kSize / 4096)) * 4096;
+      auto n = fa->Pread(buf.data(), buf.size(), off);
+      if (n.has_value()) check(buf.data(), *n);
+      reads.fetch_add(1);
+    }
+  });
+  std::thread mapper([&] {
+    uint8_t copy[64];
+    for (uint64_t i = 0; !stop.load(); ++i) {
+      uint64_t off = (i * 104729 % (kSize / 64)) * 64;
+      if (Guarded([&] { std::memcpy(copy, m->data() + off, sizeof copy); }).ok()) check(copy, sizeof copy);
+    }
+  });
+  auto la = fs().Open("/a", O_RDWR);
+  ASSERT_OK(la);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  for (int round = 0; round < 40 || (reads.load() < 300 && std::chrono::steady_clock::now() < until); ++round) {
+    ASSERT_OK(la->Truncate(0));  // the blocks go back to the allocator...
+    ASSERT_OK(testutil::WriteWhole(fs(), "/b", other));  // ...and to /b
+    ASSERT_OK(fs().Unlink("/b"));
+    ASSERT_OK(la->Pwrite(mine.data(), mine.size(), 0));
+  }
+  stop.store(true);
+  reader.join();
+  mapper.join();
+  EXPECT_EQ(bad.load(), 0) << "a client read showed another file's bytes";
+  EXPECT_GT(reads.load(), 100u);
 }
 
 }  // namespace
