@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "client/client_mapping.h"
+#include "client/paged.h"
 
 namespace udax::client {
 
@@ -268,19 +269,14 @@ bool ClientFile::AtimeUpdateDue() const {
 }
 
 Result<std::vector<FileExtent>> ClientFile::Fiemap() {
-  std::vector<FileExtent> out;
-  for (;;) {
-    auto b = HandleRequest();
-    Writer(&b).Put(static_cast<uint64_t>(out.size()));
-    ASSIGN_OR_RETURN(auto resp, fs().Call(proto::kFiemap, b));
-    Reader r(resp);
-    uint8_t more = r.Get<uint8_t>();
-    uint32_t n = r.Get<uint32_t>();
-    for (uint32_t i = 0; i < n && r.ok(); ++i) out.push_back(r.Get<FileExtent>());
-    RETURN_IF_ERROR(r.Finish("fiemap"));
-    if (!more) return out;
-    if (n == 0) return Errno(EPROTO, "fiemap: the mount said more but sent nothing");
-  }
+  return ReadPaged<FileExtent>(
+      fs(), proto::kFiemap, "fiemap",
+      [&](uint64_t first) {
+        auto b = HandleRequest();
+        Writer(&b).Put(first);
+        return b;
+      },
+      [](Reader& r) { return r.Get<FileExtent>(); });
 }
 
 Status ClientFile::CloneRange(FileBackend& src, uint64_t src_off, uint64_t len, uint64_t dst_off) {

@@ -12,6 +12,7 @@
 
 #include "client/client_file.h"
 #include "client/connect.h"
+#include "client/paged.h"
 
 namespace udax::client {
 
@@ -319,25 +320,20 @@ Status ClientFs::Truncate(const PathAt& p, uint64_t len) {
 }
 
 Result<std::vector<DirEntry>> ClientFs::ReadDir(const PathAt& p) {
-  std::vector<DirEntry> out;
-  for (;;) {
-    auto b = PathRequest(p);
-    Writer(&b).Put(static_cast<uint64_t>(out.size()));
-    ASSIGN_OR_RETURN(auto resp, Call(proto::kReadDir, b));
-    Reader r(resp);
-    uint8_t more = r.Get<uint8_t>();
-    uint32_t n = r.Get<uint32_t>();
-    for (uint32_t i = 0; i < n && r.ok(); ++i) {
-      DirEntry e;
-      e.name = std::string(r.GetString(kMaxNameLen));
-      e.ino = r.Get<uint64_t>();
-      e.type = r.Get<uint32_t>();
-      out.push_back(std::move(e));
-    }
-    RETURN_IF_ERROR(r.Finish("readdir"));
-    if (!more) return out;
-    if (n == 0) return Errno(EPROTO, "readdir: the mount said more but sent nothing");
-  }
+  return ReadPaged<DirEntry>(
+      *this, proto::kReadDir, "readdir",
+      [&](uint64_t first) {
+        auto b = PathRequest(p);
+        Writer(&b).Put(first);
+        return b;
+      },
+      [](Reader& r) {
+        DirEntry e;
+        e.name = std::string(r.GetString(kMaxNameLen));
+        e.ino = r.Get<uint64_t>();
+        e.type = r.Get<uint32_t>();
+        return e;
+      });
 }
 
 namespace {
@@ -362,50 +358,39 @@ Status ClientFs::InjectPoison(uint64_t off, uint64_t len) {
 }
 
 Result<std::vector<std::pair<uint64_t, uint64_t>>> ClientFs::BadBlocks() {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  for (;;) {
-    std::vector<uint8_t> b;
-    Writer(&b).Put(static_cast<uint64_t>(out.size()));
-    ASSIGN_OR_RETURN(auto resp, Call(proto::kBadBlocks, b));
-    Reader r(resp);
-    uint8_t more = r.Get<uint8_t>();
-    uint32_t n = r.Get<uint32_t>();
-    for (uint32_t i = 0; i < n && r.ok(); ++i) {
-      uint64_t o = r.Get<uint64_t>();
-      uint64_t l = r.Get<uint64_t>();
-      out.emplace_back(o, l);
-    }
-    RETURN_IF_ERROR(r.Finish("bad blocks"));
-    if (!more) return out;
-    if (n == 0) return Errno(EPROTO, "bad blocks: the mount said more but sent nothing");
-  }
+  return ReadPaged<std::pair<uint64_t, uint64_t>>(
+      *this, proto::kBadBlocks, "bad blocks",
+      [](uint64_t first) {
+        std::vector<uint8_t> b;
+        Writer(&b).Put(first);
+        return b;
+      },
+      [](Reader& r) {
+        uint64_t o = r.Get<uint64_t>();
+        return std::make_pair(o, r.Get<uint64_t>());
+      });
 }
 
 Result<std::vector<BlockOwner>> ClientFs::QueryRmap(uint64_t off, uint64_t len) {
-  std::vector<BlockOwner> out;
-  for (;;) {
-    std::vector<uint8_t> b;
-    Writer(&b).Put(off).Put(len).Put(static_cast<uint64_t>(out.size()));
-    ASSIGN_OR_RETURN(auto resp, Call(proto::kQueryRmap, b));
-    Reader r(resp);
-    uint8_t more = r.Get<uint8_t>();
-    uint32_t n = r.Get<uint32_t>();
-    for (uint32_t i = 0; i < n && r.ok(); ++i) {
-      auto w = r.Get<proto::WireOwner>();
-      BlockOwner o;
-      o.device_offset = w.device_offset;
-      o.length = w.length;
-      o.kind = static_cast<BlockOwner::Kind>(w.kind);
-      o.ino = w.ino;
-      o.file_offset = w.file_offset;
-      constexpr uint32_t kNames = sizeof(proto::kMetadataNames) / sizeof(proto::kMetadataNames[0]);
-      o.metadata = w.metadata < kNames ? proto::kMetadataNames[w.metadata] : "?";
-      out.push_back(o);
-    }
-    RETURN_IF_ERROR(r.Finish("rmap"));
-    if (!more) return out;
-    if (n == 0) return Errno(EPROTO, "rmap: the mount said more but sent nothing");
-  }
+  return ReadPaged<BlockOwner>(
+      *this, proto::kQueryRmap, "rmap",
+      [&](uint64_t first) {
+        std::vector<uint8_t> b;
+        Writer(&b).Put(off).Put(len).Put(first);
+        return b;
+      },
+      [](Reader& r) {
+        auto w = r.Get<proto::WireOwner>();
+        BlockOwner o;
+        o.device_offset = w.device_offset;
+        o.length = w.length;
+        o.kind = static_cast<BlockOwner::Kind>(w.kind);
+        o.ino = w.ino;
+        o.file_offset = w.file_offset;
+        constexpr uint32_t kNames = sizeof(proto::kMetadataNames) / sizeof(proto::kMetadataNames[0]);
+        o.metadata = w.metadata < kNames ? proto::kMetadataNames[w.metadata] : "?";
+        return o;
+      });
 }
 
 Result<SharingStatus> ClientFs::GetSharingStatus() {
