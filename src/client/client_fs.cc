@@ -21,6 +21,8 @@ using proto::Writer;
 
 namespace {
 
+thread_local bool tls_handling_disconnect = false;  // inside Disconnect (its callbacks)
+
 std::vector<uint8_t> PathRequest(const PathAt& p) {
   std::vector<uint8_t> b;
   Writer w(&b);
@@ -121,10 +123,21 @@ Result<std::vector<uint8_t>> ClientFs::Call(uint32_t op, const std::vector<uint8
   std::vector<uint8_t> response;
   Status st = conn_->Call(op, request, &response);
   if (!st.ok()) {
-    if (st.err() == ENOTCONN) RETURN_IF_ERROR(CheckLive());  // removal says ENODEV
+    if (st.err() == ENOTCONN) {
+      // The mount is gone: say so only once this process reaches nothing
+      // of it any more (OnDisconnect revoked everything).
+      WaitDisconnectHandled();
+      RETURN_IF_ERROR(CheckLive());  // removal says ENODEV
+    }
     return st;
   }
   return response;
+}
+
+void ClientFs::WaitDisconnectHandled() {
+  if (tls_handling_disconnect) return;  // a callback of the revocation itself
+  std::unique_lock<std::mutex> g(disconnect_mu_);
+  disconnect_cv_.wait_for(g, std::chrono::seconds(10), [&] { return disconnect_handled_; });
 }
 
 Status ClientFs::Simple(uint32_t op, const std::vector<uint8_t>& request) {
@@ -172,11 +185,7 @@ void ClientFs::OnRevoke(const share::Revocation& rev) {
   auto why = static_cast<InvalidateReason>(rev.reason & proto::kRevokeReasonMask);
   bool notify = rev.reason & proto::kRevokeNotify;
   if (rev.ino == 0) {  // the whole filesystem
-    int next = (rev.reason & proto::kRevokeUnmount) ? kGone : kRemoved;
-    int expected = kLive;
-    state_.compare_exchange_strong(expected, next);
-    RevokeEverything(why, notify);
-    DropDevice();
+    Disconnect(why, notify, (rev.reason & proto::kRevokeUnmount) ? kGone : kRemoved);
     return;
   }
   if (why == InvalidateReason::kRemoved) {  // the device is going away: refuse new work first
@@ -203,11 +212,25 @@ void ClientFs::RevokeEverything(InvalidateReason why, bool notify) {
 }
 
 void ClientFs::OnDisconnect() {
-  int expected = kLive;
-  state_.compare_exchange_strong(expected, kGone);
   // The mount died (or dropped us): nothing it leased may be used any more.
-  RevokeEverything(InvalidateReason::kRemoved, /*notify=*/true);
+  Disconnect(InvalidateReason::kRemoved, /*notify=*/true, kGone);
+}
+
+void ClientFs::Disconnect(InvalidateReason why, bool notify, int final_state) {
+  // Calls fail once the state says so, or the channel does (ENOTCONN), but
+  // return only once this is done (WaitDisconnectHandled): an error means
+  // nothing of the mount is reachable any more.
+  tls_handling_disconnect = true;
+  RevokeEverything(why, notify);
   DropDevice();
+  int expected = kLive;
+  state_.compare_exchange_strong(expected, final_state);
+  tls_handling_disconnect = false;
+  {
+    std::lock_guard<std::mutex> g(disconnect_mu_);
+    disconnect_handled_ = true;
+  }
+  disconnect_cv_.notify_all();
 }
 
 Status ClientFs::Unmount() {

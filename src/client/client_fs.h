@@ -26,6 +26,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -127,12 +128,18 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   ClientFs() = default;
   void OnRevoke(const share::Revocation& rev);
   void OnDisconnect();
+  // Revokes everything, lets go of the device, then moves to `final_state`
+  // (the mount died or stops serving: kGone; the device was removed: kRemoved).
+  void Disconnect(InvalidateReason why, bool notify, int final_state);
   // Revokes everything locally: every cached segment and mapping (the
   // mount is gone, or unmounting).
   void RevokeEverything(InvalidateReason why, bool notify);
   // Lets go of the device (unmapped, descriptor closed) once nothing may
   // reach it: the mount is gone, stopped serving, or the device was removed.
   void DropDevice();
+  // A call that found the mount gone waits until OnDisconnect revoked
+  // everything (bounded), so "ENOTCONN" means "nothing of it is reachable".
+  void WaitDisconnectHandled();
   std::shared_ptr<ClientInode> FindInode(uint64_t ino);
   std::shared_ptr<ClientInode> InodeFor(uint64_t ino);
   Status Simple(uint32_t op, const std::vector<uint8_t>& request);
@@ -142,6 +149,9 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   std::unique_ptr<share::Client> conn_;
   std::atomic<int> state_{kLive};
   std::atomic<uint64_t> requests_{0};
+  std::mutex disconnect_mu_;  // guards disconnect_handled_
+  std::condition_variable disconnect_cv_;
+  bool disconnect_handled_ = false;
   std::mutex mu_;  // guards inodes_
   std::unordered_map<uint64_t, std::shared_ptr<ClientInode>> inodes_;
 };

@@ -176,10 +176,13 @@ Status CmdMmap(IoContext& ctx, const IoArgs& args) {
   if (len > SIZE_MAX) return Status::Error(EINVAL, "mapping too large");
 
   ASSIGN_OR_RETURN(Mapping map, ctx.file.Map(off, static_cast<size_t>(len), prot));
-  // Runs in the invalidating thread with udax locks held: print only.
+  // Runs in the invalidating thread with udax locks held: print only. A
+  // direct client hears other processes' changes at any moment, not only
+  // during its own commands: the line goes out at once.
   map.OnInvalidate([](uint64_t ino, uint64_t at, uint64_t n, InvalidateReason why) {
     std::printf("invalidate: ino=%" PRIu64 " offset=%" PRIu64 " len=%" PRIu64 " reason=%s\n", ino,
                 at, n, InvalidateReasonName(why));
+    std::fflush(stdout);
   });
   IoMapping m;
   m.map = std::move(map);
