@@ -68,6 +68,18 @@ grep -q "not serving direct clients" "$T/server2.log" || fail "no warning: $(cat
 run "$UDAX" umount "$M"
 expect_rc 0
 
+# ---- SIGTERM stops the direct service and unmounts cleanly (socket removed)
+"$UDAX" mount -f -l "$T/server3.log" "$img" "$M" &
+SERVER_PID=$!
+for _ in $(seq 500); do is_mounted && [[ -n $(ls "$UDAX_SHARE_DIR" 2>/dev/null) ]] && break; sleep 0.02; done
+sock=$UDAX_SHARE_DIR/$(stat -c %d "$M").sock
+[[ -S $sock ]] || fail "no socket in the foreground mount: $(cat "$T/server3.log")"
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" || fail "the foreground server exited $? on SIGTERM: $(cat "$T/server3.log")"
+SERVER_PID=
+is_mounted && fail "still mounted after SIGTERM"
+[[ -e $sock ]] && fail "socket left behind after SIGTERM"
+
 run "$UDAX" fsck "$img"
 expect_rc 0
 echo PASS

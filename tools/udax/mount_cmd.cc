@@ -162,9 +162,9 @@ int RunMount(const MountArgs& args) {
     }
   });
   Status served = (*server)->Serve();
-  starter.join();
-  direct_server.reset();  // every client revoked and disconnected before udax unmounts
   server->reset();  // the kernel mount goes first: no request can arrive after this
+  starter.join();   // (a stat still waiting for the loop fails now)
+  direct_server.reset();  // every client revoked and disconnected before udax unmounts
   Status unmounted = (*fs)->Unmount();
   if (mountpoint_lock >= 0) ::close(mountpoint_lock);  // udax umount may return now
   if (!served.ok()) PrintError("mount", served);
