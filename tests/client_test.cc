@@ -353,7 +353,13 @@ TEST_F(ClientTest, RemovalReachesEveryClient) {
     files.push_back(std::move(*f));
     maps.push_back(std::move(*m));
   }
+  auto idle = Connect();  // holds nothing: told all the same, and lets go of the device
+  ASSERT_TRUE(idle);
   ASSERT_OK(clients[0]->RemoveDevice());
+  EXPECT_EQ(ClientOf(*idle)->device()->state(), DeviceState::kDead);
+  uint64_t sent = ClientOf(*idle)->requests();
+  EXPECT_ERRNO(idle->GetStat("/f"), ENODEV);
+  EXPECT_EQ(ClientOf(*idle)->requests(), sent) << "a removed device needs no request to say so";
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(recs[i]->Heard(InvalidateReason::kRemoved)) << "client " << i;
     EXPECT_ERRNO(files[i].Pwrite("x", 1, 0), ENODEV);

@@ -131,6 +131,12 @@ Result<std::unique_ptr<DirectServer>> DirectServer::Start(Filesystem& fs, const 
   }
   impl->server = std::move(server).value();
   impl->ready.store(true, std::memory_order_release);
+  {
+    // A removal tells every client, leases or not: each lets go of the
+    // device (and its lock) before the mount's removal goes on.
+    MetaWriteLock lk(local->meta_mu());
+    local->SetShutdownListener([self](InvalidateReason why) { self->OnShutdown(why); });
+  }
   return std::unique_ptr<DirectServer>(new DirectServer(std::move(impl)));
 }
 
@@ -138,9 +144,25 @@ DirectServer::DirectServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 DirectServer::~DirectServer() { Stop(); }
 
+void DirectServer::Impl::OnShutdown(InvalidateReason why) {
+  if (why != InvalidateReason::kRemoved) return;  // other shutdowns: every later answer says why
+  share::Revocation all;
+  all.ino = 0;
+  all.offset = 0;
+  all.length = UINT64_MAX;
+  all.reason = static_cast<uint32_t>(InvalidateReason::kRemoved) | proto::kRevokeNotify;
+  auto report = server->Revoke({&all, 1}, opts.revoke_timeout);
+  if (!report.has_value())
+    std::fprintf(stderr, "udax: telling direct clients of the removal: %s\n", report.error().ToString().c_str());
+}
+
 void DirectServer::Stop() {
   Impl& s = *impl_;
   if (s.stopping.exchange(true)) return;
+  {
+    MetaWriteLock lk(s.fs->meta_mu());
+    s.fs->SetShutdownListener(nullptr);
+  }
   share::Revocation all;
   all.ino = 0;
   all.offset = 0;

@@ -54,6 +54,9 @@ struct DirectServer::Impl {
   // on_disconnect: queues the session for the closer thread.
   void Disconnected(const share::ClientInfo& client);
   void RunCloser();
+  // FsImpl's shutdown listener (meta_mu_ held): a removal is broadcast to
+  // every client (the whole filesystem revoked, reason Removed).
+  void OnShutdown(InvalidateReason why);
   // What kServerStatus and GetStatus answer (`except`: the asker's id).
   SharingStatus Sharing(uint64_t except) const;
 };
