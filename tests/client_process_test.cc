@@ -1,0 +1,606 @@
+// tests/client_process_test.cc — direct clients (and a mount) as separate
+// processes, killed and stopped: a SIGSTOPped client holding a mapping is
+// killed within the revocation bound and its blocks are reused only after it
+// is dead; kill -9 of clients, and of the mount, at random moments under a
+// mixed load loses no operation that returned and leaves fsck clean; a
+// client of another uid is refused with EACCES.
+//
+// Processes are spawned (posix_spawn), never forked from this threaded
+// process: `udax io MOUNTPOINT` (UDAX_BINARY) and udax_test_client
+// (UDAX_TEST_CLIENT, tests/helpers/test_client.cc: the load, and a mount
+// serving clients). The load and its model are tests/helpers/load_model.h.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "client_test_util.h"
+#include "helpers/load_model.h"
+
+extern char** environ;
+
+namespace udax {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using loadtest::Files;
+using loadtest::Op;
+using testutil::ClientFixture;
+using testutil::Pattern;
+
+// ---- processes -------------------------------------------------------------------
+
+// A spawned process with a pipe to its stdin and one from its stdout (and
+// stderr, when asked). Every pipe end this process keeps is O_CLOEXEC, so
+// no other child inherits it (an inherited stdin would never see EOF).
+class Proc {
+ public:
+  static std::unique_ptr<Proc> Spawn(const std::vector<std::string>& argv, bool merge_stderr = false) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    if (merge_stderr) posix_spawn_file_actions_adddup2(&fa, out[1], STDERR_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    auto p = std::unique_ptr<Proc>(new Proc);
+    int rc = ::posix_spawn(&p->pid_, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(in[0]);
+    ::close(out[1]);
+    p->in_ = in[1];
+    p->out_ = out[0];
+    if (rc != 0) {
+      ADD_FAILURE() << "posix_spawn " << argv[0] << ": " << std::strerror(rc);
+      return nullptr;
+    }
+    return p;
+  }
+  ~Proc() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      Wait();
+    }
+    CloseIn();
+    if (out_ >= 0) ::close(out_);
+  }
+
+  pid_t pid() const { return pid_; }
+  void Send(const std::string& text) { ASSERT_EQ(::write(in_, text.data(), text.size()), ssize_t(text.size())); }
+  void CloseIn() {
+    if (in_ >= 0) ::close(in_);
+    in_ = -1;
+  }
+  // The next line of its output (without '\n'); nullopt at EOF or timeout.
+  std::optional<std::string> ReadLine(std::chrono::milliseconds timeout = 20s) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+      size_t nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return line;
+      }
+      if (!Fill(deadline)) return std::nullopt;
+    }
+  }
+  // Reads until a line containing `needle`; every line read is kept in
+  // transcript().
+  bool WaitFor(const std::string& needle, std::chrono::milliseconds timeout = 20s) {
+    auto deadline = Clock::now() + timeout;
+    while (auto line = ReadLine(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()))) {
+      transcript_ += *line + "\n";
+      if (line->find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+  // Everything it writes until EOF (false: not within the timeout).
+  bool ReadToEof(std::string* all, std::chrono::milliseconds timeout = 20s) {
+    auto deadline = Clock::now() + timeout;
+    while (Fill(deadline)) {
+    }
+    *all = buf_;
+    buf_.clear();
+    return eof_;
+  }
+  // Waits for it to end; its wait status.
+  int Wait() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+    return status;
+  }
+  // Whether it has ended (without reaping it): its siginfo.
+  std::optional<siginfo_t> Ended() const {
+    siginfo_t si{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &si, WEXITED | WNOHANG | WNOWAIT) != 0) return std::nullopt;
+    if (si.si_pid != pid_) return std::nullopt;
+    return si;
+  }
+  const std::string& transcript() const { return transcript_; }
+
+ private:
+  Proc() = default;
+  bool Fill(Clock::time_point deadline) {
+    if (eof_) return false;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left < 0) return false;
+      pollfd p{out_, POLLIN, 0};
+      int r = ::poll(&p, 1, static_cast<int>(left));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      char b[4096];
+      ssize_t n = ::read(out_, b, sizeof b);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        eof_ = true;
+        return false;
+      }
+      buf_.append(b, static_cast<size_t>(n));
+      return true;
+    }
+  }
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+  bool reaped_ = false, eof_ = false;
+  std::string buf_, transcript_;
+};
+
+bool KilledBy(int status, int sig) { return WIFSIGNALED(status) && WTERMSIG(status) == sig; }
+
+// ---- one load client's report and what it says must be in the filesystem ------------
+
+struct LoadRun {
+  std::string dir;
+  std::vector<Op> begun;
+  std::map<uint64_t, std::string> answer;  // op number → "D" or the errno's name
+  std::string check;                        // the X line's verdict ("" when none)
+  bool ready = false;
+};
+
+void ParseReport(const std::string& text, LoadRun* run) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) break;  // a torn last line cannot be: each is one write
+    std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line == "R") {
+      run->ready = true;
+    } else if (line.rfind("B ", 0) == 0) {
+      auto op = Op::Parse(line.substr(2));
+      ASSERT_TRUE(op) << line;
+      run->begun.push_back(*op);
+    } else if (line.rfind("D ", 0) == 0) {
+      run->answer[std::stoull(line.substr(2))] = "D";
+    } else if (line.rfind("E ", 0) == 0) {
+      std::istringstream s(line.substr(2));
+      uint64_t no;
+      std::string e;
+      s >> no >> e;
+      run->answer[no] = e;
+    } else if (line.rfind("X ", 0) == 0) {
+      run->check = line.substr(2);
+    } else {
+      ADD_FAILURE() << "unexpected report line: " << line;
+    }
+  }
+}
+
+// The model after every operation that returned; the one operation that
+// may or may not have happened (begun and unanswered, or cut off by the
+// mount's death) as the file's two possible versions.
+struct Expected {
+  Files files;
+  std::optional<int> uncertain_file;
+  std::optional<std::vector<uint8_t>> before, after;
+  int done = 0;
+};
+
+Expected ExpectedOf(const LoadRun& run, bool mount_died) {
+  Expected x;
+  for (size_t i = 0; i < run.begun.size(); i++) {
+    const Op& op = run.begun[i];
+    auto a = run.answer.find(op.no);
+    bool cut = a == run.answer.end() || (mount_died && a->second == "ENOTCONN");
+    if (cut) {
+      EXPECT_EQ(i + 1, run.begun.size()) << run.dir << ": op " << op.no << " unanswered, yet another began";
+      x.uncertain_file = op.file;
+      auto it = x.files.find(op.file);
+      if (it != x.files.end()) x.before = it->second;
+      Files after = x.files;
+      loadtest::Apply(op, after);
+      auto jt = after.find(op.file);
+      if (jt != after.end()) x.after = jt->second;
+      break;
+    }
+    if (a->second != "D") {
+      ADD_FAILURE() << run.dir << ": op " << op.no << " (" << op.kind << ") failed: " << a->second;
+      continue;
+    }
+    loadtest::Apply(op, x.files);
+    x.done++;
+  }
+  return x;
+}
+
+std::optional<std::vector<uint8_t>> Contents(Filesystem& fs, const std::string& path) {
+  auto r = testutil::ReadWhole(fs, path);
+  if (!r) {
+    EXPECT_EQ(r.error().err(), ENOENT) << path << ": " << r.error().ToString();
+    return std::nullopt;
+  }
+  return *r;
+}
+
+// Every block of the file is owned by it (QueryRmap), and by it alone
+// unless Fiemap says the extent is shared.
+void ExpectOwnedBy(Filesystem& fs, const std::string& path) {
+  auto f = fs.Open(path, O_RDONLY);
+  ASSERT_OK(f);
+  auto ext = f->Fiemap();
+  ASSERT_OK(ext);
+  for (const FileExtent& e : *ext) {
+    auto owners = fs.QueryRmap(e.device_offset, e.length);
+    ASSERT_OK(owners);
+    uint64_t mine = 0;
+    for (const BlockOwner& o : *owners) {
+      if (o.kind == BlockOwner::Kind::kFileData && o.ino == f->ino()) {
+        EXPECT_EQ(o.file_offset - e.file_offset, o.device_offset - e.device_offset) << path;
+        mine += o.length;
+      } else {
+        EXPECT_TRUE(o.kind == BlockOwner::Kind::kFileData && (e.flags & kExtentShared))
+            << path << ": block at " << o.device_offset << " of an unshared extent is also owned by ino " << o.ino
+            << " (" << o.metadata << ")";
+      }
+    }
+    EXPECT_EQ(mine, e.length) << path << ": extent at device offset " << e.device_offset;
+  }
+}
+
+// The client's directory holds what its report says (fs mounted anew).
+void ExpectDurable(Filesystem& fs, const LoadRun& run, bool mount_died) {
+  Expected x = ExpectedOf(run, mount_died);
+  auto ents = fs.ReadDir(run.dir);
+  ASSERT_OK(ents);
+  std::set<std::string> names;
+  for (const auto& e : *ents)
+    if (e.name != "." && e.name != "..") names.insert(e.name);
+  for (int idx : {0, 1, 2, 3, loadtest::kHeldFile}) {
+    std::string path = loadtest::FileName(run.dir, idx);
+    auto actual = Contents(fs, path);
+    EXPECT_EQ(actual.has_value(), names.count("f" + std::to_string(idx)) == 1) << path;
+    names.erase("f" + std::to_string(idx));
+    if (x.uncertain_file == idx) {
+      EXPECT_TRUE(loadtest::Possible(actual, x.before, x.after))
+          << path << ": neither before nor after op " << run.begun.back().no << " (" << run.begun.back().kind
+          << "); size " << (actual ? actual->size() : 0);
+    } else {
+      auto it = x.files.find(idx);
+      if (it == x.files.end()) {
+        EXPECT_FALSE(actual) << path << " should not exist";
+      } else {
+        ASSERT_TRUE(actual) << path << " is missing";
+        EXPECT_EQ(actual->size(), it->second.size()) << path;
+        EXPECT_TRUE(*actual == it->second) << path << ": contents differ from every returned operation's";
+      }
+    }
+    if (actual) ExpectOwnedBy(fs, path);
+  }
+  EXPECT_TRUE(names.empty()) << run.dir << " holds unexpected names, e.g. " << *names.begin();
+}
+
+void RemoveDir(Filesystem& fs, const std::string& dir) {
+  auto ents = fs.ReadDir(dir);
+  ASSERT_OK(ents);
+  for (const auto& e : *ents) {
+    if (e.name == "." || e.name == "..") continue;
+    ASSERT_OK(fs.Unlink(dir + "/" + e.name));
+  }
+  ASSERT_OK(fs.Rmdir(dir));
+}
+
+std::unique_ptr<Proc> SpawnLoad(const std::string& mountpoint, const std::string& dir, uint64_t seed) {
+  return Proc::Spawn({UDAX_TEST_CLIENT, "load", mountpoint, dir, std::to_string(seed)});
+}
+
+// Waits for each load client to say it is ready.
+void AwaitReady(std::vector<std::unique_ptr<Proc>>& procs, std::vector<std::string>& reports) {
+  for (size_t i = 0; i < procs.size(); i++) {
+    ASSERT_TRUE(procs[i]);
+    bool ready = false;
+    while (auto line = procs[i]->ReadLine()) {
+      reports[i] += *line + "\n";
+      if (*line == "R") {
+        ready = true;
+        break;
+      }
+    }
+    ASSERT_TRUE(ready) << "client " << i << " never got ready; said:\n" << reports[i];
+  }
+}
+
+// ---- the tests --------------------------------------------------------------------
+
+class ClientProcessTest : public ClientFixture {
+ protected:
+  std::chrono::milliseconds RevokeTimeout() const override { return revoke_timeout_; }
+  std::chrono::milliseconds revoke_timeout_{1000};
+};
+
+class StoppedClientTest : public ClientProcessTest {
+ protected:
+  uint64_t DeviceBytes() const override { return 16 * testutil::kMiB; }
+  void SetUp() override {
+    revoke_timeout_ = 200ms;
+    ClientProcessTest::SetUp();
+  }
+};
+
+bool Overlaps(const std::vector<FileExtent>& a, const std::vector<FileExtent>& b) {
+  for (const auto& x : a)
+    for (const auto& y : b)
+      if (x.device_offset < y.device_offset + y.length && y.device_offset < x.device_offset + x.length) return true;
+  return false;
+}
+
+// Fills the filesystem with /fill until ENOSPC: the blocks a truncate frees
+// are then the only free ones, so a new file gets exactly those.
+void FillUp(Filesystem& fs) {
+  auto f = fs.Open("/fill", O_CREAT | O_WRONLY | O_APPEND);
+  ASSERT_OK(f);
+  std::vector<uint8_t> chunk(1 << 20, 0xf1);
+  for (size_t n = chunk.size(); n >= 4096; n /= 2) {
+    for (;;) {
+      auto w = f->Write(chunk.data(), n);
+      if (!w) {
+        ASSERT_EQ(w.error().err(), ENOSPC) << w.error().ToString();
+        break;
+      }
+    }
+  }
+}
+
+TEST_F(StoppedClientTest, AStoppedClientIsKilledBeforeItsBlocksAreReused) {
+  ASSERT_OK(testutil::WriteWhole(fs(), "/f", Pattern(64 * 1024, 3)));
+  auto lf = fs().Open("/f", O_RDWR);
+  ASSERT_OK(lf);
+  auto old_blocks = lf->Fiemap();
+  ASSERT_OK(old_blocks);
+  ASSERT_FALSE(old_blocks->empty());
+
+  auto io = Proc::Spawn({UDAX_BINARY, "io", mountpoint_}, true);
+  ASSERT_TRUE(io);
+  io->Send("open /f\nmmap -rw 0 64k\nmwrite -S 0x5a 0 64k\nstat\n");
+  ASSERT_TRUE(io->WaitFor("stat.size")) << io->transcript();
+  uint8_t b = 0;
+  ASSERT_OK(lf->Pread(&b, 1, 60000));
+  ASSERT_EQ(b, 0x5a) << "the client's stores through its mapping are not in the file";
+
+  ASSERT_EQ(::kill(io->pid(), SIGSTOP), 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(io->pid(), &st, WUNTRACED), io->pid());
+  ASSERT_TRUE(WIFSTOPPED(st));
+  FillUp(fs());
+
+  // Meanwhile a writer keeps asking for blocks: the only ones that can come
+  // free are /f's, and it must not get them while the client that could
+  // still reach them lives.
+  std::atomic<bool> stop{false};
+  std::atomic<int> reused{0}, reused_while_alive{0}, other{0};
+  std::thread allocator([&] {
+    std::vector<uint8_t> data(4096, 0xee);
+    for (int i = 0; !stop && reused == 0; i++) {
+      auto f = fs().Open("/new", O_CREAT | O_WRONLY | O_APPEND);
+      if (!f) continue;  // ENOSPC for the inode itself
+      auto w = f->Write(data.data(), data.size());
+      if (!w) {
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
+      // Alive after the write took its blocks: alive when they were taken.
+      bool alive = !io->Ended();
+      auto ext = f->Fiemap();
+      if (!ext) continue;
+      if (Overlaps(*ext, *old_blocks)) {
+        reused++;
+        if (alive) reused_while_alive++;
+      } else {
+        other++;
+      }
+    }
+  });
+  std::this_thread::sleep_for(20ms);
+
+  auto t0 = Clock::now();
+  Status tr = lf->Truncate(0);
+  auto took = Clock::now() - t0;
+  auto ended = io->Ended();  // at once: the truncate returned after the death
+  ASSERT_OK(tr);
+  ASSERT_TRUE(ended) << "the truncate returned while the stopped client was alive";
+  EXPECT_EQ(ended->si_code, CLD_KILLED);
+  EXPECT_EQ(ended->si_status, SIGKILL);
+  EXPECT_GE(took, 190ms) << "the truncate did not wait for the client";
+  EXPECT_LE(took, 200ms + 800ms) << "the truncate took longer than the revocation bound and a margin";
+
+  auto give_up = Clock::now() + 10s;
+  while (reused == 0 && Clock::now() < give_up) std::this_thread::sleep_for(1ms);
+  stop = true;
+  allocator.join();
+  EXPECT_EQ(reused_while_alive.load(), 0) << "a new file got the stopped client's blocks while it lived";
+  EXPECT_GT(reused.load(), 0) << "the freed blocks never went to the writer: the check above proves nothing";
+  EXPECT_EQ(other.load(), 0) << "the writer got blocks that were not /f's: the device was not full";
+  EXPECT_TRUE(KilledBy(io->Wait(), SIGKILL));
+
+  SharingStatus s = server_->GetStatus();
+  EXPECT_EQ(s.kills, 1u);
+  EXPECT_GE(s.revocations, 1u);
+  EXPECT_TRUE(s.clients.empty()) << "the dead client is still listed";
+  server_->Stop();
+  ExpectFsckClean(false);
+}
+
+class KilledClientsTest : public ClientProcessTest {};
+
+TEST_F(KilledClientsTest, NothingThatReturnedIsLostAndFsckIsClean) {
+  constexpr int kTrials = 200, kClients = 3, kBatch = 50;
+  constexpr int kMaxKillDelayUs = 5000;
+  std::mt19937_64 rng(12345);
+  std::vector<LoadRun> runs;
+  int total_done = 0;
+  for (int trial = 0; trial < kTrials; trial++) {
+    std::vector<std::unique_ptr<Proc>> procs;
+    std::vector<std::string> reports(kClients);
+    for (int k = 0; k < kClients; k++)
+      procs.push_back(SpawnLoad(mountpoint_, "/t" + std::to_string(trial) + "c" + std::to_string(k),
+                                static_cast<uint64_t>(trial * kClients + k + 1)));
+    AwaitReady(procs, reports);
+    std::vector<int> delays;
+    for (int k = 0; k < kClients; k++) delays.push_back(static_cast<int>(rng() % kMaxKillDelayUs));
+    std::vector<int> order(kClients);
+    for (int k = 0; k < kClients; k++) order[k] = k;
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return delays[a] < delays[b]; });
+    auto start = Clock::now();
+    for (int k : order) {
+      std::this_thread::sleep_until(start + std::chrono::microseconds(delays[k]));
+      ASSERT_EQ(::kill(procs[k]->pid(), SIGKILL), 0);
+    }
+    for (int k = 0; k < kClients; k++) {
+      std::string rest;
+      EXPECT_TRUE(procs[k]->ReadToEof(&rest)) << "client " << k;
+      int status = procs[k]->Wait();
+      EXPECT_TRUE(KilledBy(status, SIGKILL)) << "client " << k << " ended on its own: " << status << "\n"
+                                             << reports[k] << rest;
+      LoadRun run;
+      run.dir = "/t" + std::to_string(trial) + "c" + std::to_string(k);
+      ParseReport(reports[k] + rest, &run);
+      runs.push_back(std::move(run));
+    }
+    if ((trial + 1) % kBatch != 0) continue;
+
+    // The mount still serves; then unmount, fsck, mount, and look.
+    auto c = Connect();
+    ASSERT_TRUE(c);
+    ASSERT_OK(c->GetStat("/"));
+    ASSERT_OK(c->Unmount());
+    c.reset();
+    server_->Stop();
+    server_.reset();
+    ExpectFsckClean(true);
+    for (const LoadRun& run : runs) {
+      total_done += ExpectedOf(run, false).done;
+      ExpectDurable(fs(), run, false);
+      RemoveDir(fs(), run.dir);
+    }
+    if (HasFailure()) return;
+    runs.clear();
+    StartServer();
+  }
+  // Proof the clients were doing something when they died.
+  EXPECT_GT(total_done, kTrials * kClients) << "the load barely ran";
+  std::printf("%d trials, %d clients each: %d operations returned before the kills\n", kTrials, kClients, total_done);
+}
+
+class KilledMountTest : public ClientProcessTest {};
+
+TEST_F(KilledMountTest, ClientsHearItAndNothingThatReturnedIsLost) {
+  constexpr int kTrials = 40, kClients = 3, kBatch = 10;
+  constexpr int kMaxKillDelayUs = 5000;
+  server_->Stop();
+  server_.reset();
+  UnmountNow();
+  std::mt19937_64 rng(777);
+  std::vector<LoadRun> runs;
+  int total_done = 0;
+  for (int trial = 0; trial < kTrials; trial++) {
+    auto mount = Proc::Spawn({UDAX_TEST_CLIENT, "serve", path_, mountpoint_, "1000"});
+    ASSERT_TRUE(mount);
+    ASSERT_TRUE(mount->WaitFor("serving")) << "trial " << trial << ": the mount did not start";
+    std::vector<std::unique_ptr<Proc>> procs;
+    std::vector<std::string> reports(kClients);
+    for (int k = 0; k < kClients; k++)
+      procs.push_back(SpawnLoad(mountpoint_, "/m" + std::to_string(trial) + "c" + std::to_string(k),
+                                static_cast<uint64_t>(100000 + trial * kClients + k)));
+    AwaitReady(procs, reports);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % kMaxKillDelayUs));
+    ASSERT_EQ(::kill(mount->pid(), SIGKILL), 0);
+    EXPECT_TRUE(KilledBy(mount->Wait(), SIGKILL));
+    for (int k = 0; k < kClients; k++) {
+      std::string rest;
+      EXPECT_TRUE(procs[k]->ReadToEof(&rest, 10s)) << "client " << k << " did not notice the mount's death";
+      int status = procs[k]->Wait();
+      LoadRun run;
+      run.dir = "/m" + std::to_string(trial) + "c" + std::to_string(k);
+      ParseReport(reports[k] + rest, &run);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "trial " << trial << " client " << k << ": wait status " << status << "\n"
+          << reports[k] << rest;
+      ASSERT_FALSE(run.begun.empty());
+      auto last = run.answer.find(run.begun.back().no);
+      ASSERT_NE(last, run.answer.end()) << run.dir << ": its last call never returned";
+      EXPECT_EQ(last->second, "ENOTCONN") << run.dir << ": its call after the mount's death";
+      EXPECT_EQ(run.check, "ok") << run.dir << ": after the mount's death";
+      runs.push_back(std::move(run));
+    }
+    if ((trial + 1) % kBatch != 0) continue;
+
+    MountNow();  // replays the journal the killed mount left
+    for (const LoadRun& run : runs) {
+      total_done += ExpectedOf(run, true).done;
+      ExpectDurable(fs(), run, true);
+      RemoveDir(fs(), run.dir);
+    }
+    ExpectFsckClean(false);
+    if (HasFailure()) return;
+    runs.clear();
+  }
+  EXPECT_GT(total_done, kTrials * kClients) << "the load barely ran";
+  std::printf("%d trials, %d clients each: %d operations returned before the mount was killed\n", kTrials,
+              kClients, total_done);
+  MountNow();  // for the fixture's TearDown
+}
+
+class OtherUidTest : public ClientProcessTest {};
+
+TEST_F(OtherUidTest, IsRefusedWithEaccesAndToldToUseTheMount) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as uid 65534";
+  if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "needs setpriv (util-linux)";
+  ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+  ASSERT_OK(testutil::WriteWhole(fs(), "/f", Pattern(4096, 1)));
+  auto io = Proc::Spawn({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", UDAX_BINARY, "io",
+                         mountpoint_, "-c", "stat /f"},
+                        true);
+  ASSERT_TRUE(io);
+  std::string out;
+  ASSERT_TRUE(io->ReadToEof(&out));
+  int status = io->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << "\n" << out;
+  EXPECT_NE(out.find("EACCES"), std::string::npos) << out;
+  EXPECT_NE(out.find("uid 65534"), std::string::npos) << out;
+  EXPECT_NE(out.find("use the files through the mount point"), std::string::npos) << out;
+  // A client of the device's owner is still served.
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  ASSERT_OK(c->GetStat("/f"));
+}
+
+}  // namespace
+}  // namespace udax
