@@ -628,6 +628,50 @@ TEST_F(KilledMountTest, MappingsAreRevokedBeforeACallSaysEnotconn) {
   CheckRuns();
 }
 
+// `udax io MOUNTPOINT` as a direct client (the CLI's side of item 5 of the
+// issue's tests without FUSE: tests/cli/client.sh has the rest): two of
+// them map one file, the stores of one are the other's loads, a truncate by
+// one prints "invalidate: ... reason=Truncate" in the other at once —
+// without another command to flush it — and after the mount stops serving
+// their commands fail with ENOTCONN.
+class IoClientsTest : public ClientProcessTest {};
+
+TEST_F(IoClientsTest, TwoShareAMappingAndOneHearsTheOthersTruncate) {
+  auto a = Proc::Spawn({UDAX_BINARY, "io", mountpoint_}, true);
+  auto b = Proc::Spawn({UDAX_BINARY, "io", mountpoint_}, true);
+  ASSERT_TRUE(a && b);
+  a->Send("open -f /shared\ntruncate 64k\nmmap -rw 0 64k\nmwrite -S 0x42 4096 4096\nstat\n");
+  ASSERT_TRUE(a->WaitFor("stat.size = 65536")) << a->transcript();
+  b->Send("open /shared\nmmap -r 0 64k\nmread -v 4096 16\n");
+  ASSERT_TRUE(b->WaitFor("00001000:")) << b->transcript();
+  EXPECT_NE(b->transcript().find("00001000:  42 42 42 42 42 42 42 42 42 42 42 42 42 42 42 42"), std::string::npos)
+      << "B's mapping does not see A's stores:\n"
+      << b->transcript();
+  auto back = testutil::ReadWhole(fs(), "/shared");
+  ASSERT_OK(back);
+  EXPECT_EQ((*back)[4096], 0x42);
+  EXPECT_EQ((*back)[8191], 0x42);
+
+  a->Send("truncate 0\n");
+  ASSERT_TRUE(a->WaitFor("reason=Truncate")) << a->transcript();  // its own mapping: the truncate is done
+  b->Send("mread 0 16\n");
+  ASSERT_TRUE(b->WaitFor("(SIGBUS)")) << b->transcript();
+  EXPECT_NE(b->transcript().find("reason=Truncate\nmread: access beyond end of file (SIGBUS)"), std::string::npos)
+      << "B did not hear the truncate before its next access:\n"
+      << b->transcript();
+
+  server_->Stop();
+  a->Send("stat /shared\n");
+  EXPECT_TRUE(a->WaitFor("ENOTCONN")) << a->transcript();
+  b->Send("pread 0 16\n");
+  EXPECT_TRUE(b->WaitFor("ENOTCONN")) << b->transcript();
+  a->CloseIn();
+  b->CloseIn();
+  int sa = a->Wait(), sb = b->Wait();
+  EXPECT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 1) << sa;  // commands failed
+  EXPECT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 1) << sb;
+}
+
 class OtherUidTest : public ClientProcessTest {};
 
 TEST_F(OtherUidTest, IsRefusedWithEaccesAndToldToUseTheMount) {
