@@ -672,6 +672,22 @@ TEST_F(IoClientsTest, TwoShareAMappingAndOneHearsTheOthersTruncate) {
   EXPECT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 1) << sb;
 }
 
+// FAILS (reported to the lead, tools/udax/io_mmap.cc): in a direct client
+// the invalidation callback runs on the client's revocation thread, and its
+// printf stays in stdout's buffer (a pipe: fully buffered) until the next
+// command's fflush — so "invalidate: ..." is not printed "at once" as
+// `udax io` promises, and a script waiting for it before sending another
+// command waits forever. The fix: fflush(stdout) in the callback.
+TEST_F(IoClientsTest, AnInvalidationIsPrintedWithoutWaitingForTheNextCommand) {
+  ASSERT_OK(testutil::WriteWhole(fs(), "/f", Pattern(64 * 1024, 2)));
+  auto b = Proc::Spawn({UDAX_BINARY, "io", mountpoint_}, true);
+  ASSERT_TRUE(b);
+  b->Send("open /f\nmmap -r 0 64k\nmread -v 0 16\n");
+  ASSERT_TRUE(b->WaitFor("00000000:")) << b->transcript();
+  ASSERT_OK(fs().Truncate("/f", 0));  // returns once B has acknowledged
+  EXPECT_TRUE(b->WaitFor("reason=Truncate", 3s)) << "nothing printed yet:\n" << b->transcript();
+}
+
 class OtherUidTest : public ClientProcessTest {};
 
 TEST_F(OtherUidTest, IsRefusedWithEaccesAndToldToUseTheMount) {
