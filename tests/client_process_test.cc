@@ -410,7 +410,10 @@ TEST_F(StoppedClientTest, AStoppedClientIsKilledBeforeItsBlocksAreReused) {
     std::vector<uint8_t> data(4096, 0xee);
     for (int i = 0; !stop && reused == 0; i++) {
       auto f = fs().Open("/new", O_CREAT | O_WRONLY | O_APPEND);
-      if (!f) continue;  // ENOSPC for the inode itself
+      if (!f) {  // ENOSPC for the inode itself
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
       auto w = f->Write(data.data(), data.size());
       if (!w) {
         std::this_thread::sleep_for(1ms);
