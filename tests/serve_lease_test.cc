@@ -198,6 +198,25 @@ TEST_F(Leases, CloseDropsTheLease) {
   EXPECT_EQ(server_->GetStatus().clients.at(0).leased_bytes, 0u);
 }
 
+TEST_F(Leases, WindowOutlivingItsHandleKeepsTheFile) {
+  MountAndServe();
+  ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(1 << 20, 8)));
+  ASSIGN_OR_FAIL(StatFs full, fs_->GetStatFs());
+  auto c = Client();
+  ASSIGN_OR_FAIL(uint64_t h, c->Open("/f", O_RDWR));
+  ASSERT_OK(c->Call(kMapAdd, Req().Put(h).Put<uint64_t>(0).Put<uint64_t>(1 << 20)));
+  ASSERT_OK(c->Call(kClose, Req().Put(h)));  // closed before unmapping
+  EXPECT_ERRNO(c->Call(kFStat, Req().Put(h)), EBADF);
+  ASSERT_OK(fs_->Unlink("/f"));
+  ASSIGN_OR_FAIL(StatFs kept, fs_->GetStatFs());
+  EXPECT_EQ(kept.free_blocks, full.free_blocks);  // still reachable through the window
+  c.reset();
+  ASSERT_TRUE(WaitFor([&] {
+    auto now = fs_->GetStatFs();
+    return now.has_value() && now->free_blocks >= full.free_blocks + (1 << 20) / kBlockSize;
+  }));
+}
+
 TEST_F(Leases, StopTellsEveryClientAndDisconnects) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(16384, 6)));

@@ -175,6 +175,8 @@ TEST_F(Requests, LeaseSegmentsMatchFiemap) {
   EXPECT_EQ(none.segs.size(), 0u);
   ASSIGN_OR_FAIL(uint64_t root, client_->Open("/", O_RDONLY));
   EXPECT_ERRNO(client_->TakeLease(root, 0, 4096), EISDIR);
+  EXPECT_ERRNO(client_->TakeFault(root, 0, false, 0, 1 << 20), EISDIR);
+  EXPECT_ERRNO(client_->Call(kMapAdd, Req().Put(root).Put<uint64_t>(0).Put<uint64_t>(4096)), EISDIR);
 }
 
 TEST_F(Requests, LeaseStopsBeforeFailedMemory) {

@@ -14,7 +14,9 @@
 // memory never taken away, while any process may still reach it.
 //
 // Lifecycle: Start after the kernel mount exists (the socket is named after
-// the mount point's device number: share/rendezvous.h) → Stop (every client
+// the mount point's device number: share/rendezvous.h; Start stat()s the
+// mount point, so a process serving FUSE itself calls it from another thread
+// than its FUSE loop, or that stat waits for a loop not yet running) → Stop (every client
 // revoked, told, and disconnected; the socket removed) → then unmount the
 // Filesystem. The Filesystem must outlive the server.
 #pragma once

@@ -31,6 +31,14 @@ using proto::Writer;
 // Mapping windows one client may announce on one file (kMapAdd).
 constexpr uint64_t kMaxWindowsPerFile = 4096;
 
+// Leases, faults and windows are of regular files' data only: a
+// directory's or a symlink's blocks are metadata, never handed out.
+Status RegularFile(const OpenFile& f) {
+  if (S_ISDIR(f.file->type())) return Errno(EISDIR, "is a directory");
+  if (!S_ISREG(f.file->type())) return Errno(EINVAL, "not a regular file");
+  return Status::Ok();
+}
+
 bool CanRead(int flags) { return (flags & O_ACCMODE) != O_WRONLY; }
 bool CanWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 
@@ -169,6 +177,7 @@ Status Handler::Lease() {
   auto len = r_.Get<uint64_t>();
   RETURN_IF_ERROR(Done("lease"));
   ASSIGN_OR_RETURN(OpenFile * f, s_.Get(h_f));
+  RETURN_IF_ERROR(RegularFile(*f));
   if (srv_.stopping.load()) return Errno(ESHUTDOWN, "the mount stops serving direct clients");
   ASSIGN_OR_RETURN(DeviceRef ref, srv_.fs->BeginOperation());
   RemoteLease& lease = s_.LeaseOf(*f);
@@ -207,6 +216,7 @@ Status Handler::Fault() {
   auto hi = r_.Get<uint64_t>();
   RETURN_IF_ERROR(Done("fault"));
   ASSIGN_OR_RETURN(OpenFile * f, s_.Get(h_f));
+  RETURN_IF_ERROR(RegularFile(*f));
   if (lo % kPageSize || hi % kPageSize || lo > off || off >= hi)
     return Errno(EINVAL, "fault at " + std::to_string(off) + " outside its window [" + std::to_string(lo) +
                              ", " + std::to_string(hi) + ") or the window not page-aligned");
@@ -244,6 +254,7 @@ Status Handler::Window(bool add) {
   auto len = r_.Get<uint64_t>();
   RETURN_IF_ERROR(Done(add ? "map-add" : "map-drop"));
   ASSIGN_OR_RETURN(OpenFile * f, s_.Get(h_f));
+  RETURN_IF_ERROR(RegularFile(*f));
   RemoteLease& lease = s_.LeaseOf(*f);
   if (add) {
     if (lease.windows() >= kMaxWindowsPerFile)

@@ -34,6 +34,7 @@ void SetupMount(CLI::App& app, int* exit_code);  // mount_cmd.cc
 void SetupUmount(CLI::App& app, int* exit_code); // mount_cmd.cc
 void SetupRemove(CLI::App& app, int* exit_code); // mount_ctl_cmd.cc
 void SetupPoison(CLI::App& app, int* exit_code); // mount_ctl_cmd.cc
+void SetupStatus(CLI::App& app, int* exit_code); // status_cmd.cc
 
 // Parses a CLI number: decimal or 0x hex with an optional k/m/g/t suffix.
 // On failure returns EINVAL "invalid WHAT 'TEXT'".

@@ -33,6 +33,7 @@ constexpr udax::cli::SetupFn kSubcommands[] = {
     udax::cli::SetupUmount,
     udax::cli::SetupRemove,
     udax::cli::SetupPoison,
+    udax::cli::SetupStatus,
     udax::cli::SetupDemo,
 };
 

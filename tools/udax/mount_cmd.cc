@@ -6,13 +6,20 @@
 //     is replayed in memory only and nothing is written) and serves it on
 //     MOUNTPOINT. Without -f it returns once the mount is usable and serves
 //     in the background; an error (busy device, damaged image, bad mount
-//     point) is printed and exits 1 before that. -s: one request at a time;
+//     point) is printed and exits 1 before that. Once the kernel mount
+//     exists it also serves direct clients (Filesystem::Connect; udax/serve.h,
+//     docs/shared.md) on a socket named after the mount; if that fails (no
+//     socket directory, say) it warns and goes on as a plain FUSE mount.
+//     -o revoke_ms=N (default 1000): how long a direct client has to
+//     acknowledge a revocation before it is killed; udax's, never passed to
+//     libfuse (a bad N is a usage error, exit 2). -s: one request at a time;
 //     -d: libfuse's request trace (implies -f); -r (or -o ro): read-only;
 //     -o: more libfuse/kernel options (allow_other, ...); -l: the server's
 //     messages (errors, libfuse's, sanitizers') are appended to FILE — by
 //     default a detached server logs to syslog, a foreground one to stderr.
 //   udax umount MOUNTPOINT
-//     unmounts and waits (up to kUnmountWait) until the server has unmounted
+//     (direct clients may be connected: the server revokes and disconnects
+//     them before it unmounts udax) unmounts and waits (up to kUnmountWait) until the server has unmounted
 //     udax cleanly and released the device, so `udax fsck DEVICE` can follow
 //     at once. It cannot wait for the device's own flock: a read-only server
 //     holds it shared, like every other read-only user of the image. So the
@@ -41,13 +48,15 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
-#include "udax/fuse.h"
 #include "udax/fs.h"
+#include "udax/fuse.h"
+#include "udax/serve.h"
 
 namespace udax::cli {
 namespace {
 
 constexpr auto kUnmountWait = std::chrono::seconds(60);
+constexpr uint64_t kMaxRevokeMs = 3600 * 1000;  // -o revoke_ms=N: at most an hour
 
 struct MountArgs {
   std::string device, mountpoint;
@@ -80,6 +89,9 @@ int RunMount(const MountArgs& args) {
   fo.debug = args.debug;
   fo.fsname = Absolute(args.device);
   AtimeMode atime = AtimeMode::kRelatime;  // Linux's default
+  DirectServerOptions direct;
+  direct.device = Absolute(args.device);
+  const std::string mountpoint = Absolute(args.mountpoint);  // Daemonize changes directory
   for (const std::string& o : args.options) {  // -o a,b -o c
     std::stringstream ss(o);
     for (std::string one; std::getline(ss, one, ',');) {
@@ -88,6 +100,17 @@ int RunMount(const MountArgs& args) {
       else if (one == "relatime") atime = AtimeMode::kRelatime;  // udax's: FUSE leaves atime to the server
       else if (one == "strictatime") atime = AtimeMode::kStrictatime;
       else if (one == "noatime") atime = AtimeMode::kNoatime;
+      else if (one.rfind("revoke_ms=", 0) == 0) {
+        uint64_t ms = 0;
+        Status st = ParseNumber(one.substr(10), "revoke_ms", &ms);
+        if (st.ok() && (ms == 0 || ms > kMaxRevokeMs))
+          st = Status::Error(EINVAL, "revoke_ms must be between 1 and " + std::to_string(kMaxRevokeMs));
+        if (!st.ok()) {
+          PrintError("mount", st);
+          return kUsageExitCode;
+        }
+        direct.revoke_timeout = std::chrono::milliseconds(ms);
+      }
       else if (!one.empty()) fo.extra_options.push_back(one);
     }
   }
@@ -127,8 +150,21 @@ int RunMount(const MountArgs& args) {
     if (log_fd < 0) fusefs::FuseServer::LogToSyslog();  // stderr is /dev/null now
   }
   if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
+  // The direct service starts after Daemonize (its fork keeps no threads)
+  // and on a thread of its own: it names its socket after stat(mountpoint),
+  // which this process's FUSE loop must answer — so it runs once Serve does.
+  std::unique_ptr<DirectServer> direct_server;
+  std::thread starter([&] {
+    if (auto ds = DirectServer::Start(**fs, mountpoint, direct); ds.has_value()) {
+      direct_server = std::move(ds).value();
+    } else {
+      PrintError("mount: warning: not serving direct clients", ds.error());
+    }
+  });
   Status served = (*server)->Serve();
   server->reset();  // the kernel mount goes first: no request can arrive after this
+  starter.join();   // (a stat still waiting for the loop fails now)
+  direct_server.reset();  // every client revoked and disconnected before udax unmounts
   Status unmounted = (*fs)->Unmount();
   if (mountpoint_lock >= 0) ::close(mountpoint_lock);  // udax umount may return now
   if (!served.ok()) PrintError("mount", served);
