@@ -1,0 +1,124 @@
+#!/bin/bash
+# Direct clients through the CLI (docs/shared.md): `udax mount` serves them,
+# `udax io MOUNTPOINT` is one. A client's writes are read back with cat
+# through the mount; two clients mapping one file see each other's stores
+# (and cat sees them); a truncate by one invalidates the other's mapping
+# ("invalidate: ... reason=Truncate", printed as it happens: the clients
+# read their commands from fifos, one line as it arrives); `udax status
+# MNT --json` lists the clients; `udax umount` with clients connected works
+# and their later commands fail with ENOTCONN.
+#
+# Exits 77 (skipped) when FUSE is missing, or when this udax has no
+# `udax status` (a mount that does not serve direct clients yet).
+source "$(dirname "$0")/lib.bash" "$@"
+
+fuse_setup
+if ! "$UDAX" --help | grep -qE '^ +status +'; then
+  echo "SKIP: this udax has no 'udax status': udax mount does not serve direct clients"
+  exit 77
+fi
+
+new_fs img 64m
+img=$T/img
+run "$UDAX" mount -o revoke_ms=500 -l "$T/server.log" "$img" "$M"
+expect_rc 0
+is_mounted || fail "no fuse.udax mount on $M"
+
+# ---- clients driven through fifos: start_client NAME; send NAME LINE...;
+# wait_out NAME REGEX [COUNT] waits (10 s) until COUNT (default 1) lines of
+# NAME's output match.
+declare -A CLIENT_FD CLIENT_PID
+start_client() {
+  mkfifo "$T/$1.in"
+  "$UDAX" io "$M" <"$T/$1.in" >"$T/$1.out" 2>&1 &
+  CLIENT_PID[$1]=$!
+  local fd
+  exec {fd}>"$T/$1.in"
+  CLIENT_FD[$1]=$fd
+}
+send() {
+  local name=$1
+  shift
+  printf '%s\n' "$@" >&"${CLIENT_FD[$name]}"
+}
+wait_out() {
+  local name=$1 re=$2 count=${3:-1} i
+  for ((i = 0; i < 1000; i++)); do
+    (($(grep -cE -- "$re" "$T/$name.out" || true) >= count)) && return 0
+    kill -0 "${CLIENT_PID[$name]}" 2>/dev/null || break
+    sleep 0.01
+  done
+  (($(grep -cE -- "$re" "$T/$name.out" || true) >= count)) && return 0
+  echo "--- $name said:" >&2
+  cat "$T/$name.out" >&2
+  fail "client $name: no${count:+ $count} line(s) matching /$re/"
+}
+stop_client() {  # closes its stdin; its exit status in RC
+  exec {CLIENT_FD[$1]}>&-
+  set +e
+  wait "${CLIENT_PID[$1]}"
+  RC=$?
+  set -e
+}
+
+# ---- one client writes, cat reads it back through the mount
+run "$UDAX" io "$M" -c "open -f /file" -c "pwrite -S 0x61 0 8k" -c "close"
+expect_rc 0
+expect_out "wrote 8192/8192 bytes at offset 0"
+head -c 8192 /dev/zero | tr '\0' a >"$T/want"
+cmp "$T/want" "$M/file" || fail "cat through the mount does not read the client's write"
+
+# ---- two clients map one file: A's stores are B's loads, and cat's
+start_client A
+start_client B
+send A "open -f /shared" "truncate 64k" "mmap -rw 0 64k" "mwrite -S 0x42 4096 4096" "stat"
+wait_out A "^stat.size = 65536"
+send B "open /shared" "mmap -r 0 64k" "mread -v 4096 16"
+wait_out B "^0*1000: (42 ){15}42"
+head -c 4096 /dev/zero | tr '\0' B >"$T/want"
+cmp <(tail -c +4097 "$M/shared" | head -c 4096) "$T/want" || fail "cat does not see A's stores"
+send B "mread -v 0 16"   # B touches the start too (its mapping holds the page)
+wait_out B "^0*0000: (00 ){15}00"
+
+# ---- udax status lists both
+run "$UDAX" status "$M" --json
+expect_rc 0
+python3 - "$T/out" "${CLIENT_PID[A]}" "${CLIENT_PID[B]}" <<'EOF' || fail "udax status --json does not list both clients"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+def clients(d):
+    if isinstance(d, dict):
+        if isinstance(d.get("clients"), list):
+            return d["clients"]
+        for v in d.values():
+            c = clients(v)
+            if c is not None:
+                return c
+    return None
+pids = {c.get("pid") for c in clients(doc) or []}
+want = {int(sys.argv[2]), int(sys.argv[3])}
+if not want <= pids:
+    sys.exit(f"clients listed: {sorted(pids)}, want {sorted(want)}")
+EOF
+
+# ---- a truncate by A invalidates B's mapping, at once
+send A "truncate 0"
+wait_out B "^invalidate: ino=[0-9]+ offset=[0-9]+ len=[0-9]+ reason=Truncate$"
+send B "mread 0 16"
+wait_out B "^mread: .*\(SIGBUS\)"
+
+# ---- udax umount with both connected: works; their next commands fail
+run "$UDAX" umount "$M"
+expect_rc 0
+is_mounted && fail "still mounted after udax umount"
+send A "stat /shared"
+wait_out A "ENOTCONN"
+send B "pread 0 16"
+wait_out B "ENOTCONN"
+stop_client A
+((RC == 1)) || fail "client A: exit status $RC (want 1: commands failed)"
+stop_client B
+((RC == 1)) || fail "client B: exit status $RC"
+run "$UDAX" fsck "$img"
+expect_rc 0
+echo "PASS"
