@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "client/client_file.h"
 #include "client/connect.h"
@@ -94,10 +95,12 @@ Result<std::shared_ptr<ClientFs>> ClientFs::Connect(const std::string& mountpoin
   ASSIGN_OR_RETURN(fs->dev_, PmemDevice::Adopt(fs->conn_->TakeDevice().Release(),
                                                "the device of " + mountpoint, dopts));
   fs->dev_->ExcludeFromFork();
+  fs->ready_.store(true, std::memory_order_release);
   return fs;
 }
 
 ClientFs::~ClientFs() {
+  ready_.store(true, std::memory_order_release);  // a failed Connect: let waiting handlers return
   Unregister(this);
   if (state_.load() == kForked) {
     // A forked child's copy: the threads and the mappings are the parent's.
@@ -181,7 +184,13 @@ void RevokeInodeRange(ClientInode& ip, uint64_t off, uint64_t len, uint64_t seq,
   ip.mappings.Invalidate(ip.ino, off, len, why, notify);
 }
 
+void ClientFs::WaitReady() const {
+  // The connection's threads start before Connect has adopted the device.
+  while (!ready_.load(std::memory_order_acquire)) std::this_thread::yield();
+}
+
 void ClientFs::OnRevoke(const share::Revocation& rev) {
+  WaitReady();
   auto why = static_cast<InvalidateReason>(rev.reason & proto::kRevokeReasonMask);
   bool notify = rev.reason & proto::kRevokeNotify;
   if (rev.ino == 0) {  // the whole filesystem
@@ -199,7 +208,7 @@ void ClientFs::DropDevice() {
   // Nothing leased is left (RevokeEverything) and every later call fails
   // (state_), so no access to device memory can follow. Closing our
   // descriptor releases the device's lock: a new mount can take it.
-  dev_->Remove().IgnoreError();
+  if (dev_) dev_->Remove().IgnoreError();
 }
 
 void ClientFs::RevokeEverything(InvalidateReason why, bool notify) {
@@ -212,6 +221,7 @@ void ClientFs::RevokeEverything(InvalidateReason why, bool notify) {
 }
 
 void ClientFs::OnDisconnect() {
+  WaitReady();
   // The mount died (or dropped us): nothing it leased may be used any more.
   Disconnect(InvalidateReason::kRemoved, /*notify=*/true, kGone);
 }

@@ -128,6 +128,7 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   ClientFs() = default;
   void OnRevoke(const share::Revocation& rev);
   void OnDisconnect();
+  void WaitReady() const;
   // Revokes everything, lets go of the device, then moves to `final_state`
   // (the mount died or stops serving: kGone; the device was removed: kRemoved).
   void Disconnect(InvalidateReason why, bool notify, int final_state);
@@ -148,6 +149,7 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   std::unique_ptr<PmemDevice> dev_;
   std::unique_ptr<share::Client> conn_;
   std::atomic<int> state_{kLive};
+  std::atomic<bool> ready_{false};  // dev_ is set (or Connect failed): handlers may run
   std::atomic<uint64_t> requests_{0};
   std::mutex disconnect_mu_;  // guards disconnect_handled_
   std::condition_variable disconnect_cv_;
