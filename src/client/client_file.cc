@@ -20,6 +20,10 @@ using proto::Writer;
 namespace {
 
 constexpr int kLeaseAttempts = 4;  // stale answers (a revocation raced) asked again
+// A miss leases the aligned window around the access: the accesses nearby
+// need no request (a file is mostly a few big extents; the answer holds at
+// most kMaxSegments pieces).
+constexpr uint64_t kLeaseWindow = 2ull << 20;
 
 // A piece of device memory behind a file range: dev_off, or zeroes.
 struct Piece {
@@ -114,6 +118,15 @@ bool ClientFile::TryWriteDirect(const void* buf, size_t len, uint64_t off) {
   return true;
 }
 
+bool ClientFile::LeaseWindow(uint64_t off, size_t len) {
+  uint64_t lo = off / kLeaseWindow * kLeaseWindow;
+  uint64_t hi = std::min<uint64_t>((off + len + kLeaseWindow - 1) / kLeaseWindow * kLeaseWindow, kMaxFileSize);
+  LeaseHeader hdr;
+  std::vector<LeaseSegment> segs;
+  auto fresh = fs().Lease(*h_, lo, hi - lo, &hdr, &segs);
+  return fresh.has_value() && *fresh;  // an error: the exact path reports it
+}
+
 void ClientFile::TouchIfDue() {
   int64_t now = CoarseNowNs();
   if (ip().touched_at.exchange(now, std::memory_order_relaxed) == now) return;
@@ -124,6 +137,9 @@ Result<size_t> ClientFile::Pread(void* buf, size_t len, uint64_t off) {
   if (len == 0 || off >= kMaxFileSize) return PreadThroughMount(buf, len, off);
   len = std::min<uint64_t>(len, kMaxFileSize - off);
   if (TryReadDirect(buf, len, off)) return len;
+  if (LeaseWindow(off, len) && TryReadDirect(buf, len, off)) return len;
+  // Not all data (holes, unwritten blocks, a failed block, atime due): lease
+  // exactly the range and copy what its answer says.
   LeaseHeader hdr;
   std::vector<LeaseSegment> segs;
   for (int attempt = 0; attempt < kLeaseAttempts; ++attempt) {
@@ -189,20 +205,15 @@ Result<size_t> ClientFile::Pwrite(const void* buf, size_t len, uint64_t off, boo
       *end = off + len;
       return len;
     }
-    LeaseHeader hdr;
-    std::vector<LeaseSegment> segs;
-    // Lease only what may be written in place: inside the file, no setid bits.
+    // Lease only what may be written in place: inside the file.
     bool inside = false;
     {
       std::lock_guard<std::mutex> g(ip().mu);
       inside = !ip().size_known || off + len <= ip().size;
     }
-    if (inside) {
-      ASSIGN_OR_RETURN(bool fresh, fs().Lease(*h_, off, len, &hdr, &segs));
-      if (fresh && TryWriteDirect(buf, len, off)) {
-        *end = off + len;
-        return len;
-      }
+    if (inside && LeaseWindow(off, len) && TryWriteDirect(buf, len, off)) {
+      *end = off + len;
+      return len;
     }
   }
   return PwriteThroughMount(buf, len, off, append, end);

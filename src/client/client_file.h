@@ -10,7 +10,8 @@
 //    setuid/setgid bits: non-temporal copies in, one fence (durable at
 //    return, as the library's), and a kTouch when the coarse clock moved
 //    (mtime/ctime are the kernel's tick granularity anyway).
-// Otherwise it leases the range once (kLease) and tries again, and what no
+// Otherwise it leases the 2 MiB-aligned window around the access once
+// (kLease) and tries again, and what no
 // lease can serve goes through the mount (kPread/kPwrite, the library's own
 // call: holes being filled, copy-on-write, appends, a failed block...).
 // Both copy under the inode's barrier held shared, so a revocation waits
@@ -53,6 +54,9 @@ class ClientFile final : public FileBackend {
   bool TryReadDirect(void* buf, size_t len, uint64_t off);
   bool TryWriteDirect(const void* buf, size_t len, uint64_t off);
   void TouchIfDue();
+  // Leases the 2 MiB-aligned window around [off, off+len); false when the
+  // answer was stale or an error.
+  bool LeaseWindow(uint64_t off, size_t len);
   Result<size_t> PreadThroughMount(void* buf, size_t len, uint64_t off);
   Result<size_t> PwriteThroughMount(const void* buf, size_t len, uint64_t off, bool append, uint64_t* end);
 

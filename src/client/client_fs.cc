@@ -167,6 +167,33 @@ void ClientFs::ReleaseInode(ClientInode* ip) {
   if (--ip->handles == 0) inodes_.erase(ip->ino);
 }
 
+namespace {
+// `b` continues `a` in the file and on the device, with the same flags.
+bool Continues(const proto::LeaseSegment& a, const proto::LeaseSegment& b) {
+  return a.file_off + a.len == b.file_off && a.dev_off + a.len == b.dev_off && a.flags == b.flags;
+}
+}  // namespace
+
+void CacheSegment(ClientInode& ip, proto::LeaseSegment s) {
+  // Whatever the cache held over this range is replaced (it may have been
+  // cut differently); neighbours that continue it are merged into one entry,
+  // so a file leased window by window stays a few entries long.
+  auto it = ip.segs.lower_bound(s.file_off);
+  if (it != ip.segs.begin() && std::prev(it)->second.file_off + std::prev(it)->second.len > s.file_off) --it;
+  while (it != ip.segs.end() && it->second.file_off < s.file_off + s.len) it = ip.segs.erase(it);
+  if (it != ip.segs.begin() && Continues(std::prev(it)->second, s)) {
+    --it;
+    it->second.len += s.len;
+  } else {
+    it = ip.segs.emplace(s.file_off, s).first;
+  }
+  auto next = std::next(it);
+  if (next != ip.segs.end() && Continues(it->second, next->second)) {
+    it->second.len += next->second.len;
+    ip.segs.erase(next);
+  }
+}
+
 void RevokeInodeRange(ClientInode& ip, uint64_t off, uint64_t len, uint64_t seq, InvalidateReason why,
                       bool notify) {
   {
@@ -268,7 +295,7 @@ Result<bool> ClientFs::Lease(ClientHandle& h, uint64_t off, uint64_t len, proto:
   if (ip.revoked_seq.load(std::memory_order_acquire) > header->rev_seq) return false;  // stale
   std::lock_guard<std::mutex> g(ip.mu);
   for (const auto& s : *segs)
-    if (s.kind == proto::kSegData) ip.segs[s.file_off] = s;
+    if (s.kind == proto::kSegData) CacheSegment(ip, s);
   ip.size_known = true;
   ip.size = header->size;
   ip.mode = header->mode;

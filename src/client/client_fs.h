@@ -158,6 +158,10 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   std::unordered_map<uint64_t, std::shared_ptr<ClientInode>> inodes_;
 };
 
+// Records a leased data segment in `ip`'s cache (ip.mu held), merged with
+// the neighbours it continues.
+void CacheSegment(ClientInode& ip, proto::LeaseSegment s);
+
 // Revokes [off, off+len) of `ip` in this process (see the top of the file).
 void RevokeInodeRange(ClientInode& ip, uint64_t off, uint64_t len, uint64_t seq, InvalidateReason why,
                       bool notify);

@@ -44,11 +44,14 @@ inline void CpuRelax() {
 #endif
 }
 
-// Spins until done() or `budget` has passed; true when done(). Polls with a
-// pause for the first microsecond, then yields the CPU between polls: the
-// other side may be runnable on this very CPU (a futex wake tends to put the
-// wakee beside its waker), and a pure spin would then hold it off for the
-// whole budget.
+// Spins until done() or `budget` has passed; true when done(); false tells
+// the caller to sleep on its futex. Polls with a pause for the first
+// microsecond, then yields the CPU once: the other side may be runnable on
+// this very CPU (a futex wake tends to put the wakee beside its waker), and a
+// pure spin would hold it off for the whole budget. Only once: on a machine
+// with more runnable threads than CPUs each yield hands the CPU away for a
+// whole time slice, while a futex sleeper is woken ahead of them — so after
+// that one yield, it polls with pauses until the budget ends.
 template <typename Done>
 bool SpinUntil(std::chrono::nanoseconds budget, Done done) {
   if (done()) return true;
@@ -56,6 +59,7 @@ bool SpinUntil(std::chrono::nanoseconds budget, Done done) {
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + budget;
   const auto yield_from = start + std::chrono::microseconds(1);
+  bool yielded = false;
   for (;;) {
     for (int i = 0; i < 32; ++i) {
       CpuRelax();
@@ -63,7 +67,8 @@ bool SpinUntil(std::chrono::nanoseconds budget, Done done) {
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= end) return false;
-    if (now >= yield_from) {
+    if (!yielded && now >= yield_from) {
+      yielded = true;
       sched_yield();
       if (done()) return true;
     }
