@@ -90,8 +90,11 @@ void RemoteLease::InvalidateFileRange(uint64_t ino, uint64_t off, uint64_t len, 
         break;
       }
     }
+    // Pages it installed or extents it cached must go whatever the reason;
+    // a window not faulted there has nothing to drop, and only needs to
+    // hear what its program is told (notify).
     bool held = held_.Remove(off, len);
-    if (!held && !in_window) return;
+    if (!held && !(notify && in_window)) return;
   }
   share::Revocation r;
   r.ino = ino;

@@ -13,11 +13,14 @@
 //    it has not faulted yet (the pages between EOF and the window's end).
 //
 // InvalidateFileRange (meta_mu_ held, the AddressSpace's mutex held): when
-// the range overlaps `held` or a window, the overlap leaves `held` (not the
-// windows), and a share::Revocation {ino, off, len, reason | kRevokeNotify
-// when notify} goes to this client only; it returns when the client
-// acknowledged, is gone, or was killed and is dead (Server::Revoke) — only
-// then may the caller change the blocks.
+// the range overlaps `held` — or, for a revocation the program is told of
+// (notify), a window — the overlap leaves `held` (not the windows), and a
+// share::Revocation {ino, off, len, reason | kRevokeNotify when notify} goes
+// to this client only; it returns when the client acknowledged, is gone, or
+// was killed and is dead (Server::Revoke) — only then may the caller change
+// the blocks. (A window where nothing was installed has nothing to drop: an
+// internal revocation — a size change, zero pages replaced — skips it, as a
+// local mapping's is a no-op there.)
 //
 // Thread safety: mu_ guards held_, windows_ and pin_; taken inside the
 // AddressSpace's mutex, never around it.
