@@ -103,6 +103,8 @@ class XfsLoop {
 // server or the worker cannot start; Measure fails (never hangs: the worker
 // is killed past a bound) when the worker does. Tear it down before `udax`.
 std::unique_ptr<Target> MakeUdaxClientTarget(Target* udax, const Workload& w);  // client_bench.cc
+// What the mount saw of the client worker (revocations posted, leased bytes).
+std::string UdaxClientReport(Target* client);                    // client_bench.cc
 
 // Extra facts a target reports about its last measurements (udax: fences).
 std::string UdaxFenceReport(Target* udax);                       // fs_bench.cc

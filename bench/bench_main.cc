@@ -230,6 +230,7 @@ int RunBench(const BenchArgs& args) {
     }
   }
   std::string diag = targets.empty() ? std::string() : UdaxFenceReport(targets[0].get());
+  if (client) diag += UdaxClientReport(client.get());
 
   std::vector<Row> rows;
   for (size_t t = 1; t < targets.size(); t++) {

@@ -277,7 +277,30 @@ class UdaxClientTarget : public Target {
       return Errno(EINVAL, "the client worker was started for another workload");
     // The warm-up is not bounded by max_seconds: allow for it generously.
     const milliseconds bound{static_cast<int64_t>(30'000 + 4'000 * w.max_seconds)};
-    return worker_.Ask(std::string("measure ") + OpName(op), bound);
+    const SharingStatus before = server_->GetStatus();
+    Result<double> rate = worker_.Ask(std::string("measure ") + OpName(op), bound);
+    const SharingStatus after = server_->GetStatus();
+    Counts& c = counts_[static_cast<int>(op)];
+    c.measurements++;
+    c.revocations += after.revocations - before.revocations;
+    c.leased_bytes = after.clients.empty() ? 0 : after.clients[0].leased_bytes;
+    c.revocations_between = before.revocations - last_revocations_;
+    last_revocations_ = after.revocations;
+    return rate;
+  }
+
+  // What the mount saw of the worker over the measurements (stderr).
+  std::string Report() const {
+    std::string out;
+    for (Op op : kOps) {
+      const Counts& c = counts_[static_cast<int>(op)];
+      if (c.measurements == 0) continue;
+      out += Fmt("udax client: %-14s %llu revocations posted to the worker over %d measurements (%llu before "
+                 "the last one, since the previous client measurement); it held %.1f MiB of leases after it\n",
+                 OpName(op), static_cast<unsigned long long>(c.revocations), c.measurements,
+                 static_cast<unsigned long long>(c.revocations_between), double(c.leased_bytes) / (1 << 20));
+    }
+    return out;
   }
 
   void Teardown() override {
@@ -300,6 +323,14 @@ class UdaxClientTarget : public Target {
   std::string base_;          // the mount point and the rendezvous directory
   std::unique_ptr<DirectServer> server_;
   WorkerProcess worker_;
+  struct Counts {
+    int measurements = 0;
+    uint64_t revocations = 0;          // during this op's measurements
+    uint64_t revocations_between = 0;  // before its last one, since the previous client measurement
+    uint64_t leased_bytes = 0;         // after its last one
+  };
+  Counts counts_[3];
+  uint64_t last_revocations_ = 0;
   uint64_t seed_ = 0, rw_ops_ = 0, create_ops_ = 0;
   double max_seconds_ = 0;
 };
@@ -404,6 +435,11 @@ std::unique_ptr<Target> MakeUdaxClientTarget(Target* udax, const Workload& w) {
   auto t = std::make_unique<UdaxClientTarget>(udax);
   t->SetWorkload(w);
   return t;
+}
+
+std::string UdaxClientReport(Target* client) {
+  auto* ct = dynamic_cast<UdaxClientTarget*>(client);
+  return ct ? ct->Report() : std::string();
 }
 
 Result<FailureResult> RunClientRevokeBench(Target* client, int rounds, std::string* diag) {
