@@ -66,6 +66,14 @@ std::string UdaxTargetDevice(Target* udax);                       // fs_bench.cc
 // given): the ops done, warm-up included.
 Result<double> MeasureUdaxOp(Filesystem* fs, File& file, Op op, const Workload& w,
                              uint64_t* ops = nullptr);  // fs_bench.cc
+// create_unlink taken apart (stderr): the median us of each call of n
+// create+close+unlink ops timed one by one, and of a GetStatFs after each
+// (for a direct client: one request that does almost nothing, i.e. the
+// round trip itself).
+struct CreateUnlinkParts {
+  double open_us = 0, close_us = 0, unlink_us = 0, statfs_us = 0;
+};
+Result<CreateUnlinkParts> TimeCreateUnlinkParts(Filesystem* fs, const Workload& w, uint64_t n);  // fs_bench.cc
 // A kernel filesystem: works in a new directory under `parent_dir`.
 std::unique_ptr<Target> MakeKernelTarget(std::string parent_dir, std::string name);  // kernel_baseline.cc
 // XFS on a loop device: needs root and mkfs.xfs. Setup fails with a Status
@@ -103,8 +111,10 @@ class XfsLoop {
 // server or the worker cannot start; Measure fails (never hangs: the worker
 // is killed past a bound) when the worker does. Tear it down before `udax`.
 std::unique_ptr<Target> MakeUdaxClientTarget(Target* udax, const Workload& w);  // client_bench.cc
-// What the mount saw of the client worker (revocations posted, leased bytes).
-std::string UdaxClientReport(Target* client);                    // client_bench.cc
+// What the mount saw of the client worker (revocations posted, leased bytes),
+// and create_unlink taken apart on both sides (TimeCreateUnlinkParts: n ops
+// by the worker and by the library, when n > 0).
+std::string UdaxClientReport(Target* client, uint64_t n);         // client_bench.cc
 
 // Extra facts a target reports about its last measurements (udax: fences).
 std::string UdaxFenceReport(Target* udax);                       // fs_bench.cc

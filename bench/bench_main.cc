@@ -230,7 +230,8 @@ int RunBench(const BenchArgs& args) {
     }
   }
   std::string diag = targets.empty() ? std::string() : UdaxFenceReport(targets[0].get());
-  if (client) diag += UdaxClientReport(client.get());
+  // create_unlink taken apart (human mode only: stderr).
+  if (client) diag += UdaxClientReport(client.get(), args.json ? 0 : std::min<uint64_t>(plan.w.create_ops, 2000));
 
   std::vector<Row> rows;
   for (size_t t = 1; t < targets.size(); t++) {

@@ -128,8 +128,15 @@ class WorkerProcess {
   }
 
   // Sends `command` (none when empty) and waits up to `bound` for the answer's
-  // number.
+  // first number.
   Result<double> Ask(const std::string& command, milliseconds bound) {
+    ASSIGN_OR_RETURN(std::vector<double> v, AskAll(command, bound));
+    if (v.empty()) return Fail(Errno(EPROTO, "client worker: an answer without a number"));
+    return v[0];
+  }
+
+  // ... and for all its numbers.
+  Result<std::vector<double>> AskAll(const std::string& command, milliseconds bound) {
     if (!failed_.ok()) return failed_;
     if (fd_ < 0 || pid_ <= 0) return Errno(ECHILD, "client worker: not started");
     const std::string what = command.empty() ? std::string("start") : "'" + command + "'";
@@ -138,12 +145,24 @@ class WorkerProcess {
       for (size_t done = 0; done < line.size();) {
         ssize_t n = ::send(fd_, line.data() + done, line.size() - done, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return Fail(Errno(EPIPE, "client worker: sending " + what + ": " + std::strerror(errno)));
+        if (n < 0) {
+          const std::string why = std::strerror(errno);
+          return Fail(Errno(ECHILD, "client worker: " + ExitReason() + " (sending " + what + ": " + why + ")"));
+        }
         done += static_cast<size_t>(n);
       }
     }
     ASSIGN_OR_RETURN(std::string answer, ReadLine(what, bound));
-    if (answer.rfind("ok ", 0) == 0) return std::strtod(answer.c_str() + 3, nullptr);
+    if (answer.rfind("ok ", 0) == 0) {
+      std::vector<double> v;
+      const char* p = answer.c_str() + 2;
+      for (char* next = nullptr;; p = next) {
+        double d = std::strtod(p, &next);
+        if (next == p) break;
+        v.push_back(d);
+      }
+      return v;
+    }
     if (answer.rfind("error ", 0) == 0) {
       char* rest = nullptr;
       long err = std::strtol(answer.c_str() + 6, &rest, 10);
@@ -266,6 +285,7 @@ class UdaxClientTarget : public Target {
 
   // The workload the worker rebuilds (set before Setup).
   void SetWorkload(const Workload& w) {
+    w_ = w;
     seed_ = w.seed;
     rw_ops_ = w.rw_ops;
     create_ops_ = w.create_ops;
@@ -289,8 +309,9 @@ class UdaxClientTarget : public Target {
     return rate;
   }
 
-  // What the mount saw of the worker over the measurements (stderr).
-  std::string Report() const {
+  // What the mount saw of the worker over the measurements, and n
+  // create_unlink ops taken apart on both sides (stderr).
+  std::string Report(uint64_t n) {
     std::string out;
     for (Op op : kOps) {
       const Counts& c = counts_[static_cast<int>(op)];
@@ -300,6 +321,18 @@ class UdaxClientTarget : public Target {
                  OpName(op), static_cast<unsigned long long>(c.revocations), c.measurements,
                  static_cast<unsigned long long>(c.revocations_between), double(c.leased_bytes) / (1 << 20));
     }
+    if (n == 0) return out;
+    Result<std::vector<double>> client = worker_.AskAll("parts " + std::to_string(n), kCommandBound);
+    Result<CreateUnlinkParts> lib = TimeCreateUnlinkParts(fs_, w_, n);
+    if (!client.has_value() || client->size() != 4 || !lib.has_value())
+      return out + "udax client: create_unlink parts: " +
+             (!client.has_value() ? client.error().ToString() : lib.error().ToString()) + "\n";
+    const std::vector<double>& c = *client;
+    out += Fmt("udax client: create_unlink taken apart, median us of %llu ops: client open %.2f, close %.2f, "
+               "unlink %.2f, sum %.2f (a GetStatFs round trip %.2f); library open %.2f, close %.2f, unlink %.2f, "
+               "sum %.2f (GetStatFs %.2f)\n",
+               static_cast<unsigned long long>(n), c[0], c[1], c[2], c[0] + c[1] + c[2], c[3], lib->open_us,
+               lib->close_us, lib->unlink_us, lib->open_us + lib->close_us + lib->unlink_us, lib->statfs_us);
     return out;
   }
 
@@ -331,6 +364,7 @@ class UdaxClientTarget : public Target {
   };
   Counts counts_[3];
   uint64_t last_revocations_ = 0;
+  Workload w_;
   uint64_t seed_ = 0, rw_ops_ = 0, create_ops_ = 0;
   double max_seconds_ = 0;
 };
@@ -437,9 +471,9 @@ std::unique_ptr<Target> MakeUdaxClientTarget(Target* udax, const Workload& w) {
   return t;
 }
 
-std::string UdaxClientReport(Target* client) {
+std::string UdaxClientReport(Target* client, uint64_t n) {
   auto* ct = dynamic_cast<UdaxClientTarget*>(client);
-  return ct ? ct->Report() : std::string();
+  return ct ? ct->Report(n) : std::string();
 }
 
 Result<FailureResult> RunClientRevokeBench(Target* client, int rounds, std::string* diag) {

@@ -9,6 +9,7 @@
 //
 //   (at start)         -> ok 0                 connected, /bench.dat open
 //   measure OP         -> ok RATE              OP: pwrite_4k, pread_4k, create_unlink
+//   parts N            -> ok OPEN CLOSE UNLINK STATFS   us: TimeCreateUnlinkParts of N ops
 //   map PATH N         -> ok N                 N Mappings of 4 KiB (page i at i*4096), each loaded once
 //   heard              -> ok N                 every mapping heard a Truncate on_invalidate
 //   unmap              -> ok 0                 the mappings unmapped, PATH closed
@@ -43,9 +44,11 @@ constexpr uint64_t kMapBytes = 4096;  // one mapping: one page of the file
 constexpr uint64_t kMaxMappings = 10000;
 constexpr auto kHeardWait = std::chrono::seconds(2);  // callbacks run before the ack; this is a backstop
 
-void Answer(const Result<double>& r) {
+void Answer(const Result<std::vector<double>>& r) {
   if (r.has_value()) {
-    std::printf("ok %.17g\n", *r);
+    std::printf("ok");
+    for (double v : *r) std::printf(" %.17g", v);
+    std::printf("\n");
   } else {
     std::string msg = r.error().message();
     for (char& c : msg)
@@ -53,6 +56,9 @@ void Answer(const Result<double>& r) {
     std::printf("error %d %s\n", r.error().err() != 0 ? r.error().err() : EIO, msg.c_str());
   }
   std::fflush(stdout);
+}
+void Answer(const Result<double>& r) {
+  Answer(r.has_value() ? Result<std::vector<double>>(std::vector<double>{*r}) : Result<std::vector<double>>(r.error()));
 }
 
 // One mapping and what it heard.
@@ -87,12 +93,16 @@ class Worker {
       uint64_t n = 0;
       in >> path >> n;
       Answer(MapAll(path, n));
+    } else if (cmd == "parts") {
+      uint64_t n = 0;
+      in >> n;
+      Answer(Parts(n));
     } else if (cmd == "heard") {
       Answer(Heard());
     } else if (cmd == "unmap") {
       Answer(UnmapAll());
     } else {
-      Answer(Errno(EINVAL, "client worker: unknown command '" + line + "'"));
+      Answer(Result<double>(Errno(EINVAL, "client worker: unknown command '" + line + "'")));
     }
     return true;
   }
@@ -113,6 +123,11 @@ class Worker {
         return r;
       }
     return Errno(EINVAL, "client worker: no such op '" + name + "'");
+  }
+
+  Result<std::vector<double>> Parts(uint64_t n) {
+    ASSIGN_OR_RETURN(CreateUnlinkParts p, TimeCreateUnlinkParts(fs_.get(), w_, n));
+    return std::vector<double>{p.open_us, p.close_us, p.unlink_us, p.statfs_us};
   }
 
   Result<double> MapAll(const std::string& path, uint64_t n) {

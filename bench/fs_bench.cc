@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -135,6 +137,32 @@ Result<double> MeasureUdaxOp(Filesystem* fs, File& file, Op op, const Workload& 
   }
   if (ops) *ops = done;
   return rate;
+}
+
+Result<CreateUnlinkParts> TimeCreateUnlinkParts(Filesystem* fs, const Workload& w, uint64_t n) {
+  using Clock = std::chrono::steady_clock;
+  auto us = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::micro>(b - a).count();
+  };
+  n = std::min<uint64_t>(n, w.names.size());
+  std::vector<double> open_us, close_us, unlink_us, statfs_us;
+  for (uint64_t i = 0; i < n; i++) {
+    const std::string path = "/cu/" + w.names[i];
+    const Clock::time_point t0 = Clock::now();
+    ASSIGN_OR_RETURN(File f, fs->Open(path, O_CREAT | O_WRONLY, 0644));
+    const Clock::time_point t1 = Clock::now();
+    RETURN_IF_ERROR(f.Close());
+    const Clock::time_point t2 = Clock::now();
+    RETURN_IF_ERROR(fs->Unlink(path));
+    const Clock::time_point t3 = Clock::now();
+    RETURN_IF_ERROR(fs->GetStatFs().status());
+    const Clock::time_point t4 = Clock::now();
+    open_us.push_back(us(t0, t1));
+    close_us.push_back(us(t1, t2));
+    unlink_us.push_back(us(t2, t3));
+    statfs_us.push_back(us(t3, t4));
+  }
+  return CreateUnlinkParts{Median(open_us), Median(close_us), Median(unlink_us), Median(statfs_us)};
 }
 
 std::unique_ptr<Target> MakeUdaxTarget() { return std::make_unique<UdaxTarget>(); }
