@@ -11,7 +11,9 @@
 //   measure OP         -> ok RATE              OP: pwrite_4k, pread_4k, create_unlink
 //   parts N            -> ok OPEN CLOSE UNLINK STATFS   us: TimeCreateUnlinkParts of N ops
 //   map PATH N         -> ok N                 N Mappings of 4 KiB (page i at i*4096), each loaded once
-//   heard              -> ok N                 every mapping heard a Truncate on_invalidate
+//   heard              -> ok N FIRST LAST      every mapping heard a Truncate on_invalidate; the first
+//                                             and last one's steady_clock time in ns (CLOCK_MONOTONIC,
+//                                             which the parent reads too)
 //   unmap              -> ok 0                 the mappings unmapped, PATH closed
 //   quit               (exits 0)
 //   any failure        -> error ERRNO MESSAGE
@@ -23,7 +25,9 @@
 #include <signal.h>
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -65,7 +69,12 @@ void Answer(const Result<double>& r) {
 struct Watched {
   Mapping map;
   std::atomic<uint32_t> truncates{0}, others{0};
+  std::atomic<int64_t> heard_ns{0};  // steady_clock (CLOCK_MONOTONIC: the parent's clock too) at the first Truncate
 };
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 class Worker {
  public:
@@ -139,7 +148,8 @@ class Worker {
       ASSIGN_OR_RETURN(wt->map, map_file_.Map(i * kMapBytes, kMapBytes, Prot::kRead));
       Watched* p = wt.get();
       wt->map.OnInvalidate([p](uint64_t, uint64_t, uint64_t, InvalidateReason why) {
-        (why == InvalidateReason::kTruncate ? p->truncates : p->others).fetch_add(1);
+        if (why == InvalidateReason::kTruncate && p->truncates.fetch_add(1) == 0) p->heard_ns.store(NowNs());
+        if (why != InvalidateReason::kTruncate) p->others.fetch_add(1);
       });
       watched_.push_back(std::move(wt));
     }
@@ -153,7 +163,7 @@ class Worker {
 
   // The revocation's callbacks run before the client acknowledges, so they
   // have all run once the mount's Truncate returned; the wait is a backstop.
-  Result<double> Heard() {
+  Result<std::vector<double>> Heard() {
     const auto end = std::chrono::steady_clock::now() + kHeardWait;
     uint64_t heard = 0, others = 0;
     for (;;) {
@@ -169,7 +179,12 @@ class Worker {
       return Errno(EPROTO, "client worker: " + std::to_string(heard) + " of " + std::to_string(watched_.size()) +
                                " mappings heard a Truncate on_invalidate (and " + std::to_string(others) +
                                " callbacks of other reasons)");
-    return static_cast<double>(heard);
+    int64_t first = INT64_MAX, last = 0;
+    for (const auto& wt : watched_) {
+      first = std::min(first, wt->heard_ns.load());
+      last = std::max(last, wt->heard_ns.load());
+    }
+    return std::vector<double>{static_cast<double>(heard), static_cast<double>(first), static_cast<double>(last)};
   }
 
   Result<double> UnmapAll() {
