@@ -378,8 +378,12 @@ int RunBench(const BenchArgs& args) {
                        r.error.empty() && r.udax <= r.udax_max ? "met" : "MISSED");
     if (goal_text.empty()) goal_text = "-";
     if (!r.error.empty()) {
-      std::printf("%-22s %-6s %12s %12.3f %-18s %8s  %s (udax failed: see below)\n", r.name.c_str(), r.unit.c_str(),
-                  "FAILED", r.baseline, r.baseline_name.c_str(), "-", goal_text.c_str());
+      std::printf(r.unit == "ops/s" ? "%-22s %-6s %12s %12.0f %-18s %8s  %s (udax failed: see below)\n"
+                                    : "%-22s %-6s %12s %12.3f %-18s %8s  %s (udax failed: see below)\n",
+                  r.name.c_str(), r.unit.c_str(), "FAILED", r.baseline, r.baseline_name.c_str(), "-",
+                  goal_text.c_str());
+      diag += Fmt("udax bench: %s (against %s) failed: %s\n", r.name.c_str(), r.baseline_name.c_str(),
+                  r.error.c_str());
       continue;
     }
     const char* fmt = r.unit == "ops/s"                       ? "%-22s %-6s %12.0f %12.0f %-18s %7.2fx  %s\n"

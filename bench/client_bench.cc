@@ -296,8 +296,12 @@ class UdaxClientTarget : public Target {
   Result<double> Measure(Op op, const Workload& w) override {
     if (w.seed != seed_ || w.rw_ops != rw_ops_ || w.create_ops != create_ops_)
       return Errno(EINVAL, "the client worker was started for another workload");
-    // The warm-up is not bounded by max_seconds: allow for it generously.
-    const milliseconds bound{static_cast<int64_t>(30'000 + 4'000 * w.max_seconds)};
+    // The warm-up is not bounded by max_seconds, and the first touch of each
+    // 4 KiB block is a lease request: on a machine loaded far beyond its CPUs
+    // a request can cost a scheduler time slice (~3.6 ms each measured at
+    // load 20 on 2 CPUs), so the bound is generous. Past it the worker is
+    // killed: a hang is reported, never waited for.
+    const milliseconds bound{static_cast<int64_t>(120'000 + 4'000 * w.max_seconds)};
     const SharingStatus before = server_->GetStatus();
     Result<double> rate = worker_.Ask(std::string("measure ") + OpName(op), bound);
     const SharingStatus after = server_->GetStatus();
