@@ -4,6 +4,7 @@
 // kernel sides (kernel_baseline.cc: tmpfs, XFS on a loop device) implement.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -12,6 +13,11 @@
 #include <vector>
 
 #include "udax/status.h"
+
+namespace udax {
+class Filesystem;
+class File;
+}  // namespace udax
 
 namespace udax::bench {
 
@@ -23,12 +29,17 @@ inline constexpr Op kOps[] = {Op::kPwrite4k, Op::kPread4k, Op::kCreateUnlink};
 const char* OpName(Op op);  // "pwrite_4k", "pread_4k", "create_unlink"
 
 struct Workload {
+  uint64_t seed = 0;              // of the offsets (every side replays one sequence)
   uint64_t rw_ops = 0;            // timed pwrite_4k / pread_4k ops per measurement
   uint64_t create_ops = 0;        // timed create+close+unlink ops per measurement
   double max_seconds = 0;         // a measurement stops early past this
   std::vector<uint64_t> offsets;  // rw_ops random 4 KiB-aligned offsets < kFileSize
   std::vector<std::string> names; // create_ops file names ("f0", "f1", ...)
 };
+// The workload of these parameters: the offsets drawn from `seed`, so a
+// second process (the client worker) rebuilds the very same sequence
+// (bench_main.cc).
+Workload MakeWorkload(uint64_t seed, uint64_t rw_ops, uint64_t create_ops, double max_seconds);
 
 // One side of the comparison. Setup creates the kFileSize file and writes it
 // fully (the warm-up), plus an empty directory for create_unlink; Measure
@@ -44,6 +55,25 @@ class Target {
 };
 
 std::unique_ptr<Target> MakeUdaxTarget();                        // fs_bench.cc
+// The udax target's mounted Filesystem and its device file (null / "" for
+// any other target): the client rows serve that Filesystem to a second
+// process.
+Filesystem* UdaxTargetFs(Target* udax);                           // fs_bench.cc
+std::string UdaxTargetDevice(Target* udax);                       // fs_bench.cc
+// One timed measurement of `op` through any udax Filesystem (mounted here or
+// a direct client's): `file` is its open /bench.dat, the create_unlink names
+// go in /cu. The loops of the udax target and of the client worker. *ops (if
+// given): the ops done, warm-up included.
+Result<double> MeasureUdaxOp(Filesystem* fs, File& file, Op op, const Workload& w,
+                             uint64_t* ops = nullptr);  // fs_bench.cc
+// create_unlink taken apart (stderr): the median us of each call of n
+// create+close+unlink ops timed one by one, and of a GetStatFs after each
+// (for a direct client: one request that does almost nothing, i.e. the
+// round trip itself).
+struct CreateUnlinkParts {
+  double open_us = 0, close_us = 0, unlink_us = 0, statfs_us = 0;
+};
+Result<CreateUnlinkParts> TimeCreateUnlinkParts(Filesystem* fs, const Workload& w, uint64_t n);  // fs_bench.cc
 // A kernel filesystem: works in a new directory under `parent_dir`.
 std::unique_ptr<Target> MakeKernelTarget(std::string parent_dir, std::string name);  // kernel_baseline.cc
 // XFS on a loop device: needs root and mkfs.xfs. Setup fails with a Status
@@ -72,6 +102,19 @@ class XfsLoop {
   std::string image_, loop_, mnt_;
   bool mounted_ = false;
 };
+
+// udax through a direct client (Filesystem::Connect) in a second process: a
+// DirectServer serves `udax`'s Filesystem on a private rendezvous, and a
+// worker (`udax bench --client-worker`, client_worker.cc) runs the same loops
+// on the same file, rebuilding `w` from its seed; each Measure (of that
+// workload) asks it for one measurement over a pipe. Setup fails when the
+// server or the worker cannot start; Measure fails (never hangs: the worker
+// is killed past a bound) when the worker does. Tear it down before `udax`.
+std::unique_ptr<Target> MakeUdaxClientTarget(Target* udax, const Workload& w);  // client_bench.cc
+// What the mount saw of the client worker (revocations posted, leased bytes),
+// and create_unlink taken apart on both sides (TimeCreateUnlinkParts: n ops
+// by the worker and by the library, when n > 0).
+std::string UdaxClientReport(Target* client, uint64_t n);         // client_bench.cc
 
 // Extra facts a target reports about its last measurements (udax: fences).
 std::string UdaxFenceReport(Target* udax);                       // fs_bench.cc
@@ -168,6 +211,35 @@ struct FailureResult {
 // Runs the rows in turn, each on a fresh image (and raw mappings) of its own;
 // facts about the setup and distributions go to *diag.
 Result<std::vector<FailureResult>> RunFailureBench(const FailurePlan& plan, std::string* diag);
+
+// ---- direct clients (client_bench.cc) ----
+//   client_revoke_100  ms  Truncate (through the mount's Filesystem) of a file
+//                          of which the client worker holds 100 touched 4 KiB
+//                          Mappings, until it returned (every mapping revoked
+//                          and acknowledged), vs 100 raw mmap(PROT_NONE,
+//                          MAP_FIXED) in one process (mmap-prot-none-100)
+// `client` is the target MakeUdaxClientTarget made (set up); best of
+// `rounds` rounds. The result has the FailureResult's shape: a time row with
+// an absolute goal (udax_max).
+Result<FailureResult> RunClientRevokeBench(Target* client, int rounds, std::string* diag);
+
+// The hidden `udax bench --client-worker MOUNTPOINT ...`: the second
+// process of the client rows (client_worker.cc). Reads commands on stdin,
+// answers on stdout; returns the exit code.
+struct ClientWorkerArgs {
+  std::string mountpoint;
+  uint64_t seed = 0, rw_ops = 0, create_ops = 0;
+  double max_seconds = 0;
+};
+int RunClientWorker(const ClientWorkerArgs& args);
+
+// Median and minimum of a sample (0 when empty).
+inline double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+inline double Min(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
 
 // True once SIGINT/SIGTERM arrived during `udax bench` (bench_main.cc): the
 // loops stop with EINTR so that everything is torn down on the way out.

@@ -34,6 +34,7 @@
 
 #include "bench.h"
 #include "bench_udax.h"
+#include "raw_mappings.h"
 #include "udax/fs.h"
 #include "udax/mapping.h"
 
@@ -45,19 +46,10 @@ double Us(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
 }
 
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t kSlot = 2ULL << 20;  // udax's arena granule: one mapping per slot
 constexpr uint64_t kRemoveDeviceBytes = 256ULL << 20;  // 10 000 files of 4 KiB + inodes + dirents
 constexpr uint64_t kPoisonBlocks = 128;  // the poisoned file: one extent; rep i poisons block i
 constexpr int kPoisonOwners = 2;         // the file and its clone
 constexpr int kMaxPoisonReps = 100;      // adjacent blocks: the bad-block list keeps one extent
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-double Min(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
 
 uint64_t MaxMapCount() {
   std::ifstream f("/proc/sys/vm/max_map_count");
@@ -86,80 +78,6 @@ struct CallbackClock {
     if (++seen == expected) last = Clock::now();
   }
 };
-
-// A /dev/shm file of `bytes` (filled) and a PROT_NONE reservation of `slots`
-// 2 MiB slots, 2 MiB-aligned, as udax's arena: the raw side's mappings.
-class RawMappings {
- public:
-  explicit RawMappings(const std::string& tag)
-      : path_("/dev/shm/udax-bench-" + tag + "-" + std::to_string(getpid()) + ".raw") {}
-  RawMappings(const RawMappings&) = delete;
-  RawMappings& operator=(const RawMappings&) = delete;
-  ~RawMappings() {
-    Release();
-    if (fd_ >= 0) ::close(fd_);
-    if (made_) ::unlink(path_.c_str());
-  }
-
-  Status MakeFile(uint64_t bytes) {
-    fd_ = ::open(path_.c_str(), O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd_ < 0) return SysErr("create " + path_);
-    made_ = true;
-    std::vector<uint8_t> chunk(1 << 20, 0x3c);
-    for (uint64_t off = 0; off < bytes; off += chunk.size()) {
-      size_t n = std::min<uint64_t>(chunk.size(), bytes - off);
-      if (::pwrite(fd_, chunk.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
-        return SysErr("write " + path_);
-    }
-    return Status::Ok();
-  }
-
-  // Reserves `slots` slots and maps file bytes [file_off(i), +len) PROT_READ
-  // MAP_SHARED at the start of slot i, then loads every page (so the PTEs
-  // exist, as after the udax side's touches).
-  Status Map(uint64_t slots, uint64_t len, uint64_t (*file_off)(uint64_t)) {
-    Release();
-    reserved_ = (slots + 1) * kSlot;
-    void* p = mmap(nullptr, reserved_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-      reserved_ = 0;
-      return SysErr("raw: reserving address space");
-    }
-    raw_ = static_cast<uint8_t*>(p);
-    base_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw_) + kSlot - 1) / kSlot * kSlot);
-    volatile uint8_t sink = 0;
-    for (uint64_t i = 0; i < slots; i++) {
-      void* m = mmap(Slot(i), len, PROT_READ, MAP_SHARED | MAP_FIXED, fd_, static_cast<off_t>(file_off(i)));
-      if (m == MAP_FAILED) return SysErr("raw: mmap of slot " + std::to_string(i));
-      for (uint64_t o = 0; o < len; o += kPage) sink = sink + Slot(i)[o];
-    }
-    return Status::Ok();
-  }
-  uint8_t* Slot(uint64_t i) const { return base_ + i * kSlot; }
-  void Release() {
-    if (raw_) munmap(raw_, reserved_);
-    raw_ = base_ = nullptr;
-    reserved_ = 0;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool made_ = false;
-  uint8_t *raw_ = nullptr, *base_ = nullptr;
-  uint64_t reserved_ = 0;
-};
-
-// The raw revoke of one range: the baseline's flags are
-// MAP_FIXED|MAP_PRIVATE|MAP_ANONYMOUS. udax's own revoke (dax/mapping.cc,
-// ProtNone) adds MAP_NORESERVE, which makes the new VMA merge with the
-// arena's PROT_NONE reservation around it (MAP_NORESERVE too): kUdaxFlags.
-constexpr int kRawFlags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS;
-constexpr int kUdaxFlags = kRawFlags | MAP_NORESERVE;
-[[gnu::noinline]] Status RevokeRaw(uint8_t* addr, uint64_t len, int flags = kRawFlags) {
-  void* p = mmap(addr, len, PROT_NONE, flags, -1, 0);
-  return p == MAP_FAILED ? SysErr("raw: mmap(PROT_NONE, MAP_FIXED)") : Status::Ok();
-}
 
 // ================================ remove_revoke_N ================================
 
