@@ -39,12 +39,22 @@ Result<std::shared_ptr<FsBackend>> ConnectToMount(const std::string& mountpoint)
 }
 
 ClientHandle::~ClientHandle() {
-  if (fs->CheckLive().ok()) {
-    std::vector<uint8_t> b;
-    Writer(&b).Put(handle);
-    fs->Call(proto::kClose, b).status().IgnoreError();
-  }
   fs->ReleaseInode(ip.get());
+  if (fs->CheckLive().ok()) fs->CloseLater(handle);
+}
+
+void ClientFs::CloseLater(uint64_t handle) {
+  {
+    std::lock_guard<std::mutex> g(closes_mu_);
+    if (closes_.size() < proto::kMaxRiderCloses) {
+      closes_.push_back(handle);
+      closes_pending_.store(true, std::memory_order_release);
+      return;
+    }
+  }
+  std::vector<uint8_t> b;  // full: a close of its own carries them
+  Writer(&b).Put(handle);
+  Call(proto::kClose, b).status().IgnoreError();
 }
 
 namespace {
@@ -123,8 +133,21 @@ Status ClientFs::CheckLive() const {
 Result<std::vector<uint8_t>> ClientFs::Call(uint32_t op, const std::vector<uint8_t>& request) {
   RETURN_IF_ERROR(CheckLive());
   requests_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<uint8_t> framed;  // the closes riding on this request, then the request
+  if (closes_pending_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> g(closes_mu_);
+    if (!closes_.empty()) {
+      Writer w(&framed);
+      w.Put(static_cast<uint32_t>(closes_.size()));
+      for (uint64_t h : closes_) w.Put(h);
+      framed.insert(framed.end(), request.begin(), request.end());
+      closes_.clear();
+      closes_pending_.store(false, std::memory_order_relaxed);
+      op |= proto::kWithCloses;
+    }
+  }
   std::vector<uint8_t> response;
-  Status st = conn_->Call(op, request, &response);
+  Status st = conn_->Call(op, (op & proto::kWithCloses) ? framed : request, &response);
   if (!st.ok()) {
     if (st.err() == ENOTCONN) {
       // The mount is gone: say so only once this process reaches nothing

@@ -97,6 +97,9 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   Result<bool> Lease(ClientHandle& h, uint64_t off, uint64_t len, proto::LeaseHeader* header,
                      std::vector<proto::LeaseSegment>* segs);
   void ReleaseInode(ClientInode* ip);
+  // A handle this client is done with: closed by the mount before it answers
+  // the next request (proto/ops.h, kWithCloses).
+  void CloseLater(uint64_t handle);
 
   // FsBackend
   Status Unmount() override;
@@ -151,6 +154,9 @@ class ClientFs final : public FsBackend, public std::enable_shared_from_this<Cli
   std::atomic<int> state_{kLive};
   std::atomic<bool> ready_{false};  // dev_ is set (or Connect failed): handlers may run
   std::atomic<uint64_t> requests_{0};
+  std::mutex closes_mu_;  // guards closes_
+  std::vector<uint64_t> closes_;  // handles to close with the next request
+  std::atomic<bool> closes_pending_{false};
   std::mutex disconnect_mu_;  // guards disconnect_handled_
   std::condition_variable disconnect_cv_;
   bool disconnect_handled_ = false;

@@ -70,6 +70,16 @@ enum Op : uint32_t {
   kMapDrop,        // u64 handle, u64 off, u64 len: it was unmapped
 };
 
+// Closes ride on the next request: a close needs no answer before the
+// client's next call, so a client does not send kClose on its own but
+// prefixes its next request with the handles it closed since its last one —
+// opcode | kWithCloses, payload {u32 n (<= kMaxRiderCloses), n × u64 handle}
+// then the request's own payload; the mount closes them first, in order,
+// then answers the request. (A client holding kMaxRiderCloses unsent closes
+// sends a kClose of its own, carrying them.)
+constexpr uint32_t kWithCloses = 1u << 31;
+constexpr uint32_t kMaxRiderCloses = 64;
+
 // Data carried inline by kPread/kPwrite (the rest of a payload is headers).
 constexpr uint32_t kMaxData = 8192;
 // Items a paged answer holds at most.

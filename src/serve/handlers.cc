@@ -498,6 +498,18 @@ Status Handler::Run(uint32_t op) {
 Status HandleRequest(DirectServer::Impl& srv, Session& session, uint32_t opcode,
                      std::span<const uint8_t> request, std::vector<uint8_t>* response) {
   CallerScope as(session.caller());
+  if (opcode & proto::kWithCloses) {  // the closes riding on this request go first
+    Reader r(request);
+    uint32_t n = r.Get<uint32_t>();
+    if (!r.ok() || n > proto::kMaxRiderCloses) return Errno(EPROTO, "malformed closes before a request");
+    for (uint32_t i = 0; i < n; ++i) {
+      uint64_t h = r.Get<uint64_t>();
+      if (!r.ok()) return Errno(EPROTO, "malformed closes before a request");
+      session.Remove(h).IgnoreError();  // a handle already gone: nothing to close
+    }
+    request = request.subspan(sizeof(uint32_t) + n * sizeof(uint64_t));
+    opcode &= ~proto::kWithCloses;
+  }
   return Handler(srv, session, request, response).Run(opcode);
 }
 

@@ -91,7 +91,11 @@ struct alignas(64) RevocationSlot {
 struct alignas(64) DoorbellLine {
   uint32_t count;     // futex word, bumped by the poster
   uint32_t sleeping;  // 1 while the receiver sleeps on `count`
-  uint32_t pad[14];
+  // The CPU each side last ran on (a scheduling hint, futex.h SpinUntil: a
+  // waiter yields only to a peer on its own CPU). Never trusted for more.
+  uint32_t poster_cpu;
+  uint32_t receiver_cpu;
+  uint32_t pad[12];
 };
 
 struct ChannelLayout {

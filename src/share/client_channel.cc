@@ -56,6 +56,7 @@ Status ClientChannel::Call(uint32_t opcode, std::span<const uint8_t> request,
   Word(s.state).store(kSlotRequest, std::memory_order_seq_cst);
   // The doorbell: see ServerChannel::NextRequest for the other half.
   DoorbellLine& d = l_->doorbell;
+  PublishCpu(d.poster_cpu);
   Word(d.count).fetch_add(1, std::memory_order_seq_cst);
   if (Word(d.sleeping).load(std::memory_order_seq_cst)) FutexWakeAll(&d.count);
   // MarkServerGone stores gone_ and then turns waiting slots Dead: if it did
@@ -66,7 +67,7 @@ Status ClientChannel::Call(uint32_t opcode, std::span<const uint8_t> request,
     uint32_t st = Word(s.state).load(std::memory_order_acquire);
     return st == kSlotResponse || st == kSlotDead;
   };
-  if (!SpinUntil(spin_, answered)) {
+  if (!SpinUntil(spin_, answered, d.receiver_cpu)) {
     for (;;) {
       Word(s.client_sleeping).store(1, std::memory_order_seq_cst);
       const uint32_t st = Word(s.state).load(std::memory_order_seq_cst);
@@ -120,7 +121,8 @@ void ClientChannel::ServeRevocations(const std::function<void(const Revocation&)
       served = true;
     }
     if (served) continue;
-    if (SpinUntil(kServiceSpin, [&] { return done() || AnyPosted(); })) continue;
+    PublishCpu(d.receiver_cpu);
+    if (SpinUntil(kServiceSpin, [&] { return done() || AnyPosted(); }, d.poster_cpu)) continue;
     const uint32_t seen = Word(d.count).load(std::memory_order_acquire);
     Word(d.sleeping).store(1, std::memory_order_seq_cst);
     if (!done() && !AnyPosted()) FutexWait(&d.count, seen, std::chrono::nanoseconds(-1));

@@ -44,22 +44,32 @@ inline void CpuRelax() {
 #endif
 }
 
+// The CPU the calling thread runs on now (vDSO: no system call).
+inline uint32_t CurrentCpu() {
+  int c = sched_getcpu();
+  return c < 0 ? UINT32_MAX : static_cast<uint32_t>(c);
+}
+// Publishes where this side runs, for the other side's SpinUntil.
+inline void PublishCpu(uint32_t& word) {
+  std::atomic_ref<uint32_t>(word).store(CurrentCpu(), std::memory_order_relaxed);
+}
 // Spins until done() or `budget` has passed; true when done(); false tells
-// the caller to sleep on its futex. Polls with a pause for the first
-// microsecond, then yields the CPU once: the other side may be runnable on
-// this very CPU (a futex wake tends to put the wakee beside its waker), and a
-// pure spin would hold it off for the whole budget. Only once: on a machine
-// with more runnable threads than CPUs each yield hands the CPU away for a
-// whole time slice, while a futex sleeper is woken ahead of them — so after
-// that one yield, it polls with pauses until the budget ends.
+// the caller to sleep on its futex. Polls with a pause; past the first
+// microsecond it yields the CPU between polls only while the other side last
+// ran on this very CPU (`peer_cpu`, published with PublishCpu): then a pure
+// spin would hold it off for the whole budget (a futex wake tends to put the
+// wakee beside its waker). Otherwise it does not yield: on a machine with
+// more runnable threads than CPUs each yield can hand the CPU away for a
+// whole time slice, while the peer on another CPU answers within a
+// microsecond.
 template <typename Done>
-bool SpinUntil(std::chrono::nanoseconds budget, Done done) {
+bool SpinUntil(std::chrono::nanoseconds budget, Done done, const uint32_t& peer_cpu) {
   if (done()) return true;
   if (budget.count() <= 0) return false;
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + budget;
   const auto yield_from = start + std::chrono::microseconds(1);
-  bool yielded = false;
+  std::atomic_ref<uint32_t> peer(const_cast<uint32_t&>(peer_cpu));  // only loaded
   for (;;) {
     for (int i = 0; i < 32; ++i) {
       CpuRelax();
@@ -67,14 +77,12 @@ bool SpinUntil(std::chrono::nanoseconds budget, Done done) {
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= end) return false;
-    if (!yielded && now >= yield_from) {
-      yielded = true;
+    if (now >= yield_from && peer.load(std::memory_order_relaxed) == CurrentCpu()) {
       sched_yield();
       if (done()) return true;
     }
   }
 }
-
 // An atomic view of a word of the shared channel (plain integers in the
 // layout, so the layout is a plain struct whose size can be checked).
 inline std::atomic_ref<uint32_t> Word(uint32_t& w) { return std::atomic_ref<uint32_t>(w); }

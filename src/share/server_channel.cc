@@ -63,7 +63,8 @@ Result<bool> ServerChannel::NextRequest(Request* req) {
     Status bad;
     if (TakeReady(req, &bad)) return true;
     if (!bad.ok()) return bad;
-    if (SpinUntil(spin_, [&] { return shut_down() || AnyReady(); })) continue;
+    PublishCpu(d.receiver_cpu);
+    if (SpinUntil(spin_, [&] { return shut_down() || AnyReady(); }, d.poster_cpu)) continue;
     // Sleep. The client stores a slot's state, bumps the count, and
     // wakes us if it sees `sleeping`; we store `sleeping`, then look at
     // the slots again (all seq_cst): one of us sees the other. A bump after `seen` makes
@@ -123,7 +124,7 @@ bool ServerChannel::Acked(uint32_t slot, uint64_t seq) const {
 
 Status ServerChannel::WaitAck(uint32_t slot, uint64_t seq, Clock::time_point deadline) {
   RevocationSlot& r = l_->revocations[slot];
-  SpinUntil(kAckSpin, [&] { return Acked(slot, seq) || shut_down(); });
+  SpinUntil(kAckSpin, [&] { return Acked(slot, seq) || shut_down(); }, l_->rev_doorbell.receiver_cpu);
   for (;;) {
     if (Acked(slot, seq)) {
       acked_.fetch_add(1, std::memory_order_relaxed);
@@ -160,6 +161,7 @@ void ServerChannel::Post(RevokeOp& op, Clock::time_point deadline) {
     posted_.fetch_add(1, std::memory_order_relaxed);
     // As for requests: count bumped after the state, the sleeper woken if seen.
     DoorbellLine& d = l_->rev_doorbell;
+    PublishCpu(d.poster_cpu);
     Word(d.count).fetch_add(1, std::memory_order_seq_cst);
     if (Word(d.sleeping).load(std::memory_order_seq_cst)) FutexWakeAll(&d.count);
   }
