@@ -103,3 +103,42 @@ fuse_cleanup() {
 }
 # is_mounted — a fuse.udax filesystem is mounted on $M.
 is_mounted() { grep -q " $M fuse.udax " /proc/mounts; }
+
+# ---- direct clients driven through fifos (udax io MOUNTPOINT reads its
+# commands from stdin as they arrive):
+# client_start NAME; client_send NAME LINE...; client_wait NAME REGEX [COUNT]
+# waits (10 s) until COUNT (default 1) lines of NAME's output match;
+# client_stop NAME closes its stdin and leaves its exit status in RC.
+declare -A CLIENT_FD CLIENT_PID
+client_start() {
+  mkfifo "$T/$1.in"
+  "$UDAX" io "$M" <"$T/$1.in" >"$T/$1.out" 2>&1 &
+  CLIENT_PID[$1]=$!
+  local fd
+  exec {fd}>"$T/$1.in"
+  CLIENT_FD[$1]=$fd
+}
+client_send() {
+  local name=$1
+  shift
+  printf '%s\n' "$@" >&"${CLIENT_FD[$name]}"
+}
+client_wait() {
+  local name=$1 re=$2 count=${3:-1} i
+  for ((i = 0; i < 1000; i++)); do
+    (($(grep -cE -- "$re" "$T/$name.out" || true) >= count)) && return 0
+    kill -0 "${CLIENT_PID[$name]}" 2>/dev/null || break
+    sleep 0.01
+  done
+  (($(grep -cE -- "$re" "$T/$name.out" || true) >= count)) && return 0
+  echo "--- $name said:" >&2
+  cat "$T/$name.out" >&2
+  fail "client $name: no${count:+ $count} line(s) matching /$re/"
+}
+client_stop() {
+  exec {CLIENT_FD[$1]}>&-
+  set +e
+  wait "${CLIENT_PID[$1]}"
+  RC=$?
+  set -e
+}
