@@ -18,7 +18,7 @@ using namespace proto;
 
 constexpr uint32_t kTruncateReason = static_cast<uint32_t>(InvalidateReason::kTruncate);
 
-class Leases : public ServeTest {};
+class ServeLeases : public ServeTest {};
 
 std::string Describe(const std::vector<share::Revocation>& revs) {
   std::string s;
@@ -28,7 +28,7 @@ std::string Describe(const std::vector<share::Revocation>& revs) {
   return s;
 }
 
-TEST_F(Leases, HolderIsRevokedBeforeTruncateReturns) {
+TEST_F(ServeLeases, HolderIsRevokedBeforeTruncateReturns) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(64 * 1024, 1)));
   ASSIGN_OR_FAIL(Stat st, fs_->GetStat("/f"));
@@ -60,7 +60,7 @@ TEST_F(Leases, HolderIsRevokedBeforeTruncateReturns) {
   EXPECT_EQ(server_->GetStatus().kills, 0u);
 }
 
-TEST_F(Leases, LeaseOnlyHolderIsRevokedOnce) {
+TEST_F(ServeLeases, LeaseOnlyHolderIsRevokedOnce) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(64 * 1024, 1)));
   auto c = Client();
@@ -77,7 +77,7 @@ TEST_F(Leases, LeaseOnlyHolderIsRevokedOnce) {
   EXPECT_EQ(c->revocations().size(), 1u) << Describe(c->revocations());
 }
 
-TEST_F(Leases, WindowHearsWhatItsProgramIsTold) {
+TEST_F(ServeLeases, WindowHearsWhatItsProgramIsTold) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(1 << 20, 2)));
   ASSIGN_OR_FAIL(File f, fs_->Open("/f", O_RDWR));
@@ -108,7 +108,7 @@ TEST_F(Leases, WindowHearsWhatItsProgramIsTold) {
   EXPECT_EQ(c->revocations().size(), 2u) << Describe(c->revocations());
 }
 
-TEST_F(Leases, OwnPunchRevokesOwnLease) {
+TEST_F(ServeLeases, OwnPunchRevokesOwnLease) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(64 * 1024, 2)));
   auto c = Client();
@@ -127,7 +127,7 @@ TEST_F(Leases, OwnPunchRevokesOwnLease) {
   EXPECT_EQ(lease.segs[1].file_off, 16384u);
 }
 
-TEST_F(Leases, StoppedHolderIsKilledAndTruncateReturns) {
+TEST_F(ServeLeases, StoppedHolderIsKilledAndTruncateReturns) {
   // The child is forked before this process has threads (Mount, Start).
   int go[2], ready[2];
   ASSERT_EQ(::pipe(go), 0);
@@ -167,7 +167,7 @@ TEST_F(Leases, StoppedHolderIsKilledAndTruncateReturns) {
   for (int fd : {go[0], go[1], ready[0], ready[1]}) ::close(fd);
 }
 
-TEST_F(Leases, DisconnectClosesFilesAndFreesAnUnlinkedOne) {
+TEST_F(ServeLeases, DisconnectClosesFilesAndFreesAnUnlinkedOne) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/big", testutil::Pattern(4 << 20, 4)));
   ASSIGN_OR_FAIL(StatFs full, fs_->GetStatFs());
@@ -186,7 +186,7 @@ TEST_F(Leases, DisconnectClosesFilesAndFreesAnUnlinkedOne) {
   EXPECT_TRUE(WaitFor([&] { return server_->GetStatus().clients.empty(); }));
 }
 
-TEST_F(Leases, CloseDropsTheLease) {
+TEST_F(ServeLeases, CloseDropsTheLease) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(16384, 5)));
   auto c = Client();
@@ -198,7 +198,7 @@ TEST_F(Leases, CloseDropsTheLease) {
   EXPECT_EQ(server_->GetStatus().clients.at(0).leased_bytes, 0u);
 }
 
-TEST_F(Leases, WindowOutlivingItsHandleKeepsTheFile) {
+TEST_F(ServeLeases, WindowOutlivingItsHandleKeepsTheFile) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(1 << 20, 8)));
   ASSIGN_OR_FAIL(StatFs full, fs_->GetStatFs());
@@ -217,7 +217,7 @@ TEST_F(Leases, WindowOutlivingItsHandleKeepsTheFile) {
   }));
 }
 
-TEST_F(Leases, StopTellsEveryClientAndDisconnects) {
+TEST_F(ServeLeases, StopTellsEveryClientAndDisconnects) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(16384, 6)));
   auto a = Client(), b = Client();
@@ -241,7 +241,7 @@ TEST_F(Leases, StopTellsEveryClientAndDisconnects) {
   fs_.reset();
 }
 
-TEST_F(Leases, RemovalRevokesEveryLease) {
+TEST_F(ServeLeases, RemovalRevokesEveryLease) {
   MountAndServe();
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(16384, 7)));
   auto c = Client();

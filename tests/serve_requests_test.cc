@@ -18,7 +18,7 @@ namespace {
 
 using namespace proto;
 
-class Requests : public ServeTest {
+class ServeRequests : public ServeTest {
  protected:
   void SetUp() override {
     ServeTest::SetUp();
@@ -33,7 +33,7 @@ class Requests : public ServeTest {
   std::unique_ptr<RawClient> client_;
 };
 
-TEST_F(Requests, OpenWriteReadStatCloseAsTheLibrary) {
+TEST_F(ServeRequests, OpenWriteReadStatCloseAsTheLibrary) {
   ASSIGN_OR_FAIL(uint64_t h, client_->Open("/f", O_CREAT | O_RDWR, 0640));
   std::string text = "hello, mount";
   std::vector<uint8_t> out;
@@ -79,7 +79,7 @@ TEST_F(Requests, OpenWriteReadStatCloseAsTheLibrary) {
   EXPECT_ERRNO(client_->Call(kMkdir, Req().Path("/f").Put<uint32_t>(0755)), EEXIST);
 }
 
-TEST_F(Requests, AppendAnswersTheEndOffset) {
+TEST_F(ServeRequests, AppendAnswersTheEndOffset) {
   ASSIGN_OR_FAIL(uint64_t h, client_->Open("/log", O_CREAT | O_RDWR | O_APPEND));
   std::vector<uint8_t> out;
   for (uint64_t i = 1; i <= 3; i++) {
@@ -90,7 +90,7 @@ TEST_F(Requests, AppendAnswersTheEndOffset) {
   }
 }
 
-TEST_F(Requests, ReadDirPagesEveryEntry) {
+TEST_F(ServeRequests, ReadDirPagesEveryEntry) {
   ASSERT_OK(fs_->Mkdir("/d", 0755));
   std::set<std::string> want;
   for (int i = 0; i < 300; i++) {
@@ -124,7 +124,7 @@ TEST_F(Requests, ReadDirPagesEveryEntry) {
   for (const auto& n : want) EXPECT_TRUE(got.count(n)) << n;
 }
 
-TEST_F(Requests, LeaseSegmentsMatchFiemap) {
+TEST_F(ServeRequests, LeaseSegmentsMatchFiemap) {
   // [0, 64K) data, [64K, 1M) hole, [1M, 1M+64K) data shared with /g, then a
   // hole to the size 2M.
   auto data = testutil::Pattern(64 * 1024, 1);
@@ -179,7 +179,7 @@ TEST_F(Requests, LeaseSegmentsMatchFiemap) {
   EXPECT_ERRNO(client_->Call(kMapAdd, Req().Put(root).Put<uint64_t>(0).Put<uint64_t>(4096)), EISDIR);
 }
 
-TEST_F(Requests, LeaseStopsBeforeFailedMemory) {
+TEST_F(ServeRequests, LeaseStopsBeforeFailedMemory) {
   auto data = testutil::Pattern(64 * 1024, 2);
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", data));
   ASSIGN_OR_FAIL(File f, fs_->Open("/f", O_RDONLY));
@@ -196,7 +196,7 @@ TEST_F(Requests, LeaseStopsBeforeFailedMemory) {
   EXPECT_ERRNO(client_->Call(kPread, Req().Put(h).Put<uint64_t>(8 * 4096).Put<uint32_t>(4096)), EIO);
 }
 
-TEST_F(Requests, FaultInstallsWhatTheLibraryMaps) {
+TEST_F(ServeRequests, FaultInstallsWhatTheLibraryMaps) {
   ASSIGN_OR_FAIL(File f, fs_->Open("/f", O_CREAT | O_RDWR, 0644));
   ASSERT_OK(f.Truncate(1 << 20));
   ASSIGN_OR_FAIL(uint64_t h, client_->Open("/f", O_RDWR));
@@ -226,7 +226,7 @@ TEST_F(Requests, FaultInstallsWhatTheLibraryMaps) {
   EXPECT_ERRNO(client_->TakeFault(h, 8192, false, 100, 32768), EINVAL);
 }
 
-TEST_F(Requests, StatusCountsOtherClients) {
+TEST_F(ServeRequests, StatusCountsOtherClients) {
   ASSERT_OK(testutil::WriteWhole(*fs_, "/f", testutil::Pattern(16384, 3)));
   ASSIGN_OR_FAIL(uint64_t h, client_->Open("/f", O_RDWR));
   ASSERT_OK(client_->Open("/f", O_RDONLY));
@@ -258,7 +258,7 @@ TEST_F(Requests, StatusCountsOtherClients) {
   EXPECT_ERRNO(client_->Call(kMapDrop, Req().Put(h).Put<uint64_t>(0).Put<uint64_t>(1 << 20)), EINVAL);
 }
 
-TEST_F(Requests, HostileInputNeverCrashes) {
+TEST_F(ServeRequests, HostileInputNeverCrashes) {
   ASSIGN_OR_FAIL(uint64_t h, client_->Open("/f", O_CREAT | O_RDWR));
   // Every opcode with an empty payload: EPROTO where it takes arguments.
   const uint32_t takes_args[] = {kOpen, kMkdir, kRmdir, kUnlink, kRename, kLink, kSymlink, kReadlink,
@@ -295,7 +295,7 @@ TEST_F(Requests, HostileInputNeverCrashes) {
   EXPECT_ERRNO(client_->Call(kFTruncate, Req().Put(h).Put<uint64_t>(UINT64_MAX)), EFBIG);
   // Random payloads for every opcode: answered (any errno), never a crash.
   std::mt19937_64 rng(15);
-  for (int i = 0; i < 3000; i++) {
+  for (int i = 0; i < 1500; i++) {
     uint32_t op = static_cast<uint32_t>(rng() % 80);
     if (op == kRemoveDevice || op == kInjectPoison || op == kClose) continue;  // meaningful, tested elsewhere
     std::vector<uint8_t> in(rng() % 64);
