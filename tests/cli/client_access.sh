@@ -9,6 +9,7 @@
 source "$(dirname "$0")/lib.bash" "$@"
 
 fuse_setup
+export UDAX_SHARE_DIR=$T/run
 if ((EUID != 0)) || ! command -v setpriv >/dev/null; then
   echo "SKIP: needs root and setpriv to run a client as uid 65534"
   exit 77
@@ -33,7 +34,7 @@ chmod 0644 "$M/f"
 # Root (the device's owner) is a direct client.
 run "$UDAX" io "$M" -c "open /f" -c "pread -v 0 12"
 expect_rc 0
-expect_out "for everyone"
+expect_out "for.everyone"
 
 # uid 65534 is not, and hears why.
 run nobody "$UDAX" io "$M" -c "open /f" -c "pread 0 12"
