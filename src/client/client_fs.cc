@@ -279,7 +279,12 @@ void ClientFs::OnDisconnect() {
 void ClientFs::Disconnect(InvalidateReason why, bool notify, int final_state) {
   // Calls fail once the state says so, or the channel does (ENOTCONN), but
   // return only once this is done (WaitDisconnectHandled): an error means
-  // nothing of the mount is reachable any more.
+  // nothing of the mount is reachable any more. Once is enough: the mount
+  // that stopped serving (or lost its device) then also closes the socket.
+  {
+    std::lock_guard<std::mutex> g(disconnect_mu_);
+    if (disconnect_handled_) return;
+  }
   tls_handling_disconnect = true;
   RevokeEverything(why, notify);
   DropDevice();

@@ -20,46 +20,6 @@ run "$UDAX" mount -o revoke_ms=500 -l "$T/server.log" "$img" "$M"
 expect_rc 0
 is_mounted || fail "no fuse.udax mount on $M"
 
-# ---- clients driven through fifos: start_client NAME; send NAME LINE...;
-# wait_out NAME REGEX [COUNT] waits (10 s) until COUNT (default 1) lines of
-# NAME's output match.
-declare -A CLIENT_FD CLIENT_PID
-start_client() {
-  mkfifo "$T/$1.in"
-  (
-    for fd in "${CLIENT_FD[@]}"; do exec {fd}>&-; done  # the other clients' stdin: theirs alone
-    exec "$UDAX" io "$M" <"$T/$1.in" >"$T/$1.out" 2>&1
-  ) &
-  CLIENT_PID[$1]=$!
-  local fd
-  exec {fd}>"$T/$1.in"
-  CLIENT_FD[$1]=$fd
-}
-send() {
-  local name=$1
-  shift
-  printf '%s\n' "$@" >&"${CLIENT_FD[$name]}"
-}
-wait_out() {
-  local name=$1 re=$2 count=${3:-1} deadline=$((SECONDS + 10))
-  while ((SECONDS < deadline)); do
-    (($(grep -cE -- "$re" "$T/$name.out" || true) >= count)) && return 0
-    kill -0 "${CLIENT_PID[$name]}" 2>/dev/null || break
-    sleep 0.01
-  done
-  (($(grep -cE -- "$re" "$T/$name.out" || true) >= count)) && return 0
-  echo "--- $name said:" >&2
-  cat "$T/$name.out" >&2
-  fail "client $name: not $count line(s) matching /$re/"
-}
-stop_client() {  # closes its stdin; its exit status in RC
-  local fd=${CLIENT_FD[$1]}
-  exec {fd}>&-
-  set +e
-  wait "${CLIENT_PID[$1]}"
-  RC=$?
-  set -e
-}
 
 # ---- one client writes, cat reads it back through the mount
 run "$UDAX" io "$M" -c "open -f /file" -c "pwrite -S 0x61 0 8k" -c "close"
@@ -69,16 +29,16 @@ head -c 8192 /dev/zero | tr '\0' a >"$T/want"
 cmp "$T/want" "$M/file" || fail "cat through the mount does not read the client's write"
 
 # ---- two clients map one file: A's stores are B's loads, and cat's
-start_client A
-start_client B
-send A "open -f /shared" "truncate 64k" "mmap -rw 0 64k" "mwrite -S 0x42 4096 4096" "stat"
-wait_out A "^stat.size = 65536"
-send B "open /shared" "mmap -r 0 64k" "mread -v 4096 16"
-wait_out B "^0*1000: +(42 ){15}42"
+client_start A
+client_start B
+client_send A "open -f /shared" "truncate 64k" "mmap -rw 0 64k" "mwrite -S 0x42 4096 4096" "stat"
+client_wait A "^stat.size = 65536"
+client_send B "open /shared" "mmap -r 0 64k" "mread -v 4096 16"
+client_wait B "^0*1000: +(42 ){15}42"
 head -c 4096 /dev/zero | tr '\0' B >"$T/want"
 cmp <(tail -c +4097 "$M/shared" | head -c 4096) "$T/want" || fail "cat does not see A's stores"
-send B "mread -v 0 16"   # B touches the start too (its mapping holds the page)
-wait_out B "^0+: +(00 ){15}00"
+client_send B "mread -v 0 16"   # B touches the start too (its mapping holds the page)
+client_wait B "^0+: +(00 ){15}00"
 
 # ---- udax status lists both
 run "$UDAX" status "$M" --json
@@ -104,10 +64,10 @@ EOF
 # ---- a truncate by A invalidates B's mapping, at once
 # (B's next command flushes the line; that it is printed even before one is
 # client_process_test's IoClientsTest.AnInvalidationIsPrintedWithoutWaitingForTheNextCommand.)
-send A "truncate 0" "stat"
-wait_out A "^stat.size = 0"
-send B "mread 0 16"
-wait_out B "^mread: .*\(SIGBUS\)"
+client_send A "truncate 0" "stat"
+client_wait A "^stat.size = 0"
+client_send B "mread 0 16"
+client_wait B "^mread: .*\(SIGBUS\)"
 grep -A1 -E "^invalidate: ino=[0-9]+ offset=[0-9]+ len=[0-9]+ reason=Truncate$" "$T/B.out" | grep -q "^mread: .*(SIGBUS)" ||
   fail "B did not hear the truncate before its next access: $(cat "$T/B.out")"
 
@@ -115,13 +75,13 @@ grep -A1 -E "^invalidate: ino=[0-9]+ offset=[0-9]+ len=[0-9]+ reason=Truncate$" 
 run "$UDAX" umount "$M"
 expect_rc 0
 is_mounted && fail "still mounted after udax umount"
-send A "stat /shared"
-wait_out A "ENOTCONN"
-send B "pread 0 16"
-wait_out B "ENOTCONN"
-stop_client A
+client_send A "stat /shared"
+client_wait A "ENOTCONN"
+client_send B "pread 0 16"
+client_wait B "ENOTCONN"
+client_stop A
 ((RC == 1)) || fail "client A: exit status $RC (want 1: commands failed)"
-stop_client B
+client_stop B
 ((RC == 1)) || fail "client B: exit status $RC"
 run "$UDAX" fsck "$img"
 expect_rc 0

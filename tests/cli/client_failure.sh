@@ -57,7 +57,7 @@ client_stop A
 client_stop B
 run "$UDAX" fsck "$img"
 expect_rc 0
-run "$UDAX" io "$img" -r -c "open /a" -c "pread -v 0 4" -c "open /b" -c "pread -v 16384 4"
+run "$UDAX" io "$img" -r -c "open -r /a" -c "pread -v 0 4" -c "open -r /b" -c "pread -v 16384 4"
 expect_out "00000000:  11 11 11 11"
 expect_out "00004000:  11 11 11 11"
 echo "PASS"

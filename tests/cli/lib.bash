@@ -112,7 +112,10 @@ is_mounted() { grep -q " $M fuse.udax " /proc/mounts; }
 declare -A CLIENT_FD CLIENT_PID
 client_start() {
   mkfifo "$T/$1.in"
-  "$UDAX" io "$M" <"$T/$1.in" >"$T/$1.out" 2>&1 &
+  (
+    for fd in "${CLIENT_FD[@]}"; do exec {fd}>&-; done  # the other clients' stdin: theirs alone
+    exec "$UDAX" io "$M" <"$T/$1.in" >"$T/$1.out" 2>&1
+  ) &
   CLIENT_PID[$1]=$!
   local fd
   exec {fd}>"$T/$1.in"
