@@ -23,34 +23,7 @@ using testutil::Bytes;
 using testutil::ClientFixture;
 using testutil::Pattern;
 
-struct Heard {
-  uint64_t ino, off, len;
-  InvalidateReason why;
-};
-
-class Recorder {
- public:
-  InvalidateCallback Callback() {
-    return [this](uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why) {
-      std::lock_guard<std::mutex> g(mu_);
-      heard_.push_back({ino, off, len, why});
-    };
-  }
-  bool Heard(InvalidateReason why) {
-    std::lock_guard<std::mutex> g(mu_);
-    for (auto& h : heard_)
-      if (h.why == why) return true;
-    return false;
-  }
-  size_t count() {
-    std::lock_guard<std::mutex> g(mu_);
-    return heard_.size();
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<udax::Heard> heard_;
-};
+using Recorder = testutil::InvalidateLog;
 
 client::ClientFs* ClientOf(Filesystem& fs) { return dynamic_cast<client::ClientFs*>(BackendOf(fs)); }
 

@@ -27,29 +27,7 @@ using testutil::PagePerms;
 using testutil::Pattern;
 using testutil::TempDevice;
 
-struct Event {
-  uint64_t ino, off, len;
-  InvalidateReason why;
-};
-
-// Collects on_invalidate callbacks of any number of mappings.
-class Events {
- public:
-  InvalidateCallback Callback() {
-    return [this](uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why) {
-      std::lock_guard<std::mutex> g(mu_);
-      events_.push_back({ino, off, len, why});
-    };
-  }
-  std::vector<Event> Take() {
-    std::lock_guard<std::mutex> g(mu_);
-    return std::exchange(events_, {});
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<Event> events_;
-};
+using Events = testutil::InvalidateLog;
 
 class FailureTest : public ::testing::Test {
  protected:

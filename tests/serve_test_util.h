@@ -39,6 +39,7 @@ using namespace std::chrono_literals;
 using proto::Reader;
 using proto::Writer;
 using udax::testutil::TempDevice;
+using udax::testutil::WaitFor;
 
 // A request payload built with a Writer.
 class Req {
@@ -185,14 +186,6 @@ class ServeTest : public ::testing::Test {
     return c.has_value() ? std::move(c).value() : nullptr;
   }
 
-  static bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds bound = 5000ms) {
-    const auto end = std::chrono::steady_clock::now() + bound;
-    while (!cond()) {
-      if (std::chrono::steady_clock::now() > end) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-    return true;
-  }
 
   TempDevice device_{"serve"};
   std::string base_, mountpoint_, socket_;

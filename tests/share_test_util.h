@@ -32,6 +32,8 @@
 
 namespace udax::share::testing {
 
+using udax::testutil::WaitFor;
+
 using namespace std::chrono_literals;
 using udax::testutil::TempDevice;
 
@@ -132,14 +134,6 @@ class ShareTest : public ::testing::Test {
     return disconnects_;
   }
 
-  static bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds bound) {
-    const auto end = std::chrono::steady_clock::now() + bound;
-    while (!cond()) {
-      if (std::chrono::steady_clock::now() > end) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-    return true;
-  }
 
   TempDevice device_{"share"};
   UniqueFd device_fd_;

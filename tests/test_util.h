@@ -14,6 +14,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
+#include <thread>
+#include <mutex>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include "fs/fs_impl.h"
+#include "pattern.h"
 #include "fs/test_access.h"
 #include "udax/check.h"
 #include "media/format.h"
@@ -140,18 +145,50 @@ class TempDevice {
 inline constexpr uint64_t kMiB = 1024 * 1024;
 
 // ---- data helpers --------------------------------------------------------------
-// Deterministic pseudo-random bytes (differ per seed and per offset).
-inline std::vector<uint8_t> Pattern(size_t len, uint64_t seed) {
-  std::vector<uint8_t> v(len);
-  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 0x1234567;
-  for (size_t i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    v[i] = static_cast<uint8_t>(x >> 24);
+// Pattern(len, seed): deterministic pseudo-random bytes (pattern.h).
+
+// Waits (polling every millisecond) until cond() holds, at most `bound`.
+inline bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds bound = std::chrono::milliseconds(5000)) {
+  const auto end = std::chrono::steady_clock::now() + bound;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  return v;
+  return true;
 }
+
+// Collects on_invalidate callbacks of any number of mappings (from any thread).
+struct InvalidateEvent {
+  uint64_t ino, off, len;
+  InvalidateReason why;
+};
+class InvalidateLog {
+ public:
+  InvalidateCallback Callback() {
+    return [this](uint64_t ino, uint64_t off, uint64_t len, InvalidateReason why) {
+      std::lock_guard<std::mutex> g(mu_);
+      events_.push_back({ino, off, len, why});
+    };
+  }
+  std::vector<InvalidateEvent> Take() {
+    std::lock_guard<std::mutex> g(mu_);
+    return std::exchange(events_, {});
+  }
+  bool Heard(InvalidateReason why) {
+    std::lock_guard<std::mutex> g(mu_);
+    for (const auto& e : events_)
+      if (e.why == why) return true;
+    return false;
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> g(mu_);
+    return events_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<InvalidateEvent> events_;
+};
 
 inline Status WriteWhole(Filesystem& fs, const std::string& path, const std::vector<uint8_t>& data,
                          int extra_flags = O_TRUNC) {

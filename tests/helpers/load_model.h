@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "../pattern.h"
+
 namespace udax::loadtest {
 
 inline constexpr uint64_t kMaxFileBytes = 32 * 1024;
@@ -32,18 +34,8 @@ inline constexpr int kFiles = 4;      // f0..f3 take the random operations
 inline constexpr int kHeldFile = 9;   // f9: written once, kept mapped
 inline constexpr uint64_t kHeldBytes = 8192;
 
-// Deterministic bytes of a seed (xorshift).
-inline std::vector<uint8_t> Payload(uint64_t seed, size_t len) {
-  std::vector<uint8_t> v(len);
-  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 0x5bd1e995;
-  for (size_t i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    v[i] = static_cast<uint8_t>(x >> 24);
-  }
-  return v;
-}
+// Deterministic bytes of a seed (tests/pattern.h).
+inline std::vector<uint8_t> Payload(uint64_t seed, size_t len) { return testutil::Pattern(len, seed); }
 
 struct Op {
   uint64_t no = 0;
