@@ -79,6 +79,13 @@ TEST_F(DaxTest, StoreThenReadThroughFileApi) {
   EXPECT_EQ(m.data()[512 * 1024], 0x77);
 }
 
+// As on Linux (a directory has no mmap): ENODEV, and nothing is mapped.
+TEST_F(DaxTest, ADirectoryCannotBeMapped) {
+  ASSERT_OK(fs_->Mkdir("/d"));
+  ASSIGN_OR_FAIL(File d, fs_->Open("/d", O_RDONLY | O_DIRECTORY));
+  EXPECT_ERRNO(d.Map(0, 4096, Prot::kRead), ENODEV);
+}
+
 TEST_F(DaxTest, TwoMappingsSeeTheSameBytes) {
   File f = Create("/a", 256 * 1024);
   ASSIGN_OR_FAIL(Mapping a, f.Map(0, 256 * 1024, Prot::kReadWrite));

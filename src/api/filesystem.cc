@@ -197,6 +197,7 @@ Status File::Close() {
 
 Result<Mapping> File::Map(uint64_t offset, size_t length, Prot prot) {
   if (!h_) return Errno(EBADF, "file is not open");
+  if (!S_ISREG(h_->type())) return Errno(ENODEV, "only a regular file can be mapped");  // as Linux
   int acc = flags_ & O_ACCMODE;
   if (acc == O_WRONLY) return Errno(EACCES, "file not open for reading");
   if ((static_cast<uint32_t>(prot) & static_cast<uint32_t>(Prot::kWrite)) && acc == O_RDONLY)
