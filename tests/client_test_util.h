@@ -3,7 +3,7 @@
 // serving it at a "mount point" that is a plain directory (the rendezvous
 // only stat()s it), and a private rendezvous directory (UDAX_SHARE_DIR).
 // Clients connect from this process (each maps the device itself, as another
-// process would) or from forked children.
+// process would) or from forked children (testutil::ForkChild).
 #pragma once
 
 #include <signal.h>
@@ -72,24 +72,5 @@ class ClientFixture : public FsFixture {
   std::string base_, mountpoint_;
   std::unique_ptr<DirectServer> server_;
 };
-
-// Runs `body` in a forked child that dies with its parent; returns its pid.
-// The child exits with body's return value (0 = ok).
-inline pid_t ForkChild(const std::function<int()>& body) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::_exit(body());
-  }
-  return pid;
-}
-
-// Waits for `pid`; its wait status.
-inline int WaitChild(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
-}
 
 }  // namespace udax::testutil

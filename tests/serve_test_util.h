@@ -193,25 +193,11 @@ class ServeTest : public ::testing::Test {
   std::unique_ptr<DirectServer> server_;
 };
 
-// A forked child running `body` (its return value is its exit code); dies
-// with its parent.
+// A forked child running `body` (testutil::ForkChild).
 struct Child {
   pid_t pid = -1;
 };
-inline Child ForkChild(const std::function<int()>& body) {
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(120);
-    ::_exit(body());
-  }
-  return Child{pid};
-}
-inline int ReapChild(const Child& c) {
-  int status = 0;
-  while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
-  return status;
-}
+inline Child ForkChild(const std::function<int()>& body) { return Child{testutil::ForkChild(body)}; }
+inline int ReapChild(const Child& c) { return testutil::WaitChild(c.pid); }
 
 }  // namespace udax::serve::testing

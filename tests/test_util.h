@@ -9,7 +9,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -155,6 +158,27 @@ inline bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
+}
+
+// Runs `body` in a forked child that dies with its parent (and exits at
+// once if the parent is already gone); the child exits with body's return
+// value (0 = ok). Returns its pid.
+inline pid_t ForkChild(const std::function<int()>& body) {
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(120);
+    ::_exit(body());
+  }
+  return pid;
+}
+// Waits for `pid`; its wait status.
+inline int WaitChild(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
 }
 
 // Collects on_invalidate callbacks of any number of mappings (from any thread).
