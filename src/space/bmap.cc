@@ -36,7 +36,15 @@ Result<ExtentOrHole> LookupExtent(Transaction& tx, uint64_t ino, const media::Bt
     return out;
   }
   ASSIGN_OR_RETURN(bool next, tree.LookupGT(&fblk, &e));
-  if (next) out.hole_end = e.file_block;
+  if (next) {
+    // Callers walk a range from hole to extent: a "next" extent that does not
+    // lie past fblk (a crafted tree out of order) would never let them move on.
+    if (e.file_block <= fblk)
+      return Errno(EUCLEAN, "metadata corruption: inode " + std::to_string(ino) +
+                                "'s extent map is out of order: the extent after file block " +
+                                std::to_string(fblk) + " starts at " + std::to_string(e.file_block));
+    out.hole_end = e.file_block;
+  }
   return out;
 }
 
