@@ -152,13 +152,7 @@ struct Child {
   UniqueFd pidfd;
 };
 inline Child Fork(const std::function<int()>& body) {
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(120);
-    ::_exit(body());
-  }
+  const pid_t pid = udax::testutil::ForkChild(body);
   Child c;
   c.pid = pid;
   c.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
